@@ -1,0 +1,28 @@
+# `make demo` and `make test` each set up .venv from nothing on a fresh clone, then run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip >/dev/null
+	$(PY) -m pip install -c constraints.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m synthaug.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check synthaug tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) demo_out

@@ -1,0 +1,184 @@
+"""Shared helpers: device choice, seeding, image <-> tensor conversion, labelled PNG grids."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "get_device",
+    "seed_everything",
+    "seed_worker",
+    "to_tensor_images",
+    "to_uint8_images",
+    "check_images",
+    "save_grid",
+]
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """Return ``device`` if given, else the best available: cuda, then mps, then cpu.
+
+    The environment variable ``SYNTHAUG_DEVICE`` overrides the automatic choice.
+    """
+    device = device or os.environ.get("SYNTHAUG_DEVICE")
+    if device is not None:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: expected an available device, found {device!r} but CUDA is not available")
+        if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device: expected an available device, found {device!r} but MPS is not available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch (all devices); return a CPU ``torch.Generator`` seeded with ``seed``."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed: expected an int, found {type(seed).__name__}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=seed_worker)``: derive numpy/python seeds from torch's per-worker seed.
+
+    torch reseeds its own RNG in each worker; numpy's and python's are reseeded here so random
+    transforms (albumentations included) differ between workers yet repeat under the same base seed.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    if info is not None and hasattr(info.dataset, "reseed"):
+        info.dataset.reseed(seed)
+
+
+def check_images(x: torch.Tensor, name: str = "images", channels: int | None = None,
+                 size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Validate a float NCHW batch: 4-D, finite, optional channel count and spatial size. Returns ``x``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, found {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D batch (N, C, H, W), found shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channel(s), found {x.shape[1]} (shape {tuple(x.shape)})")
+    if size is not None:
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+        if tuple(x.shape[-2:]) != hw:
+            raise ValueError(f"{name}: expected spatial size {hw}, found {tuple(x.shape[-2:])}")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name}: expected finite pixel values, found {bad} NaN/Inf value(s)")
+    return x
+
+
+def to_tensor_images(images, channels_last: bool | None = None) -> torch.Tensor:
+    """Convert images at the boundary to float32 NCHW in [-1, 1].
+
+    Accepts numpy or torch; uint8 (0..255), uint16 (0..65535) or float in [0, 1]; shapes HW, HWC, NHWC
+    (numpy, channels last) or CHW/NCHW (torch, channels first). ``channels_last`` overrides the guess.
+    """
+    if isinstance(images, np.ndarray):
+        arr = images
+        if channels_last is None:
+            channels_last = True
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    elif isinstance(images, torch.Tensor):
+        t = images
+        if channels_last is None:
+            channels_last = False
+    else:
+        raise TypeError(f"images: expected a numpy array or torch tensor, found {type(images).__name__}")
+    if t.ndim == 2:
+        t = t[None, :, :, None] if channels_last else t[None, None]
+    elif t.ndim == 3:
+        t = t[None] if (channels_last and t.shape[-1] in (1, 3, 4)) or not channels_last else t[..., None]
+        if channels_last and t.ndim == 4 and t.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"images: expected HWC with 1, 3 or 4 channels, found shape {tuple(images.shape)}")
+    elif t.ndim != 4:
+        raise ValueError(f"images: expected 2-D to 4-D image data, found shape {tuple(images.shape)}")
+    if channels_last:
+        t = t.permute(0, 3, 1, 2)
+    dtype = t.dtype
+    if dtype == torch.uint8:
+        t = t.float() / 127.5 - 1.0
+    elif dtype in (torch.uint16, torch.int32) and isinstance(images, np.ndarray) and images.dtype == np.uint16:
+        t = t.float() / 32767.5 - 1.0
+    elif t.is_floating_point():
+        t = t.float()
+        if not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(f"images: expected finite pixel values, found {bad} NaN/Inf value(s)")
+        lo, hi = float(t.min()), float(t.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise ValueError(f"images: expected float pixels in [0, 1], found range [{lo:.3g}, {hi:.3g}]")
+        t = t * 2.0 - 1.0
+    else:
+        raise TypeError(f"images: expected uint8, uint16 or float pixels, found dtype {dtype}")
+    return t.contiguous()
+
+
+def to_uint8_images(t: torch.Tensor, channels_last: bool = True) -> np.ndarray:
+    """Float images in [-1, 1] (NCHW or CHW) -> uint8 numpy, NHWC (or NCHW if ``channels_last=False``)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"images: expected a torch.Tensor, found {type(t).__name__}")
+    x = ((t.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    if channels_last:
+        x = x.permute(0, 2, 3, 1) if x.ndim == 4 else x.permute(1, 2, 0)
+    return x.numpy()
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, row_labels: Sequence[str] | None = None,
+              title: str | None = None) -> Path:
+    """Save images in [-1, 1] (NCHW) as a PNG grid with ``nrow`` images per row.
+
+    With ``row_labels`` (one per row) or ``title`` the grid is drawn with matplotlib so the rows are named;
+    otherwise ``torchvision.utils.save_image`` writes it directly.
+    """
+    from torchvision.utils import make_grid, save_image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = images.detach().float().cpu().clamp(-1, 1)
+    if not row_labels and not title:
+        save_image(images, str(path), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+        return path
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
+    arr = grid.permute(1, 2, 0).numpy()
+    h, w = arr.shape[:2]
+    scale = max(2.0, 8.0 / max(w / 100, 1))
+    fig, ax = plt.subplots(figsize=(w / 100 * scale * 0.5 + 1.5, h / 100 * scale * 0.5 + 0.6), dpi=100)
+    ax.imshow(arr if arr.shape[2] == 3 else arr[..., 0], cmap=None if arr.shape[2] == 3 else "gray",
+              interpolation="nearest")
+    if row_labels:
+        n_rows = (len(images) + nrow - 1) // nrow
+        cell = h / n_rows
+        ax.set_yticks([cell * (i + 0.5) for i in range(min(n_rows, len(row_labels)))])
+        ax.set_yticklabels(list(row_labels)[:n_rows])
+    else:
+        ax.set_yticks([])
+    ax.set_xticks([])
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
