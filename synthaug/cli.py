@@ -1,0 +1,159 @@
+"""Command line: a thin layer over the Python API.
+
+    synthaug train cgan --data breastmnist --out runs/breast --steps 3000
+    synthaug sample runs/breast/model --n 200 --out synth/
+    synthaug info runs/breast/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def load_training_data(data: str, split: str = "train", size: int | None = None, channels: int | None = None,
+                       fraction: float | None = None, n_per_class: int | None = None, seed: int = 0):
+    """Resolve ``--data``: ``breastmnist`` (shipped), a ``.npz`` file, or a labelled image folder."""
+    from . import data as sd
+
+    kw = dict(fraction=fraction, n_per_class=n_per_class, seed=seed)
+    if data == "breastmnist":
+        return sd.load_breastmnist(split=split, **kw)
+    path = Path(data)
+    if path.suffix == ".npz":
+        ds = sd.load_npz(path, split=split, **({"size": size} if size and "mnist_t10k" in path.name
+                                                or "usps" in path.name else {}), **kw)
+        return ds
+    if path.is_dir():
+        if size is None:
+            raise ValueError("--size: required for an image folder (images are resized and center-cropped to it)")
+        ds = sd.load_image_folder(path, size=size, channels=channels or 3)
+        return ds.subsample(fraction=fraction, n_per_class=n_per_class, seed=seed) if (fraction or n_per_class) else ds
+    raise FileNotFoundError(f"--data: expected 'breastmnist', an .npz file or an image folder, found {data!r}")
+
+
+def _add_common_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (checkpoints, samples, metrics, model/)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--sample-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--no-resume", action="store_true", help="start over even if out/ has a checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _train_cgan(args) -> int:
+    from .train import CGANConfig, CGANRecipe, Trainer
+    from .utils import seed_everything
+
+    seed_everything(args.seed)
+    data = load_training_data(args.data, split=args.split, size=args.size, channels=args.channels,
+                              fraction=args.fraction, n_per_class=args.n_per_class, seed=args.seed)
+    print(data.summary())
+    cfg = CGANConfig(generator=args.arch, loss=args.loss, batch_size=args.batch_size, lr_g=args.lr_g,
+                     lr_d=args.lr_d, n_critic=args.n_critic, diffaug="" if args.no_diffaug else args.diffaug,
+                     ada=args.ada, r1_gamma=args.r1, label_smoothing=args.label_smoothing,
+                     ema_decay=args.ema_decay, g_kwargs=json.loads(args.g_kwargs),
+                     d_kwargs=json.loads(args.d_kwargs))
+    recipe = CGANRecipe(data, cfg, device=args.device, seed=args.seed)
+    result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
+                     log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
+    _report(result)
+    return 0
+
+
+def _report(result) -> None:
+    if result.interrupted:
+        print(f"interrupted at step {result.step}; resume with the same command")
+    else:
+        print(f"trained {result.step} steps in {result.seconds:.1f} s; model: {result.model_dir}; "
+              f"samples: {result.out_dir / 'samples'}; metrics: {result.metrics_path}")
+
+
+def _sample(args) -> int:
+    from PIL import Image
+
+    from .models import GeneratorModel
+
+    model = GeneratorModel.from_pretrained(args.model, device=args.device)
+    labels = None
+    if args.label is not None:
+        names = model.class_names
+        labels = names.index(args.label) if args.label in names else int(args.label)
+    images, y = model.sample(args.n, labels=labels, truncation=args.truncation, seed=args.seed, output="uint8")
+    out = Path(args.out)
+    for i, (img, lab) in enumerate(zip(images, y.tolist())):
+        d = out / model.class_names[lab].replace("/", "_")
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(d / f"{i:06d}.png")
+    print(f"wrote {len(images)} images to {out} (one folder per class)")
+    return 0
+
+
+def _info(args) -> int:
+    from .io import read_model_config
+
+    print(json.dumps(read_model_config(args.model), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="recipe", required=True)
+    p = train.add_parser("cgan", help="class-conditional GAN")
+    p.add_argument("--data", required=True, help="'breastmnist', an .npz file, or a folder root/<class>/*.png")
+    p.add_argument("--split", default="train")
+    p.add_argument("--size", type=int, default=None, help="image size for folders (and digits npz)")
+    p.add_argument("--channels", type=int, default=None, help="1 or 3 for folders")
+    p.add_argument("--fraction", type=float, default=None)
+    p.add_argument("--n-per-class", type=int, default=None)
+    p.add_argument("--arch", default="dcgan", help="generator architecture (dcgan or style)")
+    p.add_argument("--loss", default="hinge", help="minimax, nonsaturating, hinge, lsgan or wgan")
+    p.add_argument("--lr-g", type=float, default=2e-4)
+    p.add_argument("--lr-d", type=float, default=2e-4)
+    p.add_argument("--n-critic", type=int, default=1)
+    p.add_argument("--diffaug", default="color,translation,cutout")
+    p.add_argument("--no-diffaug", action="store_true")
+    p.add_argument("--ada", action="store_true", help="adaptive augmentation strength")
+    p.add_argument("--r1", type=float, default=0.0, help="R1 penalty gamma")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments")
+    p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments")
+    _add_common_train(p)
+    p.set_defaults(func=_train_cgan)
+
+    p = sub.add_parser("sample", help="write samples of a trained generator as PNG folders")
+    p.add_argument("model")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--out", required=True)
+    p.add_argument("--label", default=None, help="class name or index (default: class-balanced)")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("info", help="print a model directory's config")
+    p.add_argument("model")
+    p.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as e:
+        print(f"synthaug: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The one training loop shared by every recipe (cGAN, CycleGAN, Pix2Pix).
+
+A recipe says which nets, losses and batches; the :class:`Trainer` owns everything around it:
+steps, progress bar, metrics log (JSONL), periodic PNG sample grids, atomic checkpoints, exact resume
+(nets, EMA, optimisers, scalers, samplers, RNG states, augmentation strength), a non-finite-loss guard
+that rolls back once at a lower learning rate, and a clean stop on SIGINT/SIGTERM with a final checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import atomic_torch_save, atomic_write_bytes, safe_torch_load
+from ..utils import save_grid
+from .recipe import Recipe
+
+CHECKPOINT_FORMAT = "synthaug-checkpoint"
+
+
+class TrainingDivergedError(RuntimeError):
+    """Raised when losses stay non-finite after the one allowed rollback."""
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` reports."""
+
+    step: int
+    out_dir: Path
+    model_dir: Path | None
+    metrics_path: Path
+    last_metrics: dict = field(default_factory=dict)
+    interrupted: bool = False
+    rollbacks: int = 0
+    seconds: float = 0.0
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "python": [list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    keys, gauss = state["python"]
+    random.setstate((3, tuple(int(k) for k in keys), gauss))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Run a :class:`Recipe` for ``steps`` steps, writing everything under ``out_dir``.
+
+    Layout of ``out_dir``: ``metrics.jsonl``, ``samples/step_XXXXXXX.png``, ``checkpoints/`` (atomic,
+    the newest ``keep_checkpoints`` kept, ``latest.json`` pointing at the newest) and ``model/`` (the
+    exported model directory, written at the end).
+    """
+
+    def __init__(self, recipe: Recipe, out_dir: str | Path, steps: int, *, log_every: int = 50,
+                 sample_every: int = 500, ckpt_every: int = 500, keep_checkpoints: int = 2,
+                 progress: bool = True, nan_lr_factor: float = 0.1, is_main: bool = True):
+        if steps <= 0:
+            raise ValueError(f"steps: expected a positive int, found {steps}")
+        for name, val in (("log_every", log_every), ("sample_every", sample_every), ("ckpt_every", ckpt_every),
+                          ("keep_checkpoints", keep_checkpoints)):
+            if val <= 0:
+                raise ValueError(f"{name}: expected a positive int, found {val}")
+        if not 0 < nan_lr_factor < 1:
+            raise ValueError(f"nan_lr_factor: expected a value in (0, 1), found {nan_lr_factor}")
+        self.recipe = recipe
+        self.out_dir = Path(out_dir)
+        self.steps = int(steps)
+        self.log_every, self.sample_every, self.ckpt_every = log_every, sample_every, ckpt_every
+        self.keep_checkpoints = keep_checkpoints
+        self.progress = progress
+        self.nan_lr_factor = nan_lr_factor
+        self.is_main = is_main
+        self.step = 0
+        self.rollbacks = 0
+        self.lr_scale = 1.0
+        self._stop_signal: int | None = None
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+    def latest_checkpoint(self) -> Path | None:
+        """Path of the newest checkpoint in ``out_dir``, or None."""
+        pointer = self.ckpt_dir / "latest.json"
+        if not pointer.is_file():
+            return None
+        try:
+            name = json.loads(pointer.read_text())["file"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"checkpoint pointer {str(pointer)!r} is unreadable ({e})") from None
+        return self.ckpt_dir / name
+
+    # ------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint for the current step atomically and move ``latest.json`` to it."""
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "recipe": self.recipe.name,
+            "recipe_config": json.dumps(self.recipe.config_dict(), sort_keys=True),
+            "step": self.step,
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
+            "state": self.recipe.state_dict(),
+            "rng": _rng_state(),
+        }
+        path = self.ckpt_dir / f"ckpt-{self.step:07d}.pt"
+        previous = self.latest_checkpoint() if (self.ckpt_dir / "latest.json").exists() else None
+        try:
+            atomic_torch_save(state, path)
+            atomic_write_bytes(self.ckpt_dir / "latest.json",
+                               json.dumps({"file": path.name, "step": self.step}).encode())
+        except OSError as e:
+            kept = f"; the previous checkpoint {str(previous)!r} is untouched" if previous else ""
+            raise OSError(f"cannot write checkpoint {str(path)!r}: {e}{kept}") from e
+        old = sorted(self.ckpt_dir.glob("ckpt-*.pt"))[:-self.keep_checkpoints]
+        for p in old:
+            if p != path:
+                p.unlink(missing_ok=True)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore recipe state, step, RNG states and LR scale from ``path`` (safe: tensors only)."""
+        ckpt = safe_torch_load(path, what="checkpoint")
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint: {str(path)!r} is not a synthaug training checkpoint")
+        if ckpt["recipe"] != self.recipe.name:
+            raise ValueError(f"checkpoint: expected a {self.recipe.name!r} checkpoint, found one of recipe "
+                             f"{ckpt['recipe']!r} in {str(path)!r}")
+        mine = json.loads(json.dumps(self.recipe.config_dict(), sort_keys=True))
+        theirs = json.loads(ckpt["recipe_config"])
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if diff:
+            details = ", ".join(f"{k}: run has {mine.get(k)!r}, checkpoint has {theirs.get(k)!r}" for k in diff[:5])
+            raise ValueError(f"checkpoint: {str(path)!r} was written with a different configuration ({details}); "
+                             "use a new output folder or the same settings")
+        self.recipe.load_state_dict(ckpt["state"])
+        _set_rng_state(ckpt["rng"])
+        self.step = int(ckpt["step"])
+        self.lr_scale = float(ckpt["lr_scale"])
+        self.rollbacks = int(ckpt["rollbacks"])
+
+    # ---------------------------------------------------------------- metrics
+    def _truncate_metrics(self) -> None:
+        """Drop log lines after the current step (after a resume or a rollback)."""
+        if not self.metrics_path.is_file():
+            return
+        keep = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    keep.append(line)
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut by a kill mid-write
+        atomic_write_bytes(self.metrics_path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def _log(self, record: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def save_samples(self) -> Path:
+        images, nrow, row_labels = self.recipe.sample_grid()
+        return save_grid(images, self.out_dir / "samples" / f"step_{self.step:07d}.png", nrow=nrow,
+                         row_labels=row_labels, title=f"{self.recipe.name} step {self.step}")
+
+    # ------------------------------------------------------------------- loop
+    def _handle_signal(self, signum, frame):  # noqa: ARG002
+        self._stop_signal = signum
+
+    def _rollback(self, losses: dict) -> None:
+        if self.rollbacks >= 1:
+            raise TrainingDivergedError(
+                f"non-finite loss at step {self.step + 1} ({losses}) again after rolling back once at "
+                f"learning-rate scale {self.lr_scale:g}; stopping. The latest good checkpoint is "
+                f"{str(self.latest_checkpoint())!r}; try a lower learning rate, another loss or gradient clipping")
+        ckpt = self.latest_checkpoint()
+        self.load_checkpoint(ckpt)
+        self.rollbacks = 1
+        self.lr_scale *= self.nan_lr_factor
+        self.recipe.scale_lr(self.nan_lr_factor)
+        self._truncate_metrics()
+        print(f"[synthaug] non-finite loss {losses}; rolled back to step {self.step} ({ckpt.name}) with the "
+              f"learning rate scaled by {self.nan_lr_factor:g}", flush=True)
+
+    def fit(self, resume: bool = True) -> TrainResult:
+        """Train to ``steps``; with ``resume`` continue from the newest checkpoint in ``out_dir`` if any."""
+        from tqdm.auto import tqdm
+
+        t0 = time.time()
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(f"out_dir: cannot create {str(self.out_dir)!r}: {e}") from e
+        latest = self.latest_checkpoint() if resume else None
+        if latest is not None:
+            self.load_checkpoint(latest)
+            self._truncate_metrics()
+        elif self.is_main:
+            if self.metrics_path.exists():
+                self.metrics_path.unlink()
+            self.save_checkpoint()  # step 0: the rollback target before the first periodic checkpoint
+
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self._handle_signal)
+        last: dict = {}
+        bar = tqdm(total=self.steps, initial=self.step, disable=not (self.progress and self.is_main),
+                   desc=f"train {self.recipe.name}", dynamic_ncols=True)
+        try:
+            while self.step < self.steps and self._stop_signal is None:
+                losses = self.recipe.train_step(self.step)
+                if not all(math.isfinite(v) for v in losses.values()):
+                    self._rollback(losses)
+                    bar.n = self.step
+                    bar.refresh()
+                    continue
+                self.step += 1
+                bar.update(1)
+                last = losses
+                if self.step % self.log_every == 0 or self.step == self.steps:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+                    if self.is_main:
+                        self._log({"step": self.step, **losses, "time": round(time.time() - t0, 3)})
+                if self.is_main and (self.step % self.sample_every == 0 or self.step == self.steps):
+                    self.save_samples()
+                if self.is_main and self.step % self.ckpt_every == 0 and self.step != self.steps:
+                    self.save_checkpoint()
+            if self.is_main:
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+        interrupted = self._stop_signal is not None
+        model_dir = None
+        if self.is_main and not interrupted:
+            model_dir = self.out_dir / "model"
+            self.recipe.save_pretrained(model_dir)
+        if interrupted:
+            print(f"[synthaug] stopped by signal {self._stop_signal} at step {self.step}; checkpoint saved, "
+                  "run the same command again to resume", flush=True)
+        return TrainResult(step=self.step, out_dir=self.out_dir, model_dir=model_dir,
+                           metrics_path=self.metrics_path, last_metrics=last, interrupted=interrupted,
+                           rollbacks=self.rollbacks, seconds=time.time() - t0)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """Read a ``metrics.jsonl`` file into a list of dicts."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
