@@ -23,15 +23,37 @@ def load_training_data(data: str, split: str = "train", size: int | None = None,
         return sd.load_breastmnist(split=split, **kw)
     path = Path(data)
     if path.suffix == ".npz":
-        ds = sd.load_npz(path, split=split, **({"size": size} if size and "mnist_t10k" in path.name
-                                                or "usps" in path.name else {}), **kw)
-        return ds
+        return _resized(sd.load_npz(path, split=split, **kw), size)
     if path.is_dir():
         if size is None:
             raise ValueError("--size: required for an image folder (images are resized and center-cropped to it)")
         ds = sd.load_image_folder(path, size=size, channels=channels or 3)
         return ds.subsample(fraction=fraction, n_per_class=n_per_class, seed=seed) if (fraction or n_per_class) else ds
     raise FileNotFoundError(f"--data: expected 'breastmnist', an .npz file or an image folder, found {data!r}")
+
+
+def _resized(ds, size: int | None):
+    """Return ``ds`` with images resized to ``size`` x ``size`` (bilinear, antialiased) when asked."""
+    if size is None or tuple(ds.image_size) == (size, size):
+        return ds
+    import torch.nn.functional as F
+
+    from .data import ImageDataset
+
+    images = F.interpolate(ds.images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return ImageDataset(images.clamp(-1, 1), ds.labels, ds.class_names, name=f"{ds.name}@{size}px")
+
+
+def load_domain(spec: str, size: int | None, channels: int, split: str = "train"):
+    """One translation domain: an ``.npz`` file (its ``split``) or a folder of images (flat or class folders)."""
+    from . import data as sd
+
+    path = Path(spec)
+    if path.suffix == ".npz":
+        return _resized(sd.load_npz(path, split=split), size)
+    if size is None:
+        raise ValueError("--size: required for image folders (images are resized and center-cropped to it)")
+    return sd.load_unpaired(path, path, size=size, channels=channels)[0]
 
 
 def _add_common_train(p: argparse.ArgumentParser) -> None:
@@ -64,6 +86,64 @@ def _train_cgan(args) -> int:
     result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
                      log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
     _report(result)
+    return 0
+
+
+def _train_translator(args) -> int:
+    from . import data as sd
+    from .train import CycleGANConfig, CycleGANRecipe, Pix2PixConfig, Pix2PixRecipe, Trainer
+    from .utils import seed_everything
+
+    seed_everything(args.seed)
+    g_kw, d_kw = json.loads(args.g_kwargs), json.loads(args.d_kwargs)
+    if args.recipe == "cyclegan":
+        a = load_domain(args.a, args.size, args.channels)
+        b = load_domain(args.b, args.size, args.channels)
+        print(f"domain A: {len(a)} images {tuple(a.images.shape[1:])}; domain B: {len(b)} images "
+              f"{tuple(b.images.shape[1:])}")
+        cfg = CycleGANConfig(steps=args.steps, generator=args.arch, batch_size=args.batch_size, lr=args.lr,
+                             lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity,
+                             g_kwargs={**CycleGANConfig().g_kwargs, **g_kw}, d_kwargs={**CycleGANConfig().d_kwargs, **d_kw})
+        recipe = CycleGANRecipe(a, b, cfg, device=args.device, seed=args.seed,
+                                names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
+    else:
+        pairs = sd.load_paired(args.data, size=args.size, channels=args.channels)
+        print(f"pairs: {len(pairs)}")
+        cfg = Pix2PixConfig(steps=args.steps, generator=args.arch, batch_size=args.batch_size, lr=args.lr,
+                            lambda_l1=args.lambda_l1, g_kwargs={**Pix2PixConfig().g_kwargs, **g_kw},
+                            d_kwargs={**Pix2PixConfig().d_kwargs, **d_kw})
+        recipe = Pix2PixRecipe(pairs, cfg, device=args.device, seed=args.seed)
+    result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
+                     log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
+    _report(result)
+    return 0
+
+
+def _translate(args) -> int:
+    from PIL import Image
+
+    from .data import IMAGE_EXTENSIONS, read_image
+    from .models import TranslatorModel
+    from .utils import to_uint8_images
+
+    model = TranslatorModel.from_pretrained(args.model, device=args.device)
+    src, out = Path(args.inp), Path(args.out)
+    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if src.is_dir() else []
+    if not files:
+        raise ValueError(f"--in: expected a folder with images ({', '.join(IMAGE_EXTENSIONS)}), found none in "
+                         f"{str(src)!r}")
+    c_in = model.channels_a if args.direction == "A2B" else model.channels_b
+    size = None if args.size_policy == "native" else args.size
+    for i in range(0, len(files), args.batch_size):
+        chunk = files[i:i + args.batch_size]
+        imgs = [read_image(p, size=size, channels=c_in) for p in chunk]
+        for p, img in zip(chunk, imgs):
+            res = model.translate(img, direction=args.direction, size_policy=args.size_policy)
+            arr = to_uint8_images(res)
+            target = out / p.relative_to(src).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
+    print(f"translated {len(files)} images {args.direction} into {out}")
     return 0
 
 
@@ -129,6 +209,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments")
     _add_common_train(p)
     p.set_defaults(func=_train_cgan)
+
+    for recipe in ("cyclegan", "pix2pix"):
+        p = train.add_parser(recipe, help="unpaired translation (CycleGAN)" if recipe == "cyclegan"
+                             else "paired translation (Pix2Pix)")
+        if recipe == "cyclegan":
+            p.add_argument("--a", required=True, help="domain A: image folder or .npz")
+            p.add_argument("--b", required=True, help="domain B: image folder or .npz")
+            p.add_argument("--name-a", default=None)
+            p.add_argument("--name-b", default=None)
+            p.add_argument("--arch", default="resnet", help="generator: resnet or unet")
+            p.add_argument("--lambda-cycle", type=float, default=10.0)
+            p.add_argument("--lambda-identity", type=float, default=0.5)
+        else:
+            p.add_argument("--data", required=True, help="folder with A/ and B/ holding same-named images")
+            p.add_argument("--arch", default="unet", help="generator: unet or resnet")
+            p.add_argument("--lambda-l1", type=float, default=100.0)
+        p.add_argument("--size", type=int, default=None, help="image size (resize shorter side + center crop)")
+        p.add_argument("--channels", type=int, default=3)
+        p.add_argument("--lr", type=float, default=2e-4)
+        p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments (e.g. ngf, n_blocks)")
+        p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_layers)")
+        _add_common_train(p)
+        p.set_defaults(func=_train_translator, batch_size=1 if recipe == "cyclegan" else 4)
+
+    p = sub.add_parser("translate", help="translate a folder of images with a trained translator")
+    p.add_argument("model")
+    p.add_argument("--in", dest="inp", required=True, help="input folder (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (same layout, PNG)")
+    p.add_argument("--direction", default="A2B", help="A2B or B2A (CycleGAN)")
+    p.add_argument("--size-policy", default="resize", choices=["resize", "native"],
+                   help="resize: to the training size and back; native: run at the image's own size")
+    p.add_argument("--size", type=int, default=None, help="resize inputs to this size first (shorter side + crop)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_translate)
 
     p = sub.add_parser("sample", help="write samples of a trained generator as PNG folders")
     p.add_argument("model")

@@ -1,0 +1,255 @@
+"""Domain-translation recipes on the shared engine: CycleGAN (unpaired) and Pix2Pix (paired)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..io import write_model_dir
+from .recipe import Recipe
+from .sampler import BatchSampler
+
+
+@dataclass
+class CycleGANConfig:
+    """CycleGAN settings. ``steps`` (the run length) sets the linear learning-rate decay, which starts at
+    ``decay_start`` (default: half way) and reaches 0 at the last step."""
+
+    steps: int = 2000
+    generator: str = "resnet"
+    discriminator: str = "patchgan"
+    g_kwargs: dict = field(default_factory=lambda: {"ngf": 32, "n_blocks": 9})
+    d_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
+    loss: str = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5   # relative to lambda_cycle, as in the CycleGAN paper
+    pool_size: int = 50
+    batch_size: int = 1
+    lr: float = 2e-4
+    betas: tuple = (0.5, 0.999)
+    decay_start: int | None = None
+    amp: bool = True
+
+
+@dataclass
+class Pix2PixConfig:
+    """Pix2Pix settings: U-Net generator, PatchGAN on (input, output) pairs, GAN + lambda_l1 * L1."""
+
+    steps: int = 2000
+    generator: str = "unet"
+    discriminator: str = "patchgan"
+    g_kwargs: dict = field(default_factory=lambda: {"ngf": 32})
+    d_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
+    loss: str = "nonsaturating"
+    lambda_l1: float = 100.0
+    batch_size: int = 4
+    lr: float = 2e-4
+    betas: tuple = (0.5, 0.999)
+    decay_start: int | None = None
+    amp: bool = True
+
+
+def _linear_decay(steps: int, decay_start: int | None):
+    start = steps // 2 if decay_start is None else decay_start
+    if not 0 <= start <= steps:
+        raise ValueError(f"decay_start: expected a step in [0, {steps}], found {start}")
+    return lambda step: 1.0 if step < start else max(0.0, 1.0 - (step - start) / max(1, steps - start))
+
+
+def _check_domain(data, name: str):
+    images = getattr(data, "images", None)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise TypeError(f"{name}: expected an ImageDataset with .images (N, C, H, W), found {type(data).__name__}")
+    if len(images) == 0:
+        raise ValueError(f"{name}: expected at least one image, found an empty domain")
+    return images
+
+
+class _TranslationRecipe(Recipe):
+    """Shared pieces: net construction with a size check, optimisers with linear decay, grids, export."""
+
+    def _build(self, g_spec: dict, d_spec: dict, g_names: list[str], d_names: list[str], sample_in):
+        from ..nets import create_net
+        from ..nets.translators import init_weights
+
+        torch.manual_seed(self.seed)
+        for name in g_names + d_names:
+            spec = g_spec[name] if name in g_spec else d_spec[name]
+            self.nets[name] = init_weights(create_net(spec["arch"], **spec["kwargs"])).to(self.device)
+        self.g_spec, self.d_spec = g_spec, d_spec
+        with torch.no_grad():  # fail now, with the net's message, if the images do not fit the depth
+            for name, x in sample_in.items():
+                self.nets[name](x[:1].to(self.device))
+        cfg = self.config
+        g_params = [p for n in g_names for p in self.nets[n].parameters()]
+        d_params = [p for n in d_names for p in self.nets[n].parameters()]
+        self.optimizers = {"G": torch.optim.Adam(g_params, lr=cfg.lr, betas=tuple(cfg.betas)),
+                           "D": torch.optim.Adam(d_params, lr=cfg.lr, betas=tuple(cfg.betas))}
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, _linear_decay(cfg.steps, cfg.decay_start))
+                           for k, o in self.optimizers.items()}
+        self._g_names, self._d_names = g_names, d_names
+
+    def _set_requires_grad(self, names, flag: bool) -> None:
+        for n in names:
+            for p in self.nets[n].parameters():
+                p.requires_grad_(flag)
+
+    def _train_mode(self) -> None:
+        for net in self.nets.values():
+            net.train()
+
+    def _step_schedulers(self) -> None:
+        for s in self.schedulers.values():
+            s.step()
+
+    def _export(self, path, extra: dict) -> None:
+        nets = {n: self.nets[n] for n in self.g_spec}
+        cfg = {"image_size": self.image_size, "nets": self.g_spec, "train": self.config_dict(), **extra}
+        write_model_dir(path, cfg, {n: m.state_dict() for n, m in nets.items()})
+        for m in nets.values():
+            m.train()
+
+
+class CycleGANRecipe(_TranslationRecipe):
+    """Unpaired translation A <-> B with cycle-consistency, identity loss and a pool of past fakes."""
+
+    name = "cyclegan"
+
+    def __init__(self, domain_a, domain_b, config: CycleGANConfig | None = None, device=None, seed: int = 0,
+                 names: tuple[str, str] = ("A", "B")):
+        from ..image_pool import ImagePool
+        from ..losses import GANLoss
+
+        config = config or CycleGANConfig()
+        super().__init__(config, device=device, seed=seed)
+        self.A, self.B = _check_domain(domain_a, "domain_a"), _check_domain(domain_b, "domain_b")
+        if self.A.shape[1] != self.B.shape[1]:
+            raise ValueError(f"domains: expected the same channel count in A and B (identity loss needs it), "
+                             f"found A={self.A.shape[1]} and B={self.B.shape[1]}; load both as RGB or both as gray")
+        if self.A.shape[-2:] != self.B.shape[-2:] or self.A.shape[-1] != self.A.shape[-2]:
+            raise ValueError(f"domains: expected square images of one size in A and B, found A "
+                             f"{tuple(self.A.shape[-2:])} and B {tuple(self.B.shape[-2:])}")
+        self.channels, self.image_size, self.domain_names = int(self.A.shape[1]), int(self.A.shape[-1]), list(names)
+        c = self.channels
+        g = {"arch": config.generator, "kwargs": {**config.g_kwargs, "in_channels": c, "out_channels": c}}
+        d = {"arch": config.discriminator, "kwargs": {**config.d_kwargs, "in_channels": c}}
+        if config.generator == "unet":
+            g["kwargs"].setdefault("image_size", self.image_size)
+        self._build({"G_A2B": g, "G_B2A": g}, {"D_A": d, "D_B": d}, ["G_A2B", "G_B2A"], ["D_A", "D_B"],
+                    {"G_A2B": self.A, "D_B": self.B})
+        self.samplers = {"A": BatchSampler(len(self.A), config.batch_size, seed=self.seed),
+                         "B": BatchSampler(len(self.B), config.batch_size, seed=self.seed + 1)}
+        self.pool_A = ImagePool(config.pool_size, seed=self.seed + 2)
+        self.pool_B = ImagePool(config.pool_size, seed=self.seed + 3)
+        self.extras = {"pool_A": self.pool_A, "pool_B": self.pool_B}
+        self.gan_loss = GANLoss(config.loss)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, n = self.config, self.nets
+        self._train_mode()
+        real_a = self.A[self.samplers["A"].next()].to(self.device)
+        real_b = self.B[self.samplers["B"].next()].to(self.device)
+        self._set_requires_grad(self._d_names, False)
+        with self.autocast():
+            fake_b, fake_a = n["G_A2B"](real_a), n["G_B2A"](real_b)
+            rec_a, rec_b = n["G_B2A"](fake_b), n["G_A2B"](fake_a)
+            adv = self.gan_loss.g_loss(n["D_B"](fake_b)) + self.gan_loss.g_loss(n["D_A"](fake_a))
+            cycle = F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b)
+            loss_g = adv + cfg.lambda_cycle * cycle
+            idt = torch.zeros((), device=self.device)
+            if cfg.lambda_identity > 0:
+                idt = F.l1_loss(n["G_A2B"](real_b), real_b) + F.l1_loss(n["G_B2A"](real_a), real_a)
+                loss_g = loss_g + cfg.lambda_cycle * cfg.lambda_identity * idt
+        self.optimize(loss_g, "G", [p for k in self._g_names for p in n[k].parameters()])
+        self._set_requires_grad(self._d_names, True)
+        pooled_b, pooled_a = self.pool_B.query(fake_b.detach()), self.pool_A.query(fake_a.detach())
+        with self.autocast():
+            loss_d = 0.5 * (self.gan_loss.d_loss(n["D_B"](real_b), n["D_B"](pooled_b))
+                            + self.gan_loss.d_loss(n["D_A"](real_a), n["D_A"](pooled_a)))
+        self.optimize(loss_d, "D", [p for k in self._d_names for p in n[k].parameters()])
+        self._step_schedulers()
+        return {"g_adv": adv.item(), "cycle": cycle.item(), "identity": idt.item(), "d_loss": loss_d.item(),
+                "lr": self.optimizers["G"].param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def sample_grid(self):
+        k = min(8, len(self.A), len(self.B))
+        a, b = self.A[:k].to(self.device), self.B[:k].to(self.device)
+        for m in self.nets.values():
+            m.eval()
+        fb, fa = self.nets["G_A2B"](a), self.nets["G_B2A"](b)
+        rows = [a, fb, self.nets["G_B2A"](fb), b, fa, self.nets["G_A2B"](fa)]
+        self._train_mode()
+        an, bn = self.domain_names
+        return torch.cat([r.float().cpu() for r in rows]), k, [an, f"{an}->{bn}", f"{an}->{bn}->{an}",
+                                                                 bn, f"{bn}->{an}", f"{bn}->{an}->{bn}"]
+
+    def save_pretrained(self, path) -> None:
+        self._export(path, {"kind": "cyclegan", "channels_a": self.channels, "channels_b": self.channels,
+                            "domains": self.domain_names})
+
+
+class Pix2PixRecipe(_TranslationRecipe):
+    """Paired translation A -> B: conditional PatchGAN on (A, B) pairs plus an L1 term."""
+
+    name = "pix2pix"
+
+    def __init__(self, pairs, config: Pix2PixConfig | None = None, device=None, seed: int = 0):
+        from ..losses import GANLoss
+
+        config = config or Pix2PixConfig()
+        super().__init__(config, device=device, seed=seed)
+        a, b = getattr(pairs, "a", None), getattr(pairs, "b", None)
+        if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+            raise TypeError(f"pairs: expected a PairedDataset with .a and .b tensors, found {type(pairs).__name__}")
+        if len(a) == 0 or len(a) != len(b) or a.shape[-2:] != b.shape[-2:]:
+            raise ValueError(f"pairs: expected equally many A and B images of one size, found A {tuple(a.shape)} "
+                             f"and B {tuple(b.shape)}")
+        self.A, self.B = a, b
+        self.channels_a, self.channels_b, self.image_size = int(a.shape[1]), int(b.shape[1]), int(a.shape[-1])
+        g = {"arch": config.generator,
+             "kwargs": {**config.g_kwargs, "in_channels": self.channels_a, "out_channels": self.channels_b}}
+        if config.generator == "unet":
+            g["kwargs"].setdefault("image_size", self.image_size)
+        d = {"arch": config.discriminator,
+             "kwargs": {**config.d_kwargs, "in_channels": self.channels_a + self.channels_b}}
+        self._build({"G_A2B": g}, {"D": d}, ["G_A2B"], ["D"], {"G_A2B": a, "D": torch.cat([a[:1], b[:1]], 1)})
+        self.samplers = {"pairs": BatchSampler(len(a), config.batch_size, seed=self.seed)}
+        self.gan_loss = GANLoss(config.loss)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        n = self.nets
+        self._train_mode()
+        idx = self.samplers["pairs"].next()
+        real_a, real_b = self.A[idx].to(self.device), self.B[idx].to(self.device)
+        with self.autocast():
+            fake_b = n["G_A2B"](real_a)
+            loss_d = 0.5 * self.gan_loss.d_loss(n["D"](torch.cat([real_a, real_b], 1)),
+                                                n["D"](torch.cat([real_a, fake_b.detach()], 1)))
+        self.optimize(loss_d, "D", n["D"].parameters())
+        self._set_requires_grad(["D"], False)
+        with self.autocast():
+            adv = self.gan_loss.g_loss(n["D"](torch.cat([real_a, fake_b], 1)))
+            l1 = F.l1_loss(fake_b, real_b)
+            loss_g = adv + self.config.lambda_l1 * l1
+        self.optimize(loss_g, "G", n["G_A2B"].parameters())
+        self._set_requires_grad(["D"], True)
+        self._step_schedulers()
+        return {"g_adv": adv.item(), "l1": l1.item(), "d_loss": loss_d.item(),
+                "lr": self.optimizers["G"].param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def sample_grid(self):
+        k = min(8, len(self.A))
+        a, b = self.A[:k].to(self.device), self.B[:k].to(self.device)
+        g = self.nets["G_A2B"].eval()
+        fake = g(a)
+        g.train()
+        to3 = (lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t) if self.channels_a != self.channels_b \
+            else (lambda t: t)
+        return torch.cat([to3(a).cpu(), to3(fake).float().cpu(), to3(b).cpu()]), k, ["input A", "A->B", "target B"]
+
+    def save_pretrained(self, path) -> None:
+        self._export(path, {"kind": "pix2pix", "channels_a": self.channels_a, "channels_b": self.channels_b})

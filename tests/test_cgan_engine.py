@@ -1,0 +1,244 @@
+"""The training engine through the cGAN recipe: logging, resume equivalence, NaN rollback, model files."""
+
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from synthaug.data import from_arrays
+from synthaug.io import read_model_config
+from synthaug.models import GeneratorModel, TranslatorModel, load_model
+from synthaug.train import CGANConfig, CGANRecipe, Trainer, TrainingDivergedError, read_metrics
+
+TINY_G = {"base_channels": 8, "max_channels": 16, "z_dim": 8, "embed_dim": 4}
+TINY_D = {"base_channels": 8, "max_channels": 16}
+
+
+def toy_data(n=48, size=16, channels=1):
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 2
+    imgs = rng.uniform(0.0, 0.4, size=(n, size, size, channels)).astype(np.float32)
+    imgs[labels == 1] += 0.5
+    return from_arrays(imgs, labels, class_names=["dark", "bright"])
+
+
+def make_recipe(seed=0, **kw):
+    cfg = CGANConfig(g_kwargs=dict(TINY_G), d_kwargs=dict(TINY_D), batch_size=8, **kw)
+    return CGANRecipe(toy_data(), cfg, device="cpu", seed=seed)
+
+
+def run(tmp_path, name, steps, seed=0, **trainer_kw):
+    kw = dict(log_every=1, sample_every=1000, ckpt_every=4, progress=False)
+    kw.update(trainer_kw)
+    return Trainer(make_recipe(seed), tmp_path / name, steps, **kw)
+
+
+def test_training_writes_log_grid_checkpoint_and_model(tmp_path):
+    result = run(tmp_path, "r", 6, sample_every=3).fit()
+    assert result.step == 6 and not result.interrupted
+    rows = read_metrics(result.metrics_path)
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert all(math.isfinite(r["d_loss"]) and math.isfinite(r["g_loss"]) for r in rows)
+    assert (tmp_path / "r/samples/step_0000003.png").is_file()
+    assert (tmp_path / "r/samples/step_0000006.png").is_file()
+    assert json.loads((tmp_path / "r/checkpoints/latest.json").read_text())["step"] == 6
+    assert len(list((tmp_path / "r/checkpoints").glob("ckpt-*.pt"))) <= 2
+    cfg = read_model_config(result.model_dir)
+    assert cfg["kind"] == "cgan" and cfg["num_classes"] == 2 and cfg["class_names"] == ["dark", "bright"]
+
+
+def test_same_seed_same_losses_and_different_seed_differs(tmp_path):
+    a = read_metrics(run(tmp_path, "a", 3, seed=1).fit().metrics_path)
+    b = read_metrics(run(tmp_path, "b", 3, seed=1).fit().metrics_path)
+    c = read_metrics(run(tmp_path, "c", 3, seed=2).fit().metrics_path)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_killed_run_resumes_to_identical_losses(tmp_path):
+    full = read_metrics(run(tmp_path, "full", 10).fit().metrics_path)
+
+    trainer = run(tmp_path, "killed", 10)
+    original = trainer.recipe.train_step
+
+    def dies_at_7(step):
+        if step == 6:
+            raise KeyboardInterrupt("simulated kill")
+        return original(step)
+
+    trainer.recipe.train_step = dies_at_7
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    resumed = run(tmp_path, "killed", 10).fit()  # fresh process state: new recipe, new trainer
+    assert resumed.step == 10
+    got = read_metrics(resumed.metrics_path)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert strip(got) == strip(full)  # bit-exact on CPU, including steps replayed after the checkpoint at 4
+
+
+def test_nan_loss_rolls_back_once_then_stops(tmp_path):
+    trainer = run(tmp_path, "nan", 8)
+    original = trainer.recipe.train_step
+    calls = {"n": 0}
+
+    def nan_once(step):
+        out = original(step)
+        if step == 5 and calls["n"] == 0:
+            calls["n"] += 1
+            out["d_loss"] = float("nan")
+        return out
+
+    trainer.recipe.train_step = nan_once
+    lr_before = trainer.recipe.optimizers["G"].param_groups[0]["lr"]
+    result = trainer.fit()
+    assert result.step == 8 and result.rollbacks == 1
+    assert trainer.recipe.optimizers["G"].param_groups[0]["lr"] == pytest.approx(lr_before * 0.1)
+    assert all(math.isfinite(r["d_loss"]) for r in read_metrics(result.metrics_path))
+
+    trainer = run(tmp_path, "nan2", 8)
+    original2 = trainer.recipe.train_step
+
+    def always_nan_after_5(step):
+        out = original2(step)
+        if step >= 5:
+            out["g_loss"] = float("inf")
+        return out
+
+    trainer.recipe.train_step = always_nan_after_5
+    with pytest.raises(TrainingDivergedError, match="non-finite loss"):
+        trainer.fit()
+    latest = trainer.latest_checkpoint()
+    assert latest.name == "ckpt-0000004.pt"  # the last good one, nothing half-written after it
+    Trainer(make_recipe(), tmp_path / "nan2", 8, progress=False).load_checkpoint(latest)
+
+
+def test_resume_refuses_other_config_and_other_recipe(tmp_path):
+    run(tmp_path, "r", 4).fit()
+    other = CGANRecipe(toy_data(), CGANConfig(g_kwargs=dict(TINY_G), d_kwargs=dict(TINY_D), batch_size=8,
+                                              loss="lsgan"), device="cpu")
+    with pytest.raises(ValueError, match="different configuration.*loss"):
+        Trainer(other, tmp_path / "r", 8, progress=False).fit()
+    recipe = make_recipe()
+    recipe.name = "cyclegan"
+    with pytest.raises(ValueError, match="expected a 'cyclegan' checkpoint, found one of recipe 'cgan'"):
+        Trainer(recipe, tmp_path / "r", 8, progress=False).fit()
+
+
+@pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "lsgan", "wgan"])
+def test_every_loss_and_stabiliser_trains(tmp_path, loss):
+    kw = {"loss": loss, "n_critic": 2, "grad_clip": 1.0, "lr_d": 4e-4, "lr_g": 1e-4, "ada": True}
+    if loss in ("minimax", "nonsaturating"):
+        kw["label_smoothing"] = 0.1
+    if loss == "lsgan":
+        kw["r1_gamma"] = 1.0
+    cfg = CGANConfig(g_kwargs=dict(TINY_G), d_kwargs={**TINY_D, "ac_head": True}, batch_size=8, ac_weight=0.5, **kw)
+    recipe = CGANRecipe(toy_data(), cfg, device="cpu")
+    result = Trainer(recipe, tmp_path / loss, 3, log_every=1, progress=False).fit()
+    assert all(math.isfinite(v) for r in read_metrics(result.metrics_path) for v in r.values())
+
+
+def test_style_generator_trains_and_samples(tmp_path):
+    g = {"base_channels": 8, "max_channels": 16, "z_dim": 8, "w_dim": 16, "mapping_layers": 2, "embed_dim": 4}
+    cfg = CGANConfig(generator="style", g_kwargs=g, d_kwargs=dict(TINY_D), batch_size=8)
+    result = Trainer(CGANRecipe(toy_data(), cfg, device="cpu"), tmp_path / "s", 3, progress=False).fit()
+    model = GeneratorModel.from_pretrained(result.model_dir)
+    imgs, labels = model.sample(6, truncation=0.5, seed=0)
+    assert imgs.shape == (6, 1, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    Trainer(make_recipe(), out / "run", 3, progress=False).fit()
+    return out / "run" / "model"
+
+
+def test_sample_shapes_ranges_labels_and_determinism(trained_model):
+    model = GeneratorModel.from_pretrained(trained_model, image_size=16, channels=1, num_classes=2)
+    imgs, labels = model.sample(5, seed=3)
+    assert imgs.shape == (5, 1, 16, 16) and imgs.dtype == torch.float32
+    assert imgs.min() >= -1 and imgs.max() <= 1
+    assert labels.tolist() == [0, 1, 0, 1, 0]
+    again, _ = model.sample(5, seed=3)
+    assert torch.equal(imgs, again)
+    other, _ = model.sample(5, seed=4)
+    assert not torch.equal(imgs, other)
+    u8, _ = model.sample(4, labels=1, seed=0, output="uint8")
+    assert u8.dtype == np.uint8 and u8.shape == (4, 16, 16, 1)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 1\], found range \[0, 2\]"):
+        model.sample(2, labels=[0, 2])
+    with pytest.raises(ValueError, match="expected 3 labels"):
+        model.sample(3, labels=[0, 1])
+
+
+def test_from_pretrained_errors(trained_model, tmp_path):
+    with pytest.raises(ValueError, match="expected image_size=28, found image_size=16"):
+        GeneratorModel.from_pretrained(trained_model, image_size=28)
+    with pytest.raises(ValueError, match="expected channels=3, found channels=1"):
+        GeneratorModel.from_pretrained(trained_model, channels=3)
+    with pytest.raises(ValueError, match="expected a translator"):
+        TranslatorModel.from_pretrained(trained_model)
+    (tmp_path / "notamodel").mkdir()
+    (tmp_path / "notamodel" / "weights.bin").write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not a synthaug model directory"):
+        load_model(tmp_path / "notamodel")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing")
+
+    import shutil
+
+    broken = tmp_path / "truncated"
+    shutil.copytree(trained_model, broken)
+    data = (broken / "generator.safetensors").read_bytes()
+    (broken / "generator.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a valid safetensors file"):
+        GeneratorModel.from_pretrained(broken)
+
+    wrong = tmp_path / "wrongarch"
+    shutil.copytree(trained_model, wrong)
+    cfg = json.loads((wrong / "config.json").read_text())
+    cfg["nets"]["generator"]["kwargs"]["base_channels"] = 16
+    (wrong / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="do not fit the architecture"):
+        GeneratorModel.from_pretrained(wrong)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/synthaug_pwned_marker",))
+
+
+def test_pickle_payload_checkpoint_is_refused_and_never_runs(tmp_path):
+    import os
+
+    marker = "/tmp/synthaug_pwned_marker"
+    if os.path.exists(marker):
+        os.remove(marker)
+    trainer = run(tmp_path, "p", 4)
+    (tmp_path / "p" / "checkpoints").mkdir(parents=True)
+    with open(tmp_path / "p" / "checkpoints" / "ckpt-0000004.pt", "wb") as f:
+        pickle.dump({"format": "synthaug-checkpoint", "x": _Payload()}, f)
+    (tmp_path / "p" / "checkpoints" / "latest.json").write_text('{"file": "ckpt-0000004.pt", "step": 4}')
+    with pytest.raises(ValueError, match="refuses|corrupt"):
+        trainer.fit()
+    assert not os.path.exists(marker)
+
+
+def test_cli_train_and_sample(tmp_path):
+    from synthaug.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["train", "cgan", "--data", "breastmnist", "--n-per-class", "8", "--out", str(out), "--steps", "2",
+               "--batch-size", "4", "--no-progress", "--g-kwargs", json.dumps(TINY_G),
+               "--d-kwargs", json.dumps(TINY_D)])
+    assert rc == 0
+    rc = main(["sample", str(out / "model"), "--n", "4", "--out", str(tmp_path / "samples")])
+    assert rc == 0
+    assert len(list((tmp_path / "samples").rglob("*.png"))) == 4
+    assert main(["sample", str(tmp_path), "--n", "1", "--out", str(tmp_path / "x")]) == 2
