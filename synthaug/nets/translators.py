@@ -1,0 +1,394 @@
+"""Image-to-image translators: ResNet and U-Net generators, PatchGAN discriminators (CycleGAN / Pix2Pix).
+
+The layouts follow Zhu et al. (CycleGAN) and Isola et al. (Pix2Pix). All nets take and give float32 NCHW
+images in [-1, 1]; constructor arguments are plain JSON values so a model directory can rebuild them with
+``create_net(arch, **kwargs)``. Every constructor applies :func:`init_weights` with the papers' N(0, 0.02).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from .registry import register
+
+__all__ = [
+    "ResnetGenerator",
+    "UNetGenerator",
+    "PatchDiscriminator",
+    "MultiScaleDiscriminator",
+    "init_weights",
+    "min_input_size",
+    "receptive_field",
+]
+
+NORMS = ("instance", "batch", "none")
+INITS = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+# ----------------------------------------------------------------------------- argument checks
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int >= {minimum}, found {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, found {value}")
+    return value
+
+
+def _check_choice(name: str, value, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, found {value!r}")
+    return value
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, found {type(value).__name__} {value!r}")
+    return value
+
+
+def _check_batch(x, channels: int) -> tuple[int, int]:
+    """Validate a 4-D tensor with ``channels`` channels; return its (H, W)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, found {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"x: expected a 4-D batch (N, C, H, W), found shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(f"x: expected {channels} channel(s), found {x.shape[1]} (shape {tuple(x.shape)})")
+    return int(x.shape[2]), int(x.shape[3])
+
+
+def _check_divisible(h: int, w: int, factor: int, what: str) -> None:
+    if h % factor or w % factor:
+        nh, nw = -(-h // factor) * factor, -(-w // factor) * factor
+        raise ValueError(f"x: expected height and width divisible by {what} = {factor}, found {h}x{w}; "
+                         f"pad or resize to {nh}x{nw}")
+
+
+def _norm_layer(norm: str, channels: int) -> nn.Module:
+    if norm == "instance":  # affine-free, as in CycleGAN: statistics per image, nothing to learn
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()
+
+
+# ----------------------------------------------------------------------------- initialisation
+def init_weights(net: nn.Module, init: str = "normal", gain: float = 0.02) -> nn.Module:
+    """Re-initialise ``net`` in place and return it.
+
+    Conv/ConvTranspose/Linear weights: ``normal`` N(0, gain), ``xavier`` (xavier_normal, gain),
+    ``kaiming`` (kaiming_normal, fan_in) or ``orthogonal`` (gain); their biases 0. Norm layers with
+    affine weights: weight ~ N(1, gain), bias 0. Spectrally normalised convs re-initialise their original
+    weight; their singular-value estimate then catches up over the next few training-mode forwards.
+    """
+    _check_choice("init", init, INITS)
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
+        raise ValueError(f"gain: expected a positive number, found {gain!r}")
+
+    def weight_of(m: nn.Module) -> torch.Tensor:
+        if parametrize.is_parametrized(m, "weight"):
+            return m.parametrizations.weight.original
+        return m.weight
+
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                w = weight_of(m)
+                if init == "normal":
+                    nn.init.normal_(w, 0.0, gain)
+                elif init == "xavier":
+                    nn.init.xavier_normal_(w, gain=gain)
+                elif init == "kaiming":
+                    nn.init.kaiming_normal_(w, a=0, mode="fan_in")
+                else:
+                    nn.init.orthogonal_(w, gain=gain)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
+                nn.init.normal_(m.weight, 1.0, gain)
+                nn.init.zeros_(m.bias)
+    return net
+
+
+# ----------------------------------------------------------------------------- ResNet generator
+class _ResidualBlock(nn.Module):
+    """x + [reflect-pad, 3x3 conv, norm, ReLU, (dropout 0.5), reflect-pad, 3x3 conv, norm](x)."""
+
+    def __init__(self, channels: int, norm: str, dropout: bool):
+        super().__init__()
+        bias = norm == "none"  # a bias right before a normalisation is cancelled by it
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), _norm_layer(norm, channels),
+                  nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), _norm_layer(norm, channels)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+@register("resnet")
+class ResnetGenerator(nn.Module):
+    """CycleGAN's ResNet translator: encoder, ``n_blocks`` residual blocks at 1/2**n_downsampling, decoder.
+
+    Layout: reflect-pad + 7x7 conv; ``n_downsampling`` stride-2 3x3 convs (channels doubling); residual
+    blocks; as many upsampling stages; reflect-pad + 7x7 conv + tanh. Upsampling is nearest-neighbour x2
+    followed by reflect-pad + 3x3 conv rather than a stride-2 transposed conv: same parameter count, but no
+    checkerboard artefacts from uneven kernel overlap (Odena et al., 2016), which show clearly on small
+    images such as 16-32 px digits, and the output size is exactly 2x without ``output_padding``.
+
+    Input size: H and W must be divisible by 2**n_downsampling, and the reflection pads need every padded
+    map larger than its pad: the 7x7 stems need >= 4 px and the residual blocks a bottleneck >= 2 px, so the
+    minimum is max(4, 2 * 2**n_downsampling) (8 px for the default n_downsampling=2).
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 n_downsampling: int = 2, norm: str = "instance", dropout: bool = False):
+        super().__init__()
+        self.in_channels = _check_int("in_channels", in_channels, 1)
+        self.out_channels = _check_int("out_channels", out_channels, 1)
+        _check_int("ngf", ngf, 1)
+        _check_int("n_blocks", n_blocks, 1)
+        self.n_downsampling = _check_int("n_downsampling", n_downsampling, 0)
+        _check_choice("norm", norm, NORMS)
+        _check_bool("dropout", dropout)
+        bias = norm == "none"
+
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), _norm_layer(norm, ngf),
+                  nn.ReLU(True)]
+        ch = ngf
+        for _ in range(n_downsampling):
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), _norm_layer(norm, ch * 2),
+                       nn.ReLU(True)]
+            ch *= 2
+        layers += [_ResidualBlock(ch, norm, dropout) for _ in range(n_blocks)]
+        for _ in range(n_downsampling):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                       nn.Conv2d(ch, ch // 2, 3, bias=bias), _norm_layer(norm, ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        init_weights(self)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest valid height/width: max(4, 2 * 2**n_downsampling)."""
+        return max(4, 2 * 2**self.n_downsampling)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
+        h, w = _check_batch(x, self.in_channels)
+        m = self.min_size
+        if h < m or w < m:
+            raise ValueError(f"image too small for the network depth: expected at least {m}x{m} px "
+                             f"(n_downsampling={self.n_downsampling}; the reflection pads need a bottleneck "
+                             f">= 2 px), found {h}x{w}")
+        _check_divisible(h, w, 2**self.n_downsampling, "2**n_downsampling")
+        return self.model(x)
+
+
+# ----------------------------------------------------------------------------- U-Net generator
+def _depth_from_size(image_size) -> int:
+    _check_int("image_size", image_size, 2)
+    if image_size & (image_size - 1):
+        up = 1 << image_size.bit_length()
+        fits = (image_size & -image_size).bit_length() - 1  # largest k with image_size % 2**k == 0
+        hint = f" or pass num_downs explicitly (num_downs={fits} fits {image_size} px)" if fits else ""
+        raise ValueError(f"image_size: expected a power of two to derive num_downs = log2(image_size), "
+                         f"found {image_size}; resize or pad the images to {up}x{up} and use "
+                         f"image_size={up}{hint}")
+    return image_size.bit_length() - 1
+
+
+@register("unet")
+class UNetGenerator(nn.Module):
+    """Pix2Pix's U-Net: ``num_downs`` stride-2 4x4 convs down, as many transposed convs up, skip connections.
+
+    Encoder widths are ngf * (1, 2, 4, 8, 8, ...); each decoder stage sees its own output concatenated with
+    the encoder map of the same size. Encoder: LeakyReLU(0.2) + conv + norm (no norm on the first and the
+    innermost conv); decoder: ReLU + transposed conv + norm, tanh at the end. With ``dropout`` the three
+    decoder stages after the innermost one (and any further ones at full width ngf*8) get Dropout(0.5),
+    which is Pix2Pix's noise source: at num_downs=8 this is exactly the original layout, and shallower nets
+    for small images keep some dropout too. ``num_downs`` defaults to log2(image_size) (a 1x1 bottleneck);
+    H and W must be divisible by 2**num_downs.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int | None = None, ngf: int = 64,
+                 norm: str = "batch", dropout: bool = True, image_size: int | None = None):
+        super().__init__()
+        self.in_channels = _check_int("in_channels", in_channels, 1)
+        self.out_channels = _check_int("out_channels", out_channels, 1)
+        _check_int("ngf", ngf, 1)
+        _check_choice("norm", norm, NORMS)
+        _check_bool("dropout", dropout)
+        if num_downs is None:
+            if image_size is None:
+                raise ValueError("num_downs: expected an int >= 1, or image_size to derive it from, found neither")
+            num_downs = _depth_from_size(image_size)
+        _check_int("num_downs", num_downs, 1)
+        if image_size is not None:
+            _check_int("image_size", image_size, 1)
+            if image_size % 2**num_downs:
+                raise ValueError(f"image_size: expected a multiple of 2**num_downs = {2**num_downs}, "
+                                 f"found {image_size}")
+        self.num_downs = num_downs
+        self.image_size = image_size
+
+        d = num_downs
+        width = [ngf * min(2**i, 8) for i in range(d)]  # output channels of encoder stage i
+        bias = norm == "none"
+        self.downs = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        for i in range(d):
+            c_in = in_channels if i == 0 else width[i - 1]
+            first, innermost = i == 0, i == d - 1
+            has_norm = not (first or innermost)
+            down = [] if first else [nn.LeakyReLU(0.2)]  # not in place: its input is also a kept skip
+            down.append(nn.Conv2d(c_in, width[i], 4, stride=2, padding=1, bias=bias or not has_norm))
+            if has_norm:
+                down.append(_norm_layer(norm, width[i]))
+            self.downs.append(nn.Sequential(*down))
+
+            up_in = width[i] if innermost else 2 * width[i]
+            if first:
+                up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, out_channels, 4, stride=2, padding=1), nn.Tanh()]
+            else:
+                up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, c_in, 4, stride=2, padding=1, bias=bias),
+                      _norm_layer(norm, c_in)]
+                if dropout and not innermost and (i >= d - 4 or width[i - 1] == width[i] == ngf * 8):
+                    up.append(nn.Dropout(0.5))
+            self.ups.append(nn.Sequential(*up))
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
+        h, w = _check_batch(x, self.in_channels)
+        _check_divisible(h, w, 2**self.num_downs, "2**num_downs")
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        x = self.ups[-1](skips[-1])
+        for i in range(self.num_downs - 2, -1, -1):
+            x = self.ups[i](torch.cat([skips[i], x], dim=1))
+        return x
+
+
+# ----------------------------------------------------------------------------- PatchGAN discriminators
+def _patch_conv_specs(n_layers: int) -> list[tuple[int, int, int]]:
+    """(kernel, stride, padding) of each conv of a PatchDiscriminator with ``n_layers``."""
+    return [(4, 2, 1)] * n_layers + [(4, 1, 1), (4, 1, 1)]
+
+
+def receptive_field(n_layers: int) -> int:
+    """Receptive field in pixels of one output logit of a PatchDiscriminator (70 at n_layers=3)."""
+    _check_int("n_layers", n_layers, 1)
+    rf, jump = 1, 1
+    for k, s, _ in _patch_conv_specs(n_layers):
+        rf += (k - 1) * jump
+        jump *= s
+    return rf
+
+
+def min_input_size(n_layers: int) -> int:
+    """Smallest height/width a PatchDiscriminator with ``n_layers`` accepts: 3 * 2**n_layers.
+
+    Each stride-2 conv maps H to floor(H / 2) and each of the two stride-1 convs to H - 1, so the output
+    has floor(H / 2**n_layers) - 2 >= 1 rows (12 px at n_layers=2, 24 px at 3).
+    """
+    _check_int("n_layers", n_layers, 1)
+    return 3 * 2**n_layers
+
+
+@register("patchgan")
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: a fully convolutional classifier of overlapping patches, returning (N, 1, h, w) logits.
+
+    ``n_layers`` stride-2 4x4 convs (widths ndf * (1, 2, 4, 8, 8, ...)), one stride-1 4x4 conv, and a
+    stride-1 4x4 conv to one channel; LeakyReLU(0.2) between, norm on all but the first and last conv.
+    n_layers=3 gives the 70x70 PatchGAN; see :func:`receptive_field` and :func:`min_input_size`.
+    For Pix2Pix pass in_channels = input channels + output channels and feed the concatenated pair.
+    ``spectral_norm`` wraps every conv in ``torch.nn.utils.parametrizations.spectral_norm``.
+    """
+
+    min_input_size = staticmethod(min_input_size)
+    receptive_field = staticmethod(receptive_field)
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                 spectral_norm: bool = False):
+        super().__init__()
+        self.in_channels = _check_int("in_channels", in_channels, 1)
+        _check_int("ndf", ndf, 1)
+        self.n_layers = _check_int("n_layers", n_layers, 1)
+        _check_choice("norm", norm, NORMS)
+        _check_bool("spectral_norm", spectral_norm)
+        bias = norm == "none"
+
+        layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        ch = ndf
+        for i in range(1, n_layers + 1):
+            out = ndf * min(2**i, 8)
+            stride = 2 if i < n_layers else 1  # the last widening conv keeps the resolution
+            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1, bias=bias), _norm_layer(norm, out),
+                       nn.LeakyReLU(0.2, True)]
+            ch = out
+        layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+        init_weights(self)
+        if spectral_norm:  # after init, so the power-iteration estimate starts from the final weights
+            for m in self.model:
+                if isinstance(m, nn.Conv2d):
+                    _spectral_norm(m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels, H, W) -> (N, 1, h, w) patch logits (no sigmoid)."""
+        h, w = _check_batch(x, self.in_channels)
+        m = min_input_size(self.n_layers)
+        if h < m or w < m:
+            fits = (min(h, w) // 3).bit_length() - 1  # largest n_layers with 3 * 2**n_layers <= size
+            hint = f"; n_layers={fits} accepts it" if fits >= 1 else ""
+            raise ValueError(f"image too small for the discriminator depth: expected at least {m}x{m} px for "
+                             f"n_layers={self.n_layers}, found {h}x{w}{hint}")
+        return self.model(x)
+
+
+@register("multiscale_patchgan")
+class MultiScaleDiscriminator(nn.Module):
+    """``num_scales`` independent PatchDiscriminators, scale k seeing the input average-pooled k times.
+
+    Each pooling is a 3x3 stride-2 average (count_include_pad=False), halving the size (rounding up), as in
+    pix2pixHD. ``forward`` returns a list of patch-logit tensors, finest scale first.
+    """
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, num_scales: int = 2,
+                 norm: str = "instance", spectral_norm: bool = False):
+        super().__init__()
+        self.in_channels = _check_int("in_channels", in_channels, 1)
+        self.n_layers = _check_int("n_layers", n_layers, 1)
+        self.num_scales = _check_int("num_scales", num_scales, 1)
+        self.discriminators = nn.ModuleList(
+            PatchDiscriminator(in_channels, ndf, n_layers, norm, spectral_norm) for _ in range(num_scales))
+
+    @property
+    def min_size(self) -> int:
+        """Smallest height/width whose coarsest scale still fits one PatchDiscriminator."""
+        return (min_input_size(self.n_layers) - 1) * 2 ** (self.num_scales - 1) + 1
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(N, in_channels, H, W) -> list of ``num_scales`` (N, 1, h_k, w_k) logits, finest first."""
+        h, w = _check_batch(x, self.in_channels)
+        m = self.min_size
+        if h < m or w < m:
+            raise ValueError(f"image too small for the discriminator depth: expected at least {m}x{m} px for "
+                             f"n_layers={self.n_layers} at num_scales={self.num_scales}, found {h}x{w}")
+        outs = []
+        for k, disc in enumerate(self.discriminators):
+            if k:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            outs.append(disc(x))
+        return outs
