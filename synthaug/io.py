@@ -131,8 +131,9 @@ def write_model_dir(path: str | Path, config: dict, state_dicts: dict[str, dict[
     return path
 
 
-def read_model_config(path: str | Path, required: tuple[str, ...] = ("kind",)) -> dict:
-    """Read and validate ``config.json`` of a synthaug model directory."""
+def read_model_config(path: str | Path, required: tuple[str, ...] = ("kind",),
+                      kinds: tuple[str, ...] | None = None, hint: str = "") -> dict:
+    """Read and validate ``config.json`` of a synthaug model directory (its ``kind`` among ``kinds`` if given)."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"model: expected a synthaug model directory, found no directory at {str(path)!r}")
@@ -148,6 +149,8 @@ def read_model_config(path: str | Path, required: tuple[str, ...] = ("kind",)) -
         found = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
         raise ValueError(f"model: {str(cfg_path)!r} is not a synthaug config (expected format "
                          f"{FORMAT_NAME!r}, found {found!r})")
+    if kinds is not None and cfg.get("kind") not in kinds:
+        raise ValueError(f"model {str(path)!r}: expected kind in {kinds}, found kind {cfg.get('kind')!r}{hint}")
     missing = [k for k in required if k not in cfg]
     if missing:
         raise ValueError(f"model: {str(cfg_path)!r} is missing required field(s) {missing}")

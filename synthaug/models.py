@@ -74,10 +74,8 @@ class GeneratorModel:
         """Load a model directory; the optional arguments are checked against what the model was trained on."""
         path = Path(path)
         cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels", "num_classes",
-                                                "class_names"))
-        if cfg["kind"] not in GENERATOR_KINDS:
-            raise ValueError(f"model {str(path)!r}: expected a generator ({GENERATOR_KINDS}), found kind "
-                             f"{cfg['kind']!r}; load it with TranslatorModel / load_model")
+                                                "class_names"), kinds=GENERATOR_KINDS,
+                                hint=" (expected a generator; load translators with TranslatorModel or load_model)")
         _expect(cfg, path, image_size=image_size, channels=channels, num_classes=num_classes)
         nets = _build_nets(path, cfg)
         if "generator" not in nets:
@@ -165,10 +163,9 @@ class TranslatorModel:
     def from_pretrained(cls, path, *, image_size: int | None = None, channels: int | None = None,
                         device=None) -> "TranslatorModel":
         path = Path(path)
-        cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels_a", "channels_b"))
-        if cfg["kind"] not in TRANSLATOR_KINDS:
-            raise ValueError(f"model {str(path)!r}: expected a translator ({TRANSLATOR_KINDS}), found kind "
-                             f"{cfg['kind']!r}; load it with GeneratorModel / load_model")
+        cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels_a", "channels_b"),
+                                kinds=TRANSLATOR_KINDS,
+                                hint=" (expected a translator; load generators with GeneratorModel or load_model)")
         _expect(cfg, path, image_size=image_size, channels_a=channels)
         return cls(_build_nets(path, cfg), cfg, device=device)
 
