@@ -1,5 +1,7 @@
 # `make demo` and `make test` each set up .venv from nothing on a fresh clone, then run.
 PYTHON ?= python3
+# Threads sleep instead of spinning when the CPU is shared (much faster on small, busy machines).
+export OMP_WAIT_POLICY ?= PASSIVE
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
