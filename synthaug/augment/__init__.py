@@ -1,0 +1,45 @@
+"""Trained generators and translators as drop-in augmentation.
+
+* :class:`SyntheticDataset` -- samples of a class-conditional generator as a torch ``Dataset``
+  (generated once in memory, or on the fly and deterministic per index; sharded to disk).
+* :class:`MixedDataset` -- real + synthetic at a stated share, or synthetic top-up to balance classes.
+* Translator transforms applied with a probability: :class:`GANTransform` (torchvision v2),
+  :class:`GANTranslate` (albumentations), :class:`RandGANTranslate` / :class:`RandGANTranslated` (MONAI).
+
+Nothing heavy is imported here: each name is loaded from its submodule on first use, so importing
+``synthaug.augment`` never imports albumentations or MONAI.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "SyntheticDataset": "datasets",
+    "MixedDataset": "datasets",
+    "ModelHandle": "datasets",
+    "to_model_range": "datasets",
+    "reseed_transform": "datasets",
+    "write_shards": "shards",
+    "merge_manifests": "shards",
+    "read_manifest": "shards",
+    "GANTransform": "tv",
+    "GANTranslate": "albu",
+    "AlbumentationsOnTensors": "albu",
+    "RandGANTranslate": "monai",
+    "RandGANTranslated": "monai",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
