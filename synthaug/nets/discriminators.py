@@ -1,0 +1,98 @@
+"""Class-conditional projection discriminator (optional spectral norm, minibatch std, AC head)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import (
+    MinibatchStdDev,
+    check_image_size,
+    check_images_input,
+    check_int,
+    check_labels,
+    maybe_sn,
+    start_resolution,
+)
+from .registry import register
+
+__all__ = ["ProjectionDiscriminator"]
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, found {type(value).__name__} ({value!r})")
+    return value
+
+
+@register("projection")
+class ProjectionDiscriminator(nn.Module):
+    """Conv stack with strided downsampling, then global sum pooling and a projection head.
+
+    ``image_size`` is halved by 4x4 stride-2 convs down to 4x4 (7x7 for 28 px); widths double
+    at each halving from ``base_channels``, capped at ``max_channels``. The adversarial logit is
+    ``linear(h) + <embed(y), h>`` (Miyato & Koyama 2018), with ``h`` the sum-pooled features.
+
+    Args:
+        num_classes: number of classes (1 = unconditional; the projection then acts as a bias-free
+            second linear term).
+        image_size: input size, one of 16, 28, 32, 64, 128.
+        channels: input image channels.
+        base_channels: width at the input resolution.
+        spectral_norm: spectral normalisation on every conv and linear layer.
+        mbstd: minibatch standard-deviation feature (group size ``min(4, N)``) before the last conv.
+        ac_head: add an auxiliary classifier head (AC-GAN), read by :meth:`forward_with_class`.
+        max_channels: cap on any layer's width.
+        projection: include the class projection term in the adversarial logit.
+    """
+
+    def __init__(self, num_classes: int, image_size: int, channels: int = 1, base_channels: int = 16,
+                 spectral_norm: bool = True, mbstd: bool = True, ac_head: bool = False,
+                 max_channels: int = 128, projection: bool = True):
+        super().__init__()
+        self.num_classes = check_int("num_classes", num_classes)
+        self.image_size = check_image_size(image_size)
+        self.channels = check_int("channels", channels)
+        check_int("base_channels", base_channels)
+        check_int("max_channels", max_channels)
+        sn = _check_bool("spectral_norm", spectral_norm)
+        self.use_mbstd = _check_bool("mbstd", mbstd)
+        self.ac_head = _check_bool("ac_head", ac_head)
+        self.projection = _check_bool("projection", projection)
+        _, n_down = start_resolution(image_size)
+        widths = [min(max_channels, base_channels * 2**i) for i in range(n_down + 1)]
+        self.from_img = maybe_sn(nn.Conv2d(channels, widths[0], 3, 1, 1), sn)
+        self.downs = nn.ModuleList(maybe_sn(nn.Conv2d(widths[i], widths[i + 1], 4, 2, 1), sn)
+                                   for i in range(n_down))
+        self.mbstd = MinibatchStdDev(4) if mbstd else None
+        top = widths[-1]
+        self.final = maybe_sn(nn.Conv2d(top + int(mbstd), top, 3, 1, 1), sn)
+        self.linear = maybe_sn(nn.Linear(top, 1), sn)
+        self.embed = maybe_sn(nn.Embedding(num_classes, top), sn) if projection else None
+        self.classifier = maybe_sn(nn.Linear(top, num_classes), sn) if ac_head else None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum-pooled features ``h`` (N, C) of a validated batch."""
+        h = F.leaky_relu(self.from_img(x), 0.2)
+        for conv in self.downs:
+            h = F.leaky_relu(conv(h), 0.2)
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        h = F.leaky_relu(self.final(h), 0.2)
+        return h.sum(dim=(2, 3))
+
+    def forward_with_class(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(adversarial logits (N,), class logits (N, num_classes) or None without an AC head)``."""
+        x = check_images_input(x, self.channels, self.image_size)
+        y = check_labels(y, self.num_classes, x.shape[0])
+        h = self.features(x)
+        adv = self.linear(h).squeeze(1)
+        if self.embed is not None:
+            adv = adv + (self.embed(y) * h).sum(dim=1)
+        cls = self.classifier(h) if self.classifier is not None else None
+        return adv, cls
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Adversarial logits (N,)."""
+        return self.forward_with_class(x, y)[0]

@@ -1,0 +1,166 @@
+"""Building blocks shared by the GAN networks: argument/input checks, conditional BatchNorm,
+minibatch standard deviation, optional spectral norm."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+__all__ = [
+    "SUPPORTED_SIZES",
+    "ConditionalBatchNorm2d",
+    "MinibatchStdDev",
+    "check_choice",
+    "check_image_size",
+    "check_images_input",
+    "check_int",
+    "check_labels",
+    "check_latent",
+    "check_truncation",
+    "maybe_sn",
+    "start_resolution",
+]
+
+#: Square image sizes every generator and discriminator supports.
+SUPPORTED_SIZES = (16, 28, 32, 64, 128)
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int >= ``minimum``, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, found {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, found {value}")
+    return value
+
+
+def check_choice(name: str, value, choices) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, found {value!r}")
+    return value
+
+
+def check_image_size(image_size) -> int:
+    """Validate ``image_size`` against :data:`SUPPORTED_SIZES`."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size not in SUPPORTED_SIZES:
+        raise ValueError(f"image_size: expected one of {list(SUPPORTED_SIZES)}, found {image_size!r}")
+    return image_size
+
+
+def start_resolution(image_size: int) -> tuple[int, int]:
+    """``(start, num_doublings)``: 28 px grows from 7x7, every other size from 4x4."""
+    start = 7 if image_size == 28 else 4
+    return start, (image_size // start).bit_length() - 1
+
+
+def check_truncation(truncation) -> float:
+    """Truncation must be a finite number >= 0 (1 = off, 0 = the average)."""
+    try:
+        t = float(truncation)
+    except (TypeError, ValueError):
+        raise TypeError(f"truncation: expected a float >= 0, found {type(truncation).__name__}") from None
+    if not (t >= 0.0 and t != float("inf")):
+        raise ValueError(f"truncation: expected a finite float >= 0, found {truncation!r}")
+    return t
+
+
+def check_labels(y, num_classes: int, n: int | None = None, name: str = "y") -> torch.Tensor:
+    """Validate class indices: a 1-D integer tensor of length ``n`` with values in [0, num_classes)."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{name}: expected a 1-D int64 tensor of class indices, found {type(y).__name__}")
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise TypeError(f"{name}: expected an integer (int64) tensor of class indices, found dtype {y.dtype}")
+    if y.ndim != 1 or (n is not None and y.shape[0] != n):
+        want = f"({n},)" if n is not None else "(N,)"
+        raise ValueError(f"{name}: expected shape {want}, found {tuple(y.shape)}")
+    if y.numel():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(
+                f"{name}: expected class indices in [0, {num_classes - 1}] (num_classes={num_classes}), "
+                f"found values in [{lo}, {hi}]"
+            )
+    return y.long()
+
+
+def check_latent(z, z_dim: int, name: str = "z") -> torch.Tensor:
+    """Validate a latent batch of shape (N, z_dim)."""
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{name}: expected a float tensor of shape (N, {z_dim}), found {type(z).__name__}")
+    if z.ndim != 2 or z.shape[1] != z_dim:
+        raise ValueError(f"{name}: expected shape (N, {z_dim}), found {tuple(z.shape)}")
+    if not z.dtype.is_floating_point:
+        raise TypeError(f"{name}: expected a floating-point tensor, found dtype {z.dtype}")
+    return z
+
+
+def check_images_input(x, channels: int, image_size: int, name: str = "x") -> torch.Tensor:
+    """Validate a discriminator input batch (N, channels, image_size, image_size)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a float tensor (N, C, H, W), found {type(x).__name__}")
+    want = f"(N, {channels}, {image_size}, {image_size})"
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected shape {want}, found {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channel(s) (shape {want}), found {x.shape[1]} "
+                         f"(shape {tuple(x.shape)})")
+    if tuple(x.shape[-2:]) != (image_size, image_size):
+        raise ValueError(f"{name}: expected spatial size {image_size}x{image_size} (shape {want}), "
+                         f"found {x.shape[-2]}x{x.shape[-1]}")
+    return x
+
+
+def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
+    """Wrap ``module`` in spectral normalisation when ``enabled``."""
+    return _spectral_norm(module) if enabled else module
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm without its own affine, followed by a class-dependent gain and bias.
+
+    Gains start at 1 and biases at 0, so at initialisation it equals plain BatchNorm.
+    """
+
+    def __init__(self, num_features: int, num_classes: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False, momentum=momentum, eps=eps)
+        self.gain = nn.Embedding(num_classes, num_features)
+        self.bias = nn.Embedding(num_classes, num_features)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = self.bn(x)
+        return out * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+
+
+class MinibatchStdDev(nn.Module):
+    """Append one feature map: the standard deviation across a group of samples, averaged.
+
+    Samples are split into groups of ``min(group_size, N)`` (reduced to a divisor of N when
+    needed); each sample gets its group's mean feature std as an extra constant channel, which
+    lets the discriminator see a lack of variety (mode collapse).
+    """
+
+    def __init__(self, group_size: int = 4, eps: float = 1e-8):
+        super().__init__()
+        self.group_size = check_int("group_size", group_size)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n)
+        while n % g:
+            g -= 1
+        if g == 1:  # a single sample has no spread; mirror StyleGAN and report zero
+            std = x.new_zeros(n, 1, h, w)
+        else:
+            grouped = x.float().reshape(g, n // g, c, h, w)
+            s = (grouped.var(dim=0, unbiased=False) + self.eps).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
+            std = s.to(x.dtype).repeat(g)[:, None, None, None].expand(n, 1, h, w)
+        return torch.cat([x, std], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"
