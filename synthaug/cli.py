@@ -71,8 +71,10 @@ def _add_common_train(p: argparse.ArgumentParser) -> None:
 
 def _train_cgan(args) -> int:
     from .train import CGANConfig, CGANRecipe, Trainer
+    from .train.distributed import init_distributed
     from .utils import seed_everything
 
+    init_distributed(args.device)  # a no-op unless started by torchrun
     seed_everything(args.seed)
     data = load_training_data(args.data, split=args.split, size=args.size, channels=args.channels,
                               fraction=args.fraction, n_per_class=args.n_per_class, seed=args.seed)
@@ -80,7 +82,8 @@ def _train_cgan(args) -> int:
     cfg = CGANConfig(generator=args.arch, loss=args.loss, batch_size=args.batch_size, lr_g=args.lr_g,
                      lr_d=args.lr_d, n_critic=args.n_critic, diffaug="" if args.no_diffaug else args.diffaug,
                      ada=args.ada, r1_gamma=args.r1, label_smoothing=args.label_smoothing,
-                     ema_decay=args.ema_decay, g_kwargs=json.loads(args.g_kwargs),
+                     ema_decay=args.ema_decay, sync_batchnorm=args.sync_batchnorm,
+                     g_kwargs=json.loads(args.g_kwargs),
                      d_kwargs=json.loads(args.d_kwargs))
     recipe = CGANRecipe(data, cfg, device=args.device, seed=args.seed)
     result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
@@ -92,8 +95,10 @@ def _train_cgan(args) -> int:
 def _train_translator(args) -> int:
     from . import data as sd
     from .train import CycleGANConfig, CycleGANRecipe, Pix2PixConfig, Pix2PixRecipe, Trainer
+    from .train.distributed import init_distributed
     from .utils import seed_everything
 
+    init_distributed(args.device)  # a no-op unless started by torchrun
     seed_everything(args.seed)
     g_kw, d_kw = json.loads(args.g_kwargs), json.loads(args.d_kwargs)
     if args.recipe == "cyclegan":
@@ -103,7 +108,8 @@ def _train_translator(args) -> int:
               f"{tuple(b.images.shape[1:])}")
         cfg = CycleGANConfig(steps=args.steps, generator=args.arch, batch_size=args.batch_size, lr=args.lr,
                              lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity,
-                             g_kwargs={**CycleGANConfig().g_kwargs, **g_kw}, d_kwargs={**CycleGANConfig().d_kwargs, **d_kw})
+                             g_kwargs={**CycleGANConfig().g_kwargs, **g_kw},
+                             d_kwargs={**CycleGANConfig().d_kwargs, **d_kw})
         recipe = CycleGANRecipe(a, b, cfg, device=args.device, seed=args.seed,
                                 names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
     else:
@@ -155,11 +161,42 @@ def _report(result) -> None:
               f"samples: {result.out_dir / 'samples'}; metrics: {result.metrics_path}")
 
 
+def _sample_shards(args) -> int:
+    from .augment.shards import merge_manifests, write_shards
+    from .models import GeneratorModel
+    from .train.distributed import barrier, init_distributed
+
+    info = init_distributed("cpu" if args.device is None else args.device)
+    rank = info.rank if info.enabled else args.rank
+    world = info.world_size if info.enabled else args.world_size
+    if not 0 <= rank < world:
+        raise ValueError(f"--rank: expected 0 <= rank < world size {world}, found {rank}")
+    model = GeneratorModel.from_pretrained(args.model, device=args.device)
+    write_shards(model, args.out, n=args.n, seed=args.seed, shard_size=args.shard_size, rank=rank,
+                 world_size=world, truncation=args.truncation)
+    print(f"rank {rank}/{world}: wrote its shards of {args.n} images to {args.out}")
+    barrier()
+    if info.enabled and info.is_main or (not info.enabled and world == 1):
+        print(f"manifest: {merge_manifests(args.out)}")
+    elif not info.enabled:
+        print(f"when all {world} ranks are done: synthaug merge-shards {args.out}")
+    return 0
+
+
+def _merge_shards(args) -> int:
+    from .augment.shards import merge_manifests
+
+    print(f"manifest: {merge_manifests(args.folder)}")
+    return 0
+
+
 def _sample(args) -> int:
     from PIL import Image
 
     from .models import GeneratorModel
 
+    if args.shards:
+        return _sample_shards(args)
     model = GeneratorModel.from_pretrained(args.model, device=args.device)
     labels = None
     if args.label is not None:
@@ -207,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments")
     p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments")
+    p.add_argument("--sync-batchnorm", action="store_true", help="under torchrun on CUDA: SyncBatchNorm")
     _add_common_train(p)
     p.set_defaults(func=_train_cgan)
 
@@ -247,13 +285,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write samples of a trained generator as PNG folders")
     p.add_argument("model")
-    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--n", "--count", dest="n", type=int, default=100, help="number of images (use --count under torchrun)")
     p.add_argument("--out", required=True)
     p.add_argument("--label", default=None, help="class name or index (default: class-balanced)")
     p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument("--shards", action="store_true",
+                   help="write safetensors shards + manifest (readable by SyntheticDataset.from_shards); under "
+                        "torchrun each rank writes its share")
+    p.add_argument("--shard-size", type=int, default=1024)
+    p.add_argument("--rank", type=int, default=0, help="this process's share without torchrun (with --shards)")
+    p.add_argument("--world-size", type=int, default=1, help="number of processes without torchrun")
     p.set_defaults(func=_sample)
+
+    p = sub.add_parser("merge-shards", help="combine per-rank shard manifests into manifest.json")
+    p.add_argument("folder")
+    p.set_defaults(func=_merge_shards)
 
     p = sub.add_parser("info", help="print a model directory's config")
     p.add_argument("model")

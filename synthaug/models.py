@@ -60,6 +60,10 @@ class GeneratorModel:
     def __init__(self, generator: torch.nn.Module, config: dict, device=None):
         self.device = get_device(device)
         self.generator = generator.to(self.device).eval()
+        if hasattr(self.generator, "noise_mode"):
+            # Style generators sample with their fixed per-layer noise: an image is a function of (z, label)
+            # alone, so a seed reproduces it in any process and any batch.
+            self.generator.noise_mode = "const"
         self.config = config
 
     num_classes = property(lambda self: int(self.config["num_classes"]))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..io import write_model_dir
+from . import distributed
 from .recipe import Recipe
 from .sampler import BatchSampler
 
@@ -43,6 +44,7 @@ class CGANConfig:
     ada_target: float = 0.6
     ac_weight: float = 0.0        # > 0 adds an AC-GAN classification loss (needs d_kwargs ac_head=True)
     ema_decay: float = 0.999
+    sync_batchnorm: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
     amp: bool = True
 
     def validate(self) -> None:
@@ -95,12 +97,23 @@ class CGANRecipe(Recipe):
         torch.manual_seed(self.seed)  # weight init is part of the seeded run
         self.G = create_net(self.g_spec["arch"], **self.g_spec["kwargs"]).to(self.device)
         self.D = create_net(self.d_spec["arch"], **self.d_spec["kwargs"]).to(self.device)
+        if config.sync_batchnorm and self.dist.enabled:
+            if self.device.type != "cuda":
+                raise ValueError("sync_batchnorm: SyncBatchNorm needs CUDA; found a CPU (gloo) run, where "
+                                 "BatchNorm statistics stay per rank")
+            self.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+            self.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        distributed.broadcast_module(self.G)
+        distributed.broadcast_module(self.D)
         self.ema = AveragedModel(self.G, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         self.nets = {"G": self.G, "D": self.D, "ema": self.ema}
         self.optimizers = {
             "G": torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=tuple(config.betas)),
             "D": torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=tuple(config.betas)),
         }
+        if config.batch_size % self.dist.world_size:
+            raise ValueError(f"batch_size: expected a global batch divisible by the {self.dist.world_size} "
+                             f"processes, found {config.batch_size}")
         self.samplers = {"data": BatchSampler(len(self.images), config.batch_size, seed=self.seed)}
         self.augment = AdaptiveAugment(target=config.ada_target, p_init=0.0 if config.ada else config.diffaug_p)
         self.extras = {"augment": self.augment}
@@ -116,16 +129,18 @@ class CGANRecipe(Recipe):
             return x
         from ..diffaug import diff_augment
 
-        return diff_augment(x, policy=self.config.diffaug, p=self.augment.p, generator=self.rng)
+        self._aug_calls += 1
+        return diff_augment(x, policy=self.config.diffaug, p=self.augment.p,
+                            generator=self.step_generator(self._step, self._aug_calls))
 
     def _real_batch(self):
-        idx = self.samplers["data"].next()
+        idx = self.batch_indices("data")
         return self.images[idx].to(self.device), self.labels[idx].to(self.device)
 
     def _d_step(self) -> dict:
         cfg = self.config
         x, y = self._real_batch()
-        z = self.randn(len(y), self.G.z_dim)
+        z = self.noise(len(y), self.G.z_dim)
         with torch.no_grad(), self.autocast():
             fake = self.G(z, y)
         need_r1 = cfg.r1_gamma > 0
@@ -154,8 +169,8 @@ class CGANRecipe(Recipe):
 
     def _g_step(self) -> dict:
         cfg = self.config
-        y = self.labels[self.samplers["data"].next()].to(self.device)  # class frequencies of the real data
-        z = self.randn(len(y), self.G.z_dim)
+        y = self.labels[self.batch_indices("data")].to(self.device)  # class frequencies of the real data
+        z = self.noise(len(y), self.G.z_dim)
         with self.autocast():
             fake = self.G(z, y)
             out, cls = self.D.forward_with_class(self._aug(fake), y)
@@ -167,6 +182,7 @@ class CGANRecipe(Recipe):
         return {"g_loss": loss.item()}
 
     def train_step(self, step: int) -> dict[str, float]:
+        self._step, self._aug_calls = step, 0
         self.G.train()
         self.D.train()
         for _ in range(self.config.n_critic):

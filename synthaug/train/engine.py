@@ -22,6 +22,7 @@ import torch
 
 from ..io import atomic_torch_save, atomic_write_bytes, safe_torch_load
 from ..utils import save_grid
+from . import distributed
 from .recipe import Recipe
 
 CHECKPOINT_FORMAT = "synthaug-checkpoint"
@@ -78,7 +79,7 @@ class Trainer:
 
     def __init__(self, recipe: Recipe, out_dir: str | Path, steps: int, *, log_every: int = 50,
                  sample_every: int = 500, ckpt_every: int = 500, keep_checkpoints: int = 2,
-                 progress: bool = True, nan_lr_factor: float = 0.1, is_main: bool = True):
+                 progress: bool = True, nan_lr_factor: float = 0.1):
         if steps <= 0:
             raise ValueError(f"steps: expected a positive int, found {steps}")
         for name, val in (("log_every", log_every), ("sample_every", sample_every), ("ckpt_every", ckpt_every),
@@ -94,7 +95,7 @@ class Trainer:
         self.keep_checkpoints = keep_checkpoints
         self.progress = progress
         self.nan_lr_factor = nan_lr_factor
-        self.is_main = is_main
+        self.is_main = distributed.current().is_main  # under torchrun only rank 0 writes files
         self.step = 0
         self.rollbacks = 0
         self.lr_scale = 1.0
@@ -122,7 +123,16 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint for the current step atomically and move ``latest.json`` to it."""
+        """Write a checkpoint for the current step atomically and move ``latest.json`` to it.
+
+        Under torchrun rank 0 writes and the other ranks wait for it."""
+        path = self.ckpt_dir / f"ckpt-{self.step:07d}.pt"
+        if self.is_main:
+            self._write_checkpoint(path)
+        distributed.barrier()
+        return path
+
+    def _write_checkpoint(self, path: Path) -> None:
         state = {
             "format": CHECKPOINT_FORMAT,
             "recipe": self.recipe.name,
@@ -133,7 +143,6 @@ class Trainer:
             "state": self.recipe.state_dict(),
             "rng": _rng_state(),
         }
-        path = self.ckpt_dir / f"ckpt-{self.step:07d}.pt"
         previous = self.latest_checkpoint() if (self.ckpt_dir / "latest.json").exists() else None
         try:
             atomic_torch_save(state, path)
@@ -146,7 +155,6 @@ class Trainer:
         for p in old:
             if p != path:
                 p.unlink(missing_ok=True)
-        return path
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore recipe state, step, RNG states and LR scale from ``path`` (safe: tensors only)."""
@@ -207,6 +215,8 @@ class Trainer:
         self.rollbacks = 1
         self.lr_scale *= self.nan_lr_factor
         self.recipe.scale_lr(self.nan_lr_factor)
+        if not self.is_main:
+            return
         self._truncate_metrics()
         print(f"[synthaug] non-finite loss {losses}; rolled back to step {self.step} ({ckpt.name}) with the "
               f"learning rate scaled by {self.nan_lr_factor:g}", flush=True)
@@ -223,9 +233,10 @@ class Trainer:
         latest = self.latest_checkpoint() if resume else None
         if latest is not None:
             self.load_checkpoint(latest)
-            self._truncate_metrics()
-        elif self.is_main:
-            if self.metrics_path.exists():
+            if self.is_main:
+                self._truncate_metrics()
+        else:
+            if self.is_main and self.metrics_path.exists():
                 self.metrics_path.unlink()
             self.save_checkpoint()  # step 0: the rollback target before the first periodic checkpoint
 
@@ -234,11 +245,12 @@ class Trainer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._handle_signal)
         last: dict = {}
+        dev = self.recipe.device if distributed.current().enabled else None
         bar = tqdm(total=self.steps, initial=self.step, disable=not (self.progress and self.is_main),
                    desc=f"train {self.recipe.name}", dynamic_ncols=True)
         try:
-            while self.step < self.steps and self._stop_signal is None:
-                losses = self.recipe.train_step(self.step)
+            while self.step < self.steps and not distributed.any_rank(self._stop_signal is not None, dev):
+                losses = distributed.mean_over_ranks(self.recipe.train_step(self.step), dev)
                 if not all(math.isfinite(v) for v in losses.values()):
                     self._rollback(losses)
                     bar.n = self.step
@@ -253,20 +265,19 @@ class Trainer:
                         self._log({"step": self.step, **losses, "time": round(time.time() - t0, 3)})
                 if self.is_main and (self.step % self.sample_every == 0 or self.step == self.steps):
                     self.save_samples()
-                if self.is_main and self.step % self.ckpt_every == 0 and self.step != self.steps:
+                if self.step % self.ckpt_every == 0 and self.step != self.steps:
                     self.save_checkpoint()
-            if self.is_main:
-                self.save_checkpoint()
+            self.save_checkpoint()
         finally:
             bar.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
-        interrupted = self._stop_signal is not None
+        interrupted = self.step < self.steps
         model_dir = None
         if self.is_main and not interrupted:
             model_dir = self.out_dir / "model"
             self.recipe.save_pretrained(model_dir)
-        if interrupted:
+        if interrupted and self.is_main:
             print(f"[synthaug] stopped by signal {self._stop_signal} at step {self.step}; checkpoint saved, "
                   "run the same command again to resume", flush=True)
         return TrainResult(step=self.step, out_dir=self.out_dir, model_dir=model_dir,

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..utils import get_device
+from . import distributed
 
 
 class Recipe(ABC):
@@ -24,7 +25,10 @@ class Recipe(ABC):
 
     def __init__(self, config, device=None, seed: int = 0):
         self.config = config
+        self.dist = distributed.current()
         self.device = get_device(device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.seed = int(seed)
         self.rng = torch.Generator().manual_seed(self.seed)  # CPU: noise, labels, augmentation draws
         self.nets: dict[str, nn.Module] = {}
@@ -48,15 +52,32 @@ class Recipe(ABC):
             return torch.autocast(device_type="cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    def randn(self, *shape) -> torch.Tensor:
-        """Standard normal noise from the recipe's RNG, on the training device."""
-        return torch.randn(*shape, generator=self.rng).to(self.device)
+    def noise(self, n: int, *dims: int) -> torch.Tensor:
+        """Standard normal noise for this rank's ``n`` samples, on the training device.
+
+        Drawn for the global batch from the recipe's RNG, so every rank's stream stays in step and N
+        processes see exactly the noise that one process would."""
+        z = torch.randn(n * self.dist.world_size, *dims, generator=self.rng)
+        return distributed.local_slice(z).to(self.device)
+
+    def batch_indices(self, sampler: str) -> torch.Tensor:
+        """This rank's share of the next global batch of sampler ``sampler``."""
+        return distributed.local_slice(self.samplers[sampler].next())
+
+    def step_generator(self, step: int, call: int = 0) -> torch.Generator:
+        """A CPU generator for per-sample random augmentation, derived from (seed, step, rank, call).
+
+        Stateless, so resumed runs repeat exactly, and distinct per rank, so ranks augment differently."""
+        key = (self.seed * 1_000_003 + step * 7_919 + self.dist.rank * 104_729 + call * 31) % (2**63)
+        return torch.Generator().manual_seed(key)
 
     def optimize(self, loss: torch.Tensor, opt_name: str, params, clip: float | None = None) -> None:
         """Backward ``loss`` and step optimiser ``opt_name`` (AMP scaling and gradient clipping included)."""
         opt = self.optimizers[opt_name]
+        params = list(params)
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        distributed.average_gradients(params)
         if clip:
             self.scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, clip)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io import write_model_dir
+from . import distributed
 from .recipe import Recipe
 from .sampler import BatchSampler
 
@@ -75,9 +76,13 @@ class _TranslationRecipe(Recipe):
         from ..nets.translators import init_weights
 
         torch.manual_seed(self.seed)
+        if self.config.batch_size % self.dist.world_size:
+            raise ValueError(f"batch_size: expected a global batch divisible by the {self.dist.world_size} "
+                             f"processes, found {self.config.batch_size}")
         for name in g_names + d_names:
             spec = g_spec[name] if name in g_spec else d_spec[name]
             self.nets[name] = init_weights(create_net(spec["arch"], **spec["kwargs"])).to(self.device)
+            distributed.broadcast_module(self.nets[name])
         self.g_spec, self.d_spec = g_spec, d_spec
         with torch.no_grad():  # fail now, with the net's message, if the images do not fit the depth
             for name, x in sample_in.items():
@@ -149,8 +154,8 @@ class CycleGANRecipe(_TranslationRecipe):
     def train_step(self, step: int) -> dict[str, float]:
         cfg, n = self.config, self.nets
         self._train_mode()
-        real_a = self.A[self.samplers["A"].next()].to(self.device)
-        real_b = self.B[self.samplers["B"].next()].to(self.device)
+        real_a = self.A[self.batch_indices("A")].to(self.device)
+        real_b = self.B[self.batch_indices("B")].to(self.device)
         self._set_requires_grad(self._d_names, False)
         with self.autocast():
             fake_b, fake_a = n["G_A2B"](real_a), n["G_B2A"](real_b)
@@ -222,7 +227,7 @@ class Pix2PixRecipe(_TranslationRecipe):
     def train_step(self, step: int) -> dict[str, float]:
         n = self.nets
         self._train_mode()
-        idx = self.samplers["pairs"].next()
+        idx = self.batch_indices("pairs")
         real_a, real_b = self.A[idx].to(self.device), self.B[idx].to(self.device)
         with self.autocast():
             fake_b = n["G_A2B"](real_a)
