@@ -34,7 +34,8 @@ def _parse_policy(policy: str | Sequence[str]) -> list[str]:
     elif isinstance(policy, (list, tuple)) and all(isinstance(p, str) for p in policy):
         names = [p.strip() for p in policy]
     else:
-        raise TypeError(f"policy: expected a comma-separated string or a list of names, found {type(policy).__name__}")
+        found = type(policy).__name__
+        raise TypeError(f"policy: expected a comma-separated string or a list of names, found {found}")
     bad = [n for n in names if n not in POLICIES]
     if bad:
         raise ValueError(f"policy: expected names from {sorted(POLICIES)}, found {bad}")
@@ -46,7 +47,8 @@ def _rand(shape, generator: torch.Generator | None, device: torch.device) -> tor
     return torch.rand(shape, generator=generator).to(device, non_blocking=True)
 
 
-def _randint(low: int, high: int, shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def _randint(low: int, high: int, shape, generator: torch.Generator | None,
+             device: torch.device) -> torch.Tensor:
     return torch.randint(low, high, shape, generator=generator).to(device, non_blocking=True)
 
 
@@ -109,7 +111,8 @@ def diff_augment(x: torch.Tensor, policy: str | Sequence[str] = "color,translati
     p = float(p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p: expected a probability in [0, 1], found {p}")
-    if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
+    cpu_gen = isinstance(generator, torch.Generator) and generator.device.type == "cpu"
+    if generator is not None and not cpu_gen:
         raise ValueError(f"generator: expected a CPU torch.Generator or None, found {generator!r}")
     if p == 0.0 or x.shape[0] == 0:
         return x
@@ -153,13 +156,15 @@ class AdaptiveAugment:
         self._count = 0
 
     def __repr__(self) -> str:
-        return f"AdaptiveAugment(p={self.p:.4f}, r_t={self.r_t:.3f}, target={self.target}, speed={self.speed})"
+        return (f"AdaptiveAugment(p={self.p:.4f}, r_t={self.r_t:.3f}, target={self.target}, "
+                f"speed={self.speed}, interval={self.interval})")
 
     def update(self, real_logits: torch.Tensor | Sequence[torch.Tensor]) -> float:
         """Accumulate ``sign(real_logits)``; adjust and return ``p`` (every ``interval`` calls)."""
         tensors = [real_logits] if isinstance(real_logits, torch.Tensor) else list(real_logits)
         if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
-            raise TypeError(f"real_logits: expected a tensor or a list of tensors, found {type(real_logits).__name__}")
+            found = type(real_logits).__name__
+            raise TypeError(f"real_logits: expected a tensor or a list of tensors, found {found}")
         for t in tensors:
             self._sign_sum = self._sign_sum + t.detach().float().sign().sum()
             self._count += t.numel()

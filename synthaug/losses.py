@@ -24,7 +24,8 @@ def _as_list(logits: Logits, name: str) -> list[torch.Tensor]:
         return [logits]
     if isinstance(logits, (list, tuple)) and logits and all(isinstance(t, torch.Tensor) for t in logits):
         return list(logits)
-    raise TypeError(f"{name}: expected a tensor or a non-empty list of tensors, found {type(logits).__name__}")
+    found = type(logits).__name__
+    raise TypeError(f"{name}: expected a tensor or a non-empty list of tensors, found {found}")
 
 
 class GANLoss:
@@ -121,7 +122,7 @@ def r1_penalty(real_logits: Logits, real_images: torch.Tensor) -> torch.Tensor:
     ``real_images`` must be the tensor (with ``requires_grad=True``) that produced ``real_logits``.
     """
     if not isinstance(real_images, torch.Tensor) or not real_images.requires_grad:
-        raise ValueError("real_images: expected the D input with requires_grad=True "
-                         "(call x.detach().requires_grad_(True) before the forward pass), found requires_grad=False")
+        raise ValueError("real_images: expected the D input with requires_grad=True (call x.detach()"
+                         ".requires_grad_(True) before the forward pass), found requires_grad=False")
     (grad,) = torch.autograd.grad(_logit_sum(real_logits), real_images, create_graph=True)
     return grad.float().flatten(1).pow(2).sum(dim=1).mean()

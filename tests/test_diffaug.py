@@ -43,13 +43,14 @@ def test_gradients_flow_to_input():
     # cutout zeros a square and translation fills with zeros: those pixels get no gradient
     y = torch.randn(4, 1, 16, 16, requires_grad=True)
     diff_augment(y, "cutout", generator=gen()).sum().backward()
-    assert ((y.grad == 0).flatten(1).sum(1) == 64).all()  # an 8x8 square (clipped at borders -> fewer)\
-        if False else (y.grad == 0).any()
+    zero_grad = (y.grad == 0).flatten(1).sum(1)
+    assert ((zero_grad > 0) & (zero_grad <= 64)).all()  # an 8x8 square, clipped at the borders
 
 
 def test_deterministic_under_generator_and_global_seed():
     x = torch.randn(8, 3, 32, 32)
-    assert torch.equal(diff_augment(x, ALL, p=0.5, generator=gen(3)), diff_augment(x, ALL, p=0.5, generator=gen(3)))
+    a, b = (diff_augment(x, ALL, p=0.5, generator=gen(3)) for _ in range(2))
+    assert torch.equal(a, b)
     assert not torch.equal(diff_augment(x, ALL, generator=gen(3)), diff_augment(x, ALL, generator=gen(4)))
     torch.manual_seed(5)
     a = diff_augment(x, ALL)

@@ -252,10 +252,10 @@ def test_tiny_conditional_gan_learns_class_brightness():
     n = 256
     y_data = torch.arange(n) % 2
     x_data = torch.full((n, 1, 16, 16), -1.0)
-    for i in range(n):  # a 6..10 px square at a random place; class 0 dark grey, class 1 near white
-        s = int(torch.randint(6, 11, ()))
+    for i in range(n):  # an 8..12 px square at a random place on black: class 0 dark grey, class 1 white
+        s = int(torch.randint(8, 13, ()))
         r, c = torch.randint(0, 16 - s + 1, (2,)).tolist()
-        x_data[i, 0, r:r + s, c:c + s] = -0.4 if y_data[i] == 0 else 0.9
+        x_data[i, 0, r:r + s, c:c + s] = -0.6 if y_data[i] == 0 else 1.0
     g = CondDCGANGenerator(2, 16, z_dim=16, base_channels=8, max_channels=32)
     d = ProjectionDiscriminator(2, 16, base_channels=8, max_channels=32)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.0, 0.99))
@@ -280,4 +280,4 @@ def test_tiny_conditional_gan_learns_class_brightness():
         y = torch.tensor([0] * 64 + [1] * 64)
         imgs = g(torch.randn(128, 16), y)
     dark, bright = imgs[:64].mean().item(), imgs[64:].mean().item()
-    assert bright > dark + 0.1, (dark, bright)
+    assert bright > dark + 0.2, (dark, bright)  # real data: ~0.6 apart

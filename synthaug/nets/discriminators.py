@@ -82,7 +82,8 @@ class ProjectionDiscriminator(nn.Module):
         h = F.leaky_relu(self.final(h), 0.2)
         return h.sum(dim=(2, 3))
 
-    def forward_with_class(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward_with_class(self, x: torch.Tensor,
+                           y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(adversarial logits (N,), class logits (N, num_classes) or None without an AC head)``."""
         x = check_images_input(x, self.channels, self.image_size)
         y = check_labels(y, self.num_classes, x.shape[0])

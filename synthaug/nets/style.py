@@ -47,7 +47,8 @@ class _StyleLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
         x = self.conv(x)
         if noise_mode == "random":
-            x = x + self.noise_strength * torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+            noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+            x = x + self.noise_strength * noise
         elif noise_mode == "const":
             x = x + self.noise_strength * self.noise_const.to(x.dtype)
         x = F.leaky_relu(x + self.bias, 0.2)
@@ -84,8 +85,8 @@ class StyleGenerator(nn.Module):
         w_avg_beta: EMA decay of ``w_avg``.
     """
 
-    def __init__(self, num_classes: int, image_size: int, channels: int = 1, z_dim: int = 64, w_dim: int = 128,
-                 mapping_layers: int = 4, base_channels: int = 16, max_channels: int = 128,
+    def __init__(self, num_classes: int, image_size: int, channels: int = 1, z_dim: int = 64,
+                 w_dim: int = 128, mapping_layers: int = 4, base_channels: int = 16, max_channels: int = 128,
                  convs_per_res: int = 1, mixing_prob: float = 0.9, embed_dim: int = 32,
                  upsample: str = "transpose", w_avg_beta: float = 0.995):
         super().__init__()
@@ -155,7 +156,8 @@ class StyleGenerator(nn.Module):
 
     def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
         """Images (N, channels, image_size, image_size) in [-1, 1] from styles ``ws`` (N, num_ws, w_dim)."""
-        if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
+        want = (self.num_ws, self.w_dim)
+        if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or tuple(ws.shape[1:]) != want:
             found = tuple(ws.shape) if isinstance(ws, torch.Tensor) else type(ws).__name__
             raise ValueError(f"ws: expected shape (N, {self.num_ws}, {self.w_dim}), found {found}")
         check_choice("noise_mode", self.noise_mode, NOISE_MODES)
