@@ -41,6 +41,22 @@ def _build_nets(path: Path, cfg: dict) -> dict[str, torch.nn.Module]:
     return out
 
 
+def _check_fields(cfg: dict, path: Path, ints: tuple[str, ...], names: str | None = None) -> None:
+    """Type-check config.json fields so a bad file fails at load, naming the field and the file."""
+    where = str(path / "config.json")
+    for key in ints:
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"model: {where!r}: {key}: expected a positive int, found {v!r}")
+    if names is not None:
+        v = cfg.get(names)
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ValueError(f"model: {where!r}: {names}: expected a list of strings, found {v!r}")
+        if len(v) != cfg["num_classes"]:
+            raise ValueError(f"model: {where!r}: {names}: expected {cfg['num_classes']} names (num_classes), "
+                             f"found {len(v)}")
+
+
 def _expect(cfg: dict, path: Path, **expected) -> None:
     for key, want in expected.items():
         if want is None:
@@ -80,11 +96,17 @@ class GeneratorModel:
         cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels", "num_classes",
                                                 "class_names"), kinds=GENERATOR_KINDS,
                                 hint=" (expected a generator; load translators with TranslatorModel or load_model)")
+        _check_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
         _expect(cfg, path, image_size=image_size, channels=channels, num_classes=num_classes)
         nets = _build_nets(path, cfg)
         if "generator" not in nets:
             raise ValueError(f"model {str(path)!r}: config.json names no 'generator' net, found {sorted(nets)}")
-        return cls(nets["generator"], cfg, device=device)
+        g = nets["generator"]
+        for key in ("image_size", "channels", "num_classes"):
+            if getattr(g, key, cfg[key]) != cfg[key]:
+                raise ValueError(f"model {str(path)!r}: config.json says {key}={cfg[key]!r} but the generator's "
+                                 f"arguments give {key}={getattr(g, key)!r}")
+        return cls(g, cfg, device=device)
 
     def save_pretrained(self, path) -> Path:
         """Write this model as a directory (config.json + generator.safetensors)."""
@@ -170,6 +192,7 @@ class TranslatorModel:
         cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels_a", "channels_b"),
                                 kinds=TRANSLATOR_KINDS,
                                 hint=" (expected a translator; load generators with GeneratorModel or load_model)")
+        _check_fields(cfg, path, ("image_size", "channels_a", "channels_b"))
         _expect(cfg, path, image_size=image_size, channels_a=channels)
         return cls(_build_nets(path, cfg), cfg, device=device)
 

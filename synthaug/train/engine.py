@@ -161,6 +161,10 @@ class Trainer:
         ckpt = safe_torch_load(path, what="checkpoint")
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint: {str(path)!r} is not a synthaug training checkpoint")
+        missing = [k for k in ("recipe", "recipe_config", "step", "lr_scale", "rollbacks", "state", "rng")
+                   if k not in ckpt]
+        if missing:
+            raise ValueError(f"checkpoint: {str(path)!r} is incomplete: missing field(s) {missing}")
         if ckpt["recipe"] != self.recipe.name:
             raise ValueError(f"checkpoint: expected a {self.recipe.name!r} checkpoint, found one of recipe "
                              f"{ckpt['recipe']!r} in {str(path)!r}")
@@ -192,8 +196,12 @@ class Trainer:
         atomic_write_bytes(self.metrics_path, ("\n".join(keep) + "\n" if keep else "").encode())
 
     def _log(self, record: dict) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise OSError(f"cannot append to the metrics log {str(self.metrics_path)!r}: {e}; checkpoints in "
+                          f"{str(self.ckpt_dir)!r} are untouched") from e
 
     def save_samples(self) -> Path:
         images, nrow, row_labels = self.recipe.sample_grid()
@@ -251,6 +259,9 @@ class Trainer:
         try:
             while self.step < self.steps and not distributed.any_rank(self._stop_signal is not None, dev):
                 losses = distributed.mean_over_ranks(self.recipe.train_step(self.step), dev)
+                will_save = (self.step + 1) % self.ckpt_every == 0 or self.step + 1 == self.steps
+                if will_save and not self.recipe.weights_finite():
+                    losses = {**losses, "weights": float("nan")}  # never checkpoint NaN weights
                 if not all(math.isfinite(v) for v in losses.values()):
                     self._rollback(losses)
                     bar.n = self.step

@@ -93,6 +93,15 @@ class Recipe(ABC):
             if hasattr(sched, "base_lrs"):
                 sched.base_lrs = [lr * factor for lr in sched.base_lrs]
 
+    @torch.no_grad()
+    def weights_finite(self) -> bool:
+        """True if every parameter and floating buffer of every net is finite (checked before checkpoints)."""
+        for net in self.nets.values():
+            for t in list(net.parameters()) + [b for b in net.buffers() if b.is_floating_point()]:
+                if not torch.isfinite(t).all():
+                    return False
+        return True
+
     # ------------------------------------------------------ state for resume
     def state_dict(self) -> dict:
         return {
