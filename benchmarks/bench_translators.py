@@ -38,8 +38,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# Import this checkout's package first: the .venv editable install can resolve ``synthaug`` as a namespace
-# package (no __init__) when run from outside the repo root, which breaks ``synthaug.io.write_model_dir``.
+# Import this checkout's package first (the script then runs from any folder, installed or not; once, while
+# the repo was being edited, ``import synthaug`` outside the root resolved to a namespace package).
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "driving"
 if not DATA.is_dir():  # checkouts placed elsewhere: the data README's absolute location

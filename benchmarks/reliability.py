@@ -73,6 +73,24 @@ KILL_KINDS = ("step", "time", "ckpt_write", "pointer_write")
 REPLACE_DELAY = 1.0
 
 
+FINDINGS = [
+    "Model export on a full disk fails with a bare `[Errno 28] No space left on device` naming no file "
+    "(`io.atomic_write_bytes` does not wrap write errors); a rerun exports the model.",
+    "`io.atomic_write_bytes` creates every file with mode 0600 (`tempfile.mkstemp`): exported model directories "
+    "and checkpoints are unreadable to other users whatever the umask.",
+    "Temp files orphaned by a kill between write and rename (a full checkpoint's size each) are never removed.",
+    "`Trainer.fit` takes no lock on `out_dir`: two processes on one folder both train and interleave "
+    "metrics.jsonl and checkpoints (both report success).",
+    "`SyntheticDataset` / `MixedDataset` given a model path skip the config.json field checks that "
+    "`GeneratorModel.from_pretrained` now does (bare `int()` / `TypeError` messages).",
+    "`MixedDataset` does not check real items for NaN/Inf pixels.",
+    "`memorization_audit` misses near-copies of training images that have a near-duplicate in the training set "
+    "(tiny d_rr); BreastMNIST has such pairs within train and across train/val/test.",
+    "safetensors writes its metadata map in a per-process hash order, so exported files are tensor-identical but "
+    "not byte-identical across processes (compare tensors, not bytes).",
+]
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -572,6 +590,7 @@ def machine() -> dict:
 
 
 def report(res: dict, md_path: Path) -> None:
+    """Write the markdown report from the result dict (also what ``reliability.json`` holds)."""
     camps, sigs, fs = res["kills"], res["signals"], res["disk_full"]
     mf, bi = res["tables"]["model_files"], res["tables"]["bad_inputs"]
     payload_rows = [r for r in mf if r["payload"]]
@@ -636,13 +655,13 @@ def report(res: dict, md_path: Path) -> None:
         lines.append(f"- {c['recipe']}: {seq}")
     orphans = sum(len(c["orphan_temp_files_left"]) for c in camps)
     lines += ["", f"Orphaned temp files: every kill that landed between a temp file's write and its rename left "
-              f"a `.ckpt-*.tmp` behind; {orphans} remained in the finished runs' checkpoint folders (harmless to "
-              "resume, never cleaned up: disk space).",
+              f"that temp file (`.ckpt-*.tmp`, a full checkpoint, or `.latest.json.*.tmp`) behind; {orphans} "
+              "remained in the finished runs' checkpoint folders (harmless to resume, never cleaned up).",
               "", "![loss curves](reliability.png)", "",
               "The dashed curve (killed and resumed) lies exactly on the solid one (uninterrupted); dotted red "
               "lines mark where kills landed.", "", "## 1b. SIGINT / SIGTERM", "",
               "| recipe | signal | sent after step | exit code | status | stopped at | latest checkpoint | "
-              "stop took |", "|---|---|---|---|---|---|---|---|"]
+              "signal to exit (interpreter shutdown included) |", "|---|---|---|---|---|---|---|---|"]
     for sg in sigs:
         for r in sg["stops"]:
             lines.append(f"| {sg['recipe']} | {r['signal']} | {r['sent_after_step']} | {r['exit_code']} | "
@@ -700,7 +719,12 @@ def report(res: dict, md_path: Path) -> None:
               "about 4.5 grey levels RMS; median nearest-neighbour distance ~5.6): " + "; ".join(
                   f"{k}: {v['pixel_l2_below_1']} of {v['n']} (audit flags {v['flagged_by_audit']})"
                   for k, v in mem["breastmnist_split_near_duplicates"].items()) + ".", ""]
-    md_path.write_text("\n".join(lines) + "\n")
+    lines += ["## Findings for the library (details and patches in the reliability report to the lead)", ""]
+    lines += [f"- {f}" for f in FINDINGS]
+    text = "\n".join(lines) + "\n"
+    if res.get("scratch"):
+        text = text.replace(res["scratch"], "$WORK")
+    md_path.write_text(text)
 
 
 def main(argv=None) -> int:
@@ -709,7 +733,12 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     p.add_argument("--work", default=None, help="scratch folder (default: a temp folder, removed at the end)")
+    p.add_argument("--render", action="store_true", help="only rewrite reliability.md from reliability.json")
     args = p.parse_args(argv)
+    if args.render:
+        res = json.loads((Path(args.out) / "reliability.json").read_text())
+        report(res, Path(args.out) / "reliability.md")
+        return 0
     t0 = time.time()
     mode = "quick" if args.quick else "full"
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="synthaug_reliability_"))
@@ -717,7 +746,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning)
     res = {"command": "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/reliability.py"
                       + (" --quick" if args.quick else "") + (f" --seed {args.seed}" if args.seed else ""),
-           "mode": mode, "seed": args.seed, "machine": machine()}
+           "mode": mode, "seed": args.seed, "machine": machine(), "scratch": str(work)}
     log(f"reliability benchmark ({mode}), scratch {work}")
     # in-process sections first: the subprocess campaigns' checkers change torch's global RNG state
     res["disk_full"] = {"in_process": disk_full_in_process(work)}

@@ -38,8 +38,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# Import this checkout's package first: the .venv editable install can resolve ``synthaug`` as a namespace
-# package (no __init__) when run from outside the repo root, which breaks ``synthaug.io.write_model_dir``.
+# Import this checkout's package first (the script then runs from any folder, installed or not; once, while
+# the repo was being edited, ``import synthaug`` outside the root resolved to a namespace package).
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
@@ -85,7 +85,7 @@ def load_case(case: str, digit_size: int) -> dict:
                 "grid_note": "inputs are training frames (the 199 frames are all used for training)",
                 "data": f"A: driving/clear_nuscenes/images ({len(a)} frames); B: driving/fog_dawn/images, the "
                         f"{len(b)} files of unique_images.txt",
-                "g_kwargs": {"ngf": 32, "n_blocks": 6}, "d_kwargs": {"ndf": 32, "n_layers": 3}, "batch": 1}
+                "g_kwargs": {"ngf": 16, "n_blocks": 6}, "d_kwargs": {"ndf": 16, "n_layers": 3}, "batch": 1}
     if case == "weather":
         size = 64
         root = DATA / "weather" / "mwd"
@@ -95,7 +95,7 @@ def load_case(case: str, digit_size: int) -> dict:
                 "grid_a": ta.images[:8], "grid_b": tb.images[_spread(len(tb), 8)],
                 "grid_note": "inputs are the held-out mwd/test/shine photos; real B from mwd/test/rain",
                 "data": f"A: weather/mwd/train/shine ({len(a)}); B: weather/mwd/train/rain ({len(b)})",
-                "g_kwargs": {"ngf": 32, "n_blocks": 6}, "d_kwargs": {"ndf": 32, "n_layers": 3}, "batch": 1}
+                "g_kwargs": {"ngf": 16, "n_blocks": 6}, "d_kwargs": {"ndf": 16, "n_layers": 3}, "batch": 1}
     if case == "digits":
         size = digit_size
         a = load_digits(DATA / "digits" / "mnist_t10k.npz", size=size)

@@ -179,6 +179,6 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, row_labels:
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # long titles and row labels are kept, not cut off
     plt.close(fig)
     return path
