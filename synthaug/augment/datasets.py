@@ -268,11 +268,24 @@ class SyntheticDataset(Dataset):
             (0 = no cache). With a cache, whole blocks are generated, so outputs are bitwise equal to
             ``"memory"`` mode and repeated epochs with ``persistent_workers`` cost nothing.
         device: where ``"memory"`` generation runs (None: the model's device / automatic).
+        drop_near_copies: memorisation guard, ``"memory"`` mode only: after generation, drop every sample
+            whose nearest-``reference``-image distance ratio (see
+            :func:`synthaug.eval.memorization.memorization_audit`, pixel space) is below this threshold,
+            e.g. ``1/3``. Labels stay aligned; the number dropped is in ``n_dropped`` and is warned about
+            (``warnings.warn``). The dataset is then shorter than ``n`` and per-class counts may differ.
+        reference: the real training images the guard compares with: an
+            :class:`~synthaug.data.ImageDataset` or a float ``(N, C, H, W)`` tensor in [-1, 1] of the
+            generator's channels and size (at least 2 images). Required with ``drop_near_copies``.
     """
+
+    #: samples removed by the memorisation guard (0 when it is off, and for sets reopened from shards)
+    n_dropped: int = 0
+    drop_near_copies: float | None = None
 
     def __init__(self, generator, n: int | None = None, per_class: int | Mapping | None = None, seed: int = 0,
                  mode: str = "memory", truncation: float = 1.0, batch_size: int = 256,
-                 transform: Callable | None = None, cache_blocks: int = 0, device=None):
+                 transform: Callable | None = None, cache_blocks: int = 0, device=None,
+                 drop_near_copies: float | None = None, reference=None):
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {list(MODES)}, found {mode!r}")
         self._handle = (generator if isinstance(generator, ModelHandle)
@@ -293,12 +306,63 @@ class SyntheticDataset(Dataset):
         self.transform = transform
         self.labels = _layout_labels(_class_counts(n, per_class, self.class_names))
         self.mode = mode
+        reference_images = self._check_guard(drop_near_copies, reference, mode)
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self.images: torch.Tensor | None = None
         if mode == "memory":
             self.images = self._generate_range(0, len(self.labels), self._handle.get())
             if self._handle.path is not None:
                 self._handle._model = None  # weights are no longer needed in this process
+            if reference_images is not None:
+                self._drop_near_copies(reference_images)
+
+    # --- memorisation guard ---------------------------------------------------------------------------
+    def _check_guard(self, threshold, reference, mode: str) -> torch.Tensor | None:
+        """Validate ``drop_near_copies`` / ``reference`` before generating; return the reference images."""
+        if threshold is None:
+            if reference is not None:
+                raise ValueError("reference: only used by the memorisation guard, found reference images but "
+                                 "drop_near_copies=None (pass drop_near_copies=1/3, for example)")
+            return None
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+                or not 0.0 < float(threshold) <= 1.0:
+            raise ValueError(f"drop_near_copies: expected a distance-ratio threshold in (0, 1] (e.g. 1/3) or None, "
+                             f"found {threshold!r}")
+        if mode != "memory":
+            raise ValueError(f"drop_near_copies: expected mode='memory' (the whole set is generated and audited "
+                             f"at construction), found mode={mode!r}")
+        images = reference
+        if not isinstance(images, torch.Tensor) and isinstance(getattr(reference, "images", None), torch.Tensor):
+            images = reference.images
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+            raise TypeError(f"reference: expected the real training images (an ImageDataset or a float "
+                            f"(N, C, H, W) tensor in [-1, 1]) for drop_near_copies, found {type(reference).__name__}")
+        from ..utils import check_images
+
+        check_images(images, "reference", channels=self.channels, size=self.image_size)
+        if len(images) < 2:
+            raise ValueError(f"reference: expected at least 2 real images (the guard compares each sample's "
+                             f"distance with real-to-real distances), found {len(images)}")
+        self.drop_near_copies = float(threshold)
+        return images
+
+    def _drop_near_copies(self, reference: torch.Tensor) -> None:
+        """Remove generated samples flagged as near-copies of ``reference``; labels stay aligned."""
+        import warnings
+
+        from ..eval.memorization import filter_near_copies
+
+        n = len(self.labels)
+        if n == 0:
+            return
+        kept, n_dropped = filter_near_copies(self.images, reference, threshold=self.drop_near_copies)
+        self.images = self.images[kept].contiguous()
+        self.labels = self.labels[kept].contiguous()
+        self.n_dropped = int(n_dropped)
+        if n_dropped:
+            warnings.warn(f"SyntheticDataset: dropped {n_dropped} of {n} generated samples as near-copies of the "
+                          f"reference (training) images (nearest-real distance ratio < {self.drop_near_copies:.3g}); "
+                          f"{len(self.labels)} remain", stacklevel=3)
 
     # --- properties ---------------------------------------------------------------------------------
     @property
