@@ -34,6 +34,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
@@ -49,16 +56,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         raise PermissionError(f"output folder {str(parent)!r} is not writable")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(parent))
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; models are meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno is not None:
+            raise type(e)(e.errno, f"cannot write {str(path)!r}: {e.strerror or e}") from e
         raise
     _fsync_dir(parent)
     return path

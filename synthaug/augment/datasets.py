@@ -139,6 +139,13 @@ class ModelHandle:
                 other = "SyntheticDataset / MixedDataset" if kind == "translator" else "the translator transforms"
                 raise ValueError(f"{name}: expected a {kind} model directory (kind in {list(kinds)}), found kind "
                                  f"{self.config['kind']!r} at {self.path!r}; use it through {other}")
+            from ..models import _check_fields
+
+            if kind == "generator":
+                _check_fields(self.config, Path(self.path), ("image_size", "channels", "num_classes"),
+                              names="class_names")
+            else:
+                _check_fields(self.config, Path(self.path), ("image_size", "channels_a", "channels_b"))
         elif isinstance(model, cls):
             self.config = model.config
             self._model = model
@@ -649,6 +656,9 @@ class MixedDataset(Dataset):
                 img = self.real_transform(img)
             if not (type(img) is torch.Tensor and img.dtype == torch.float32 and img.ndim == 3):
                 img = _as_model_image(img)
+            if not torch.isfinite(img).all():
+                raise ValueError(f"real image: expected finite pixel values, found "
+                                 f"{int((~torch.isfinite(img)).sum())} NaN/Inf value(s) in item {indices[len(out)]}")
             out.append((img, y))
         return out
 

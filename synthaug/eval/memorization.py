@@ -79,7 +79,9 @@ def memorization_audit(synthetic, real_train, encoder=None, threshold: float = D
     d_rr = np.where(own, dist_rr[:, 1], dist_rr[:, 0])
     d_sf, idx = nn_real.kneighbors(ss, n_neighbors=1)
     d_sf, idx = d_sf[:, 0], idx[:, 0]
-    denom = d_rr[idx]
+    # A training image with a near-duplicate in the training set has a tiny d_rr, which would let a noisy copy
+    # of it pass as novel: floor the denominator at half the median real-to-real distance.
+    denom = np.maximum(d_rr[idx], 0.5 * float(np.median(d_rr)))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(d_sf == 0.0, 0.0, d_sf / denom)
     flagged = ratio < float(threshold)

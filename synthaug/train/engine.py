@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import signal
 import threading
@@ -150,7 +151,7 @@ class Trainer:
                                json.dumps({"file": path.name, "step": self.step}).encode())
         except OSError as e:
             kept = f"; the previous checkpoint {str(previous)!r} is untouched" if previous else ""
-            raise OSError(f"cannot write checkpoint {str(path)!r}: {e}{kept}") from e
+            raise OSError(e.errno, f"cannot write checkpoint {str(path)!r} ({e.strerror or e}){kept}") from e
         old = sorted(self.ckpt_dir.glob("ckpt-*.pt"))[:-self.keep_checkpoints]
         for p in old:
             if p != path:
@@ -180,6 +181,28 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.lr_scale = float(ckpt["lr_scale"])
         self.rollbacks = int(ckpt["rollbacks"])
+
+    def _lock_out_dir(self) -> int | None:
+        """An exclusive, non-blocking flock on ``out_dir/.lock``; returns its descriptor (None without fcntl)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            return None
+        fd = os.open(self.out_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(f"out_dir: {str(self.out_dir)!r} is in use by another training process; wait for it "
+                               "to finish (or stop it) before resuming, or use another folder") from None
+        return fd
+
+    def _remove_orphaned_temp_files(self) -> None:
+        """Delete the temp files of atomic writes that a killed run left half-way."""
+        for folder in (self.ckpt_dir, self.out_dir):
+            if folder.is_dir():
+                for p in folder.glob(".*.tmp"):
+                    p.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- metrics
     def _truncate_metrics(self) -> None:
@@ -230,14 +253,26 @@ class Trainer:
               f"learning rate scaled by {self.nan_lr_factor:g}", flush=True)
 
     def fit(self, resume: bool = True) -> TrainResult:
-        """Train to ``steps``; with ``resume`` continue from the newest checkpoint in ``out_dir`` if any."""
-        from tqdm.auto import tqdm
+        """Train to ``steps``; with ``resume`` continue from the newest checkpoint in ``out_dir`` if any.
 
-        t0 = time.time()
+        ``out_dir`` is locked while this runs: a second process on the same folder raises ``RuntimeError``."""
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OSError(f"out_dir: cannot create {str(self.out_dir)!r}: {e}") from e
+        lock = self._lock_out_dir() if self.is_main else None
+        try:
+            return self._fit(resume)
+        finally:
+            if lock is not None:
+                os.close(lock)  # releases the flock
+
+    def _fit(self, resume: bool) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        t0 = time.time()
+        if self.is_main:
+            self._remove_orphaned_temp_files()
         latest = self.latest_checkpoint() if resume else None
         if latest is not None:
             self.load_checkpoint(latest)
