@@ -290,6 +290,28 @@ def write_plot(path: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
+NOTES = [
+    "Wall-clock throughput is what the process got on this machine while other jobs shared its 2 cores; "
+    "per CPU-second throughput (items / process CPU time) estimates, for the 1-thread rows, the rate "
+    "on a core of one's own. CPU/wall = share of a core (1 thread) or of 2 cores x 2 (2 threads) "
+    "the process actually got. The CIs cover block-to-block variation within this run only.",
+    "Training cases time `recipe.train_step` (forward, losses, backward, optimiser steps, image pool), "
+    "not the Trainer's logging, sample grids or checkpoints.",
+    "A CycleGAN step runs both generators 3 times each (translation, cycle, identity) and both "
+    "discriminators. Generator: ResNet with 2 stride-2 downsamplings and nearest-neighbour upsampling + "
+    "3x3 conv (synthaug's choice instead of transposed convs); discriminator: 70x70 PatchGAN (n_layers=3).",
+    "ngf=32 is CycleGANConfig's default; ngf=64 is the CycleGAN paper's width. Pix2Pix uses "
+    "Pix2PixConfig's defaults (U-Net ngf=32, num_downs=log2(size), batch norm, dropout).",
+    "Translation: `TranslatorModel.translate` on a model directory read back with `from_pretrained`, "
+    "inputs already at the model size (no resize), eval mode, untrained weights (speed does not depend "
+    "on them).",
+    "Threads: the 2-thread rows ran while other jobs kept the machine busy (load average 5-9 on 2 cores); "
+    "then OpenMP's threads wait for each other and the CycleGAN step used about 11x the CPU time of the "
+    "1-thread step. On an idle machine 2 threads can pay off: check with `--only '2 threads'` before "
+    "choosing. The showcase trainings use 1 thread for this reason.",
+]
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -297,12 +319,21 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=6, help="timed blocks per case (>= 5)")
     ap.add_argument("--out", default=None, help="output folder (default benchmarks/results; /tmp for --quick)")
     ap.add_argument("--only", default=None, help="run only cases whose label contains this text")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the .md/.png from the JSON, no timing")
     args = ap.parse_args(argv)
     if args.repeats < 5:
         ap.error(f"--repeats: expected >= 5, found {args.repeats}")
     out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "synthaug_bench_translators_quick"
                                            if args.quick else ROOT / "benchmarks" / "results")
     out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:  # re-render the Markdown and the plot from the JSON (current notes)
+        meta = json.loads((out / "translators_throughput.json").read_text())
+        meta["notes"] = NOTES
+        (out / "translators_throughput.json").write_text(json.dumps(meta, indent=2))
+        write_markdown(out / "translators_throughput.md", meta, meta["results"])
+        write_plot(out / "translators_throughput.png", meta["results"])
+        print(f"rewrote {out / 'translators_throughput.md'} and .png from the JSON")
+        return 0
     os.environ.setdefault("SYNTHAUG_DEVICE", "cpu")
     t0, load0 = time.time(), loadavg()
     cases = [c for c in plan(args.quick) if not args.only or args.only in c["label"]]
@@ -318,22 +349,7 @@ def main(argv=None) -> int:
                      "each timing one block (a fixed number of train steps or translate calls) of every case in "
                      "turn; throughput per block = items / block time; mean and 95% Student-t interval over "
                      "the blocks. Device CPU, float32, no AMP."),
-        "notes": [
-            "Wall-clock throughput is what the process got on this machine while other jobs shared its 2 cores; "
-            "per CPU-second throughput (items / process CPU time) estimates, for the 1-thread rows, the rate "
-            "on a core of one's own. CPU/wall = share of a core (1 thread) or of 2 cores x 2 (2 threads) "
-            "the process actually got. The CIs cover block-to-block variation within this run only.",
-            "Training cases time `recipe.train_step` (forward, losses, backward, optimiser steps, image pool), "
-            "not the Trainer's logging, sample grids or checkpoints.",
-            "A CycleGAN step runs both generators 3 times each (translation, cycle, identity) and both "
-            "discriminators. Generator: ResNet with 2 stride-2 downsamplings and nearest-neighbour upsampling + "
-            "3x3 conv (synthaug's choice instead of transposed convs); discriminator: 70x70 PatchGAN (n_layers=3).",
-            "ngf=32 is CycleGANConfig's default; ngf=64 is the CycleGAN paper's width. Pix2Pix uses "
-            "Pix2PixConfig's defaults (U-Net ngf=32, num_downs=log2(size), batch norm, dropout).",
-            "Translation: `TranslatorModel.translate` on a model directory read back with `from_pretrained`, "
-            "inputs already at the model size (no resize), eval mode, untrained weights (speed does not depend "
-            "on them).",
-        ],
+        "notes": NOTES,
         "results": rows,
     }
     (out / "translators_throughput.json").write_text(json.dumps(meta, indent=2))

@@ -46,6 +46,8 @@ def _resized(ds, size: int | None):
 
 def load_domain(spec: str, size: int | None, channels: int, split: str = "train"):
     """One translation domain: an ``.npz`` file (its ``split``) or a folder of images (flat or class folders)."""
+    import torch
+
     from . import data as sd
 
     path = Path(spec)
@@ -53,7 +55,10 @@ def load_domain(spec: str, size: int | None, channels: int, split: str = "train"
         return _resized(sd.load_npz(path, split=split), size)
     if size is None:
         raise ValueError("--size: required for image folders (images are resized and center-cropped to it)")
-    return sd.load_unpaired(path, path, size=size, channels=channels)[0]
+    if path.is_dir() and any(p.suffix.lower() in sd.IMAGE_EXTENSIONS for p in path.iterdir()):
+        return sd.load_image_dir(path, size=size, channels=channels)
+    ds = sd.load_image_folder(path, size=size, channels=channels)  # class folders, flattened into one domain
+    return sd.ImageDataset(ds.images, torch.zeros(len(ds), dtype=torch.int64), [path.name], name=path.name)
 
 
 def _add_common_train(p: argparse.ArgumentParser) -> None:
@@ -126,6 +131,7 @@ def _train_translator(args) -> int:
 
 
 def _translate(args) -> int:
+    import torch
     from PIL import Image
 
     from .data import IMAGE_EXTENSIONS, read_image
@@ -143,8 +149,12 @@ def _translate(args) -> int:
     for i in range(0, len(files), args.batch_size):
         chunk = files[i:i + args.batch_size]
         imgs = [read_image(p, size=size, channels=c_in) for p in chunk]
-        for p, img in zip(chunk, imgs):
-            res = model.translate(img, direction=args.direction, size_policy=args.size_policy)
+        if len({tuple(t.shape) for t in imgs}) == 1:  # one forward pass for the whole chunk
+            results = list(model.translate(torch.stack(imgs), direction=args.direction,
+                                           batch_size=args.batch_size, size_policy=args.size_policy))
+        else:
+            results = [model.translate(t, direction=args.direction, size_policy=args.size_policy) for t in imgs]
+        for p, res in zip(chunk, results):
             arr = to_uint8_images(res)
             target = out / p.relative_to(src).with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)

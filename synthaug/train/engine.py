@@ -279,8 +279,10 @@ class Trainer:
             if self.is_main:
                 self._truncate_metrics()
         else:
-            if self.is_main and self.metrics_path.exists():
-                self.metrics_path.unlink()
+            if self.is_main:  # a fresh start: nothing of an older run in this folder may be taken for ours
+                self.metrics_path.unlink(missing_ok=True)
+                for p in self.ckpt_dir.glob("ckpt-*.pt"):
+                    p.unlink()
             self.save_checkpoint()  # step 0: the rollback target before the first periodic checkpoint
 
         handlers = {}
