@@ -316,3 +316,9 @@ def test_quick_gain_breastmnist():
     assert out["difference"]["test_auc"] == pytest.approx(out["real_plus_synthetic"]["test_auc"]
                                                          - out["real_only"]["test_auc"])
     json.dumps(out)
+
+
+def test_paired_test_is_not_fooled_by_float_noise():
+    assert paired_test([0.1 + 0.2, 0.7], [0.3, 0.7])["p_value"] == 1.0
+    constant_shift = paired_test([0.675, 0.6875, 0.7], [0.6625, 0.675, 0.6875])
+    assert math.isnan(constant_shift["p_value"]) and constant_shift["mean_diff"] == pytest.approx(0.0125)

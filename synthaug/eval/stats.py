@@ -70,11 +70,13 @@ def paired_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95
     if n < 2:
         raise ValueError(f"a: expected at least 2 paired values for a paired test, found {n}")
     d = x - y
+    d = np.round(d, 12)  # float noise (0.1 + 0.2 - 0.3) must not turn equal differences into p = 1e-29
     mean_diff = float(d.mean())
     out = {"mean_diff": mean_diff, "lo": math.nan, "hi": math.nan, "p_value": math.nan,
            "test": "paired t-test (scipy.stats.ttest_rel, two-sided)", "n": n, "wilcoxon_p": None}
     if np.ptp(d) == 0.0:
-        out.update(lo=mean_diff, hi=mean_diff, p_value=1.0 if mean_diff == 0.0 else 0.0)
+        # identical differences: no variance, so no t-test; p = 1 if they are all 0, undefined otherwise
+        out.update(lo=mean_diff, hi=mean_diff, p_value=1.0 if mean_diff == 0.0 else math.nan)
     else:
         res = stats.ttest_rel(x, y)
         ci = res.confidence_interval(confidence)
