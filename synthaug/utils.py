@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -57,13 +58,24 @@ def seed_worker(worker_id: int) -> None:
 
     torch reseeds its own RNG in each worker; numpy's and python's are reseeded here so random
     transforms (albumentations included) differ between workers yet repeat under the same base seed.
+    A dataset with ``reseed(seed)`` (synthaug's) is reseeded; for a MONAI dataset the random state of its
+    transforms is reseeded with MONAI's ``set_rnd``.
     """
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
     info = torch.utils.data.get_worker_info()
-    if info is not None and hasattr(info.dataset, "reseed"):
-        info.dataset.reseed(seed)
+    if info is None:
+        return
+    dataset = info.dataset
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    if hasattr(dataset, "reseed"):
+        dataset.reseed(seed)
+    elif "monai" in sys.modules:  # MONAI transforms hold their own random state: reseed it per worker
+        from monai.data.utils import set_rnd
+
+        set_rnd(dataset, seed)
 
 
 def check_images(x: torch.Tensor, name: str = "images", channels: int | None = None,

@@ -274,3 +274,20 @@ def test_monai_compose_cachedataset_dataloader(gray):
         assert isinstance(batches[0]["image"], MetaTensor)
         assert torch.allclose(images.as_tensor(), ref, atol=1e-5)
         assert torch.cat([b["label"] for b in batches]).tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_seed_worker_reseeds_monai_transforms_per_worker():
+    from monai.data import Dataset
+    from monai.transforms import RandomizableTransform
+
+    class Draw(RandomizableTransform):
+        def __call__(self, x):
+            return torch.tensor(self.R.rand())
+
+    from synthaug.utils import seed_worker
+
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(Dataset(list(range(4)), Draw()), batch_size=1, num_workers=2,
+                                         worker_init_fn=seed_worker)
+    draws = [float(b) for b in loader]
+    assert draws[0] != draws[1]  # items 0 and 1 come from different workers: different random streams

@@ -1,7 +1,7 @@
 """Clear -> fog with a CycleGAN on real road frames, used as a torchvision v2 transform with probability p,
 compared side by side with albumentations' RandomFog.
 
-    python examples/driving/fog_translation.py            # 64 px, 1500 steps: ~15 min on 2 CPU cores
+    python examples/driving/fog_translation.py            # 64 px, 1500 steps: ~8-15 min on 2 CPU cores
     python examples/driving/fog_translation.py --quick    # 32 px, a few steps: a smoke run, not a result
     python examples/driving/fog_translation.py --model runs/showcase/driving/model   # reuse a trained translator
 

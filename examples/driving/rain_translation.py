@@ -1,7 +1,7 @@
 """Shine -> rain with a CycleGAN on real outdoor photos, used as an albumentations transform with probability p,
 compared side by side with albumentations' RandomRain.
 
-    python examples/driving/rain_translation.py            # 64 px, 1500 steps: ~15 min on 2 CPU cores
+    python examples/driving/rain_translation.py            # 64 px, 1500 steps: ~8-15 min on 2 CPU cores
     python examples/driving/rain_translation.py --quick    # 32 px, a few steps: a smoke run, not a result
     python examples/driving/rain_translation.py --model runs/showcase/weather/model   # reuse a trained translator
 

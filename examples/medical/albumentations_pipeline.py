@@ -1,7 +1,7 @@
 """An albumentations pipeline with a GAN translator next to classical transforms, in a torch Dataset and a
 2-worker DataLoader with per-worker seeding; saves a PNG grid of augmented samples.
 
-    python examples/medical/albumentations_pipeline.py           # ~4 min on 2 CPU cores (600 translator steps)
+    python examples/medical/albumentations_pipeline.py           # ~2-5 min on 2 CPU cores (600 translator steps)
     python examples/medical/albumentations_pipeline.py --quick   # smoke run, well under a minute
     python examples/medical/albumentations_pipeline.py --model runs/my_translator/model   # reuse a translator
 

@@ -7,8 +7,9 @@ compare the test AUC with real-only training and with classical augmentation.
 Uses the BreastMNIST copy shipped with synthaug (546 training images, 28x28, malignant vs normal/benign).
 Four arms, one seed each: real only, real + flips/shifts, real + synthetic (``MixedDataset``, synthetic
 share 0.5) and real + synthetic + flips/shifts. Every classifier picks its epoch on the validation split
-and is scored once on the test split. One seed says little on a 156-image test set: for 95% confidence
-intervals over seeds use ``synthaug.eval.compare_arms`` (the downstream benchmarks, benchmarks/README.md).
+and is scored once on the test split. One seed says little on a 156-image test set: the same comparison with
+95% confidence intervals over 5 seeds is ``benchmarks/study_medical.py --study breast`` (built on
+``synthaug.eval.compare_arms``; results in ``benchmarks/results/medical_breast.md``).
 Outputs in ``--out``: ``real_vs_synthetic.png``, ``results.json`` and the GAN run (``cgan/model``).
 """
 
@@ -83,7 +84,7 @@ def main():
     for name in ("real+synthetic", "real+synthetic+flips_shifts"):
         auc = results[name]["test_auc"]
         print(f"{name}: AUC gain {auc - base:+.3f} vs real only, {auc - classical:+.3f} vs classical augmentation")
-    print("Single seed, indicative only: use synthaug.eval.compare_arms over >= 5 seeds for confidence intervals.")
+    print("Single seed, indicative only; 95% intervals over 5 seeds: benchmarks/study_medical.py --study breast")
     report = {"seed": args.seed, "gan_steps": run.step, "classifier_epochs": epochs, "model_dir": str(run.model_dir),
               "synthetic_share": 0.5, "arms": results}
     (out / "results.json").write_text(json.dumps(report, indent=2))

@@ -1,7 +1,7 @@
 """PneumoniaMNIST with 5% of the training data: top up the minority class with synthetic images and compare
 balanced accuracy with real-only training (and with plain oversampling of the real minority images).
 
-    python examples/medical/pneumonia_topup.py           # ~12 min on 2 CPU cores (2000 GAN steps)
+    python examples/medical/pneumonia_topup.py           # ~5 min on 2 busy CPU cores (2000 GAN steps)
     python examples/medical/pneumonia_topup.py --quick   # smoke run, well under a minute
 
 Needs ``pneumoniamnist.npz`` from the shared data folder (``$SYNTHAUG_DATA`` or ../shared/data). A stratified
@@ -9,7 +9,8 @@ Needs ``pneumoniamnist.npz`` from the shared data folder (``$SYNTHAUG_DATA`` or 
 A conditional GAN is trained on that subset; ``SyntheticDataset(per_class={"normal": deficit})`` makes just
 the missing normal images and ``MixedDataset(balance_classes=True)`` adds them, so both classes end equal.
 Classifiers select their epoch on balanced accuracy on the validation split and are scored once on the
-full test split (624). Single seed: indicative only (``synthaug.eval.compare_arms`` gives intervals).
+full test split (624). Single seed: indicative only; ``benchmarks/study_medical.py --study pneumonia5`` runs
+the 5% case over 5 seeds with 95% intervals (``synthaug.eval.compare_arms``).
 Outputs in ``--out``: ``minority_real_vs_synthetic.png``, ``results.json`` and the GAN run.
 """
 

@@ -65,9 +65,9 @@ class GANTranslate(A.ImageOnlyTransform):
             raise ValueError(f"img: expected an HWC or HW numpy image, found "
                              f"{getattr(x, 'shape', type(x).__name__)}")
         if x.dtype == np.uint8:
-            t = torch.from_numpy(np.ascontiguousarray(x)).float() / 255.0
+            t = torch.from_numpy(np.require(x, requirements=("C", "W"))).float() / 255.0
         elif x.dtype == np.float32:
-            t = torch.from_numpy(np.ascontiguousarray(x))
+            t = torch.from_numpy(np.require(x, requirements=("C", "W")))
         else:
             raise TypeError(f"img: expected uint8 or float32 pixels, found dtype {x.dtype}")
         gray = x.ndim == 3
