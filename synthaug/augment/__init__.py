@@ -16,10 +16,10 @@ import importlib
 
 _EXPORTS = {
     "SyntheticDataset": "datasets",
-    "MixedDataset": "datasets",
-    "ModelHandle": "datasets",
-    "to_model_range": "datasets",
-    "reseed_transform": "datasets",
+    "MixedDataset": "mixed",
+    "ModelHandle": "handle",
+    "to_model_range": "handle",
+    "reseed_transform": "handle",
     "write_shards": "shards",
     "merge_manifests": "shards",
     "read_manifest": "shards",

@@ -17,7 +17,7 @@ import albumentations as A
 import numpy as np
 import torch
 
-from .datasets import ModelHandle, reseed_transform
+from .handle import ModelHandle, reseed_transform
 
 __all__ = ["GANTranslate", "AlbumentationsOnTensors"]
 

@@ -18,7 +18,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 
-from .datasets import ModelHandle
+from .handle import ModelHandle
 
 __all__ = ["RandGANTranslate", "RandGANTranslated"]
 

@@ -51,7 +51,7 @@ def _write_rank_shards(ds, folder, shard_size: int, rank: int, world_size: int) 
     """Generate and write shards ``rank, rank + world_size, ...``; return their manifest entries."""
     from safetensors.torch import save
 
-    from .datasets import _check_int
+    from .handle import _check_int
 
     shard_size = _check_int("shard_size", shard_size, 1)
     world_size = _check_int("world_size", world_size, 1)

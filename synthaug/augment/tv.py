@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
-from .datasets import ModelHandle
+from .handle import ModelHandle
 
 __all__ = ["GANTransform"]
 

@@ -1,0 +1,217 @@
+"""Real and synthetic samples in one dataset: :class:`MixedDataset`.
+
+Items are ``(image, label)`` (or ``(image, label, is_synthetic)``): float32 CHW in [-1, 1] and an int64
+scalar tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .datasets import SyntheticDataset
+from .handle import ModelHandle, _as_label, _as_model_image, _check_int, reseed_transform
+
+__all__ = ["MixedDataset"]
+
+
+class MixedDataset(Dataset):
+    """Real data plus synthetic samples, as one dataset.
+
+    Indices ``0 .. len(real)-1`` are the real items, the rest synthetic. Give exactly one of:
+
+    * ``ratio`` r in [0, 1): the synthetic share; ``round(len(real) * r / (1 - r))`` synthetic samples
+      are added (length ``~ len(real) / (1 - r)``).
+    * ``balance_classes=True``: each class is topped up with synthetic samples to the largest real class.
+
+    ``synthetic`` is a :class:`SyntheticDataset` (samples are drawn from it without replacement,
+    deterministically under ``seed``) or a generator / model path (an on-the-fly :class:`SyntheticDataset`
+    of exactly the needed counts is built with ``seed``). ``real`` is any dataset of ``(image, label)``
+    (float CHW in [-1, 1]; PIL and uint8 are scaled automatically; float [0, 1] needs
+    ``real_transform=to_model_range``) or of dicts (MONAI) read through ``image_key`` / ``label_key``.
+    ``transform`` is applied to every item's image (real and synthetic alike). ``check`` compares the real
+    data's image size, channels and number of classes with the generator's.
+    """
+
+    def __init__(self, real, synthetic, ratio: float | None = None, balance_classes: bool = False, seed: int = 0,
+                 check: bool = True, return_source: bool = False, transform: Callable | None = None,
+                 real_transform: Callable | None = None, image_key: str = "image", label_key: str = "label"):
+        if ratio is not None and balance_classes:
+            raise ValueError(f"ratio / balance_classes: expected exactly one of them, found ratio={ratio!r} "
+                             f"and balance_classes=True")
+        if ratio is None and not balance_classes:
+            raise ValueError("ratio / balance_classes: expected exactly one of them, found neither "
+                             "(ratio=None, balance_classes=False)")
+        if ratio is not None:
+            if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)):
+                raise TypeError(f"ratio: expected a float in [0, 1), found {type(ratio).__name__} {ratio!r}")
+            if not 0.0 <= float(ratio) < 1.0:
+                raise ValueError(f"ratio: expected a float in [0, 1), found {ratio!r}")
+        for name, fn in (("transform", transform), ("real_transform", real_transform)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name}: expected a callable or None, found {type(fn).__name__}")
+        if len(real) == 0:
+            raise ValueError("real: expected a non-empty dataset, found 0 items")
+        self.real, self.ratio, self.balance_classes = real, ratio, bool(balance_classes)
+        self.seed = _check_int("seed", seed, 0)
+        self.return_source, self.transform, self.real_transform = bool(return_source), transform, real_transform
+        self.image_key, self.label_key = image_key, label_key
+
+        first, _ = self._fetch_real([0])[0]
+        real_labels = self._real_labels()
+        target = synthetic if isinstance(synthetic, SyntheticDataset) else ModelHandle(synthetic, "generator",
+                                                                                       name="synthetic")
+        syn_names = target.class_names if isinstance(target, SyntheticDataset) else target.config["class_names"]
+        names = getattr(real, "class_names", None) or getattr(real, "classes", None)
+        n_classes = len(names) if names else int(real_labels.max()) + 1
+        if check:
+            target.check_compatible(image_size=tuple(first.shape[-2:]), channels=int(first.shape[0]),
+                                    num_classes=n_classes, what="real data")
+            real_names = [str(c) for c in names] if names else None
+            if real_names and real_names != [str(i) for i in range(n_classes)] and real_names != list(syn_names):
+                raise ValueError(f"generator does not match the real data: expected class_names={real_names} "
+                                 f"(from the real data), found class_names={list(syn_names)} in the generator; "
+                                 f"pass check=False if the classes correspond by index")
+        self.class_names = [str(c) for c in (names or (syn_names if len(syn_names) >= n_classes
+                                                       else range(n_classes)))]
+        real_counts = torch.bincount(real_labels, minlength=len(self.class_names))
+        if len(real_counts) > len(self.class_names) or int(real_labels.min()) < 0:
+            raise ValueError(f"real: expected labels in [0, {len(self.class_names) - 1}], found range "
+                             f"[{int(real_labels.min())}, {int(real_labels.max())}]")
+        rng = np.random.default_rng(self.seed)
+
+        if ratio is not None:
+            need = int(round(len(real) * float(ratio) / (1.0 - float(ratio))))
+            per_class = None
+        else:
+            deficit = (int(real_counts.max()) - real_counts).tolist()
+            need, per_class = int(sum(deficit)), dict(enumerate(deficit))
+        if isinstance(synthetic, SyntheticDataset):
+            self.synthetic = synthetic
+            if ratio is not None:
+                if need > len(synthetic):
+                    raise ValueError(f"synthetic: expected at least {need} samples for ratio={ratio} with "
+                                     f"{len(real)} real items, found {len(synthetic)}")
+                index = np.sort(rng.permutation(len(synthetic))[:need])
+            else:
+                index = self._pick_per_class(synthetic, per_class, rng)
+        else:
+            kw = {"n": need} if per_class is None else {"per_class": per_class}
+            self.synthetic = SyntheticDataset(target, seed=self.seed, mode="on_the_fly", **kw)
+            index = np.arange(len(self.synthetic))
+        self.synthetic_index = torch.as_tensor(index, dtype=torch.int64)
+        self.n_real = len(real)
+        self.source = torch.cat([torch.zeros(self.n_real, dtype=torch.bool),
+                                 torch.ones(len(self.synthetic_index), dtype=torch.bool)])
+        self._real_counts = real_counts
+
+    @staticmethod
+    def _pick_per_class(synthetic: SyntheticDataset, per_class: dict[int, int], rng) -> np.ndarray:
+        picked = []
+        for c, k in per_class.items():
+            members = np.flatnonzero(synthetic.labels.numpy() == c)
+            if len(members) < k:
+                raise ValueError(f"synthetic: expected at least {k} samples of class "
+                                 f"{synthetic.class_names[c]!r} to balance the classes, found {len(members)}; "
+                                 f"build it with SyntheticDataset(per_class=...) or pass the generator")
+            picked.append(rng.choice(members, size=k, replace=False))
+        return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+    # --- real items ---------------------------------------------------------------------------------
+    def _real_labels(self) -> torch.Tensor:
+        for attr in ("labels", "targets"):
+            y = getattr(self.real, attr, None)
+            if y is not None and not callable(y):
+                t = torch.as_tensor(np.asarray(y)).reshape(-1).to(torch.int64)
+                if len(t) == len(self.real):
+                    return t
+        return torch.stack([y for _, y in self._fetch_real(range(len(self.real)), labels_only=True)])
+
+    def _fetch_real(self, indices, labels_only: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        indices = list(indices)
+        getitems = getattr(self.real, "__getitems__", None)
+        items = getitems(indices) if getitems is not None else [self.real[i] for i in indices]
+        out = []
+        for item in items:
+            if isinstance(item, (tuple, list)):
+                img, y = item[0], item[1]
+            elif isinstance(item, Mapping):
+                try:
+                    img, y = item[self.image_key], item[self.label_key]
+                except KeyError as e:
+                    raise KeyError(f"image_key / label_key: expected keys {self.image_key!r} and "
+                                   f"{self.label_key!r} in the real items, found {sorted(map(str, item))}") from e
+            else:
+                raise TypeError(f"real: expected items (image, label) or dicts, found {type(item).__name__}")
+            if not (type(y) is torch.Tensor and y.dtype == torch.int64 and y.ndim == 0):
+                y = _as_label(y, "real label")
+            if labels_only:
+                out.append((None, y))
+                continue
+            if self.real_transform is not None:
+                img = self.real_transform(img)
+            if not (type(img) is torch.Tensor and img.dtype == torch.float32 and img.ndim == 3):
+                img = _as_model_image(img)
+            if not torch.isfinite(img).all():
+                raise ValueError(f"real image: expected finite pixel values, found "
+                                 f"{int((~torch.isfinite(img)).sum())} NaN/Inf value(s) in item {indices[len(out)]}")
+            out.append((img, y))
+        return out
+
+    # --- torch Dataset protocol ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def is_synthetic(self, i: int) -> bool:
+        """True if item ``i`` comes from the generator."""
+        return bool(self.source[int(i)])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple]:
+        """A batch of items: real ones fetched together, synthetic ones in one generator pass."""
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64).reshape(-1))
+        n = len(self)
+        if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"index: expected ints in [-{n}, {n}), found range [{int(idx.min())}, {int(idx.max())}]")
+        idx = torch.where(idx < 0, idx + n, idx).tolist()
+        flags = self.source[idx].tolist()
+        real_pos = [p for p, f in enumerate(flags) if not f]
+        syn_pos = [p for p, f in enumerate(flags) if f]
+        items: list = [None] * len(idx)
+        if real_pos:
+            for p, item in zip(real_pos, self._fetch_real([idx[p] for p in real_pos])):
+                items[p] = item
+        if syn_pos:
+            syn_idx = self.synthetic_index[[idx[p] - self.n_real for p in syn_pos]]
+            for p, item in zip(syn_pos, self.synthetic.__getitems__(syn_idx)):
+                items[p] = item
+        if self.transform is not None:
+            items = [(self.transform(img), y) for img, y in items]
+        if self.return_source:
+            return [(img, y, torch.tensor(f)) for (img, y), f in zip(items, flags)]
+        return items
+
+    def __getitem__(self, i):
+        return self.__getitems__([i])[0]
+
+    def reseed(self, seed: int) -> None:
+        """Reseed every transform's own RNG (call once per worker: ``worker_init_fn=seed_worker``)."""
+        reseed_transform(self.transform, seed)
+        reseed_transform(self.real_transform, seed + 1)
+        if hasattr(self.real, "reseed"):
+            self.real.reseed(seed + 2)
+        self.synthetic.reseed(seed + 3)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Items per class: ``{"real": {...}, "synthetic": {...}, "total": {...}}``."""
+        syn = torch.bincount(self.synthetic.labels[self.synthetic_index], minlength=len(self.class_names))
+        real = self._real_counts
+        as_dict = lambda t: dict(zip(self.class_names, t.tolist()))  # noqa: E731
+        return {"real": as_dict(real), "synthetic": as_dict(syn), "total": as_dict(real + syn)}
+
+    def __repr__(self) -> str:
+        how = f"ratio={self.ratio}" if self.ratio is not None else "balance_classes=True"
+        return (f"MixedDataset(real={self.n_real}, synthetic={len(self.synthetic_index)}, {how}, "
+                f"seed={self.seed})")
