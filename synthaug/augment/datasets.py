@@ -283,7 +283,7 @@ class SyntheticDataset(Dataset):
 
     # --- shards -------------------------------------------------------------------------------------
     def save_shards(self, folder, shard_size: int = 1024) -> Path:
-        """Write ``shard-XXXXX.safetensors`` (uint8 NCHW + int64 labels) and ``manifest.json``; returns it."""
+        """Write ``shard-NNNNN.safetensors`` (uint8 NCHW + int64 labels) and ``manifest.json``; returns it."""
         from .shards import _manifest_header, _write_manifest, _write_rank_shards
 
         entries = _write_rank_shards(self, folder, shard_size, rank=0, world_size=1)

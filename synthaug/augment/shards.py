@@ -1,4 +1,4 @@
-"""Synthetic sets on disk: ``shard-XXXXX.safetensors`` files plus a ``manifest.json``.
+"""Synthetic sets on disk: ``shard-NNNNN.safetensors`` files plus a ``manifest.json``.
 
 Shard ``k`` holds samples ``k*shard_size ... (k+1)*shard_size - 1`` of the :class:`SyntheticDataset` with
 the same seed, so any split of the shards over processes (:func:`write_shards` with ``rank`` /

@@ -73,7 +73,7 @@ def _set_rng_state(state: dict) -> None:
 class Trainer:
     """Run a :class:`Recipe` for ``steps`` steps, writing everything under ``out_dir``.
 
-    Layout of ``out_dir``: ``metrics.jsonl``, ``samples/step_XXXXXXX.png``, ``checkpoints/`` (atomic,
+    Layout of ``out_dir``: ``metrics.jsonl``, ``samples/step_NNNNNNN.png``, ``checkpoints/`` (atomic,
     the newest ``keep_checkpoints`` kept, ``latest.json`` pointing at the newest) and ``model/`` (the
     exported model directory, written at the end).
     """
