@@ -24,16 +24,8 @@ import torch
 import torch.nn.functional as F
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_model  # noqa: E402
 
 
 def data_for(size: int):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_model  # noqa: E402
 
 
 def run_once(nproc: int, steps: int, out: Path) -> float:
@@ -56,8 +57,7 @@ def main(argv=None) -> int:
     summary = {n: mean_ci(v) for n, v in rates.items()}
     speedup = paired_test(rates[2], rates[1])
     ratio = mean_ci(np.array(rates[2]) / np.array(rates[1]))
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     import torch
 
     meta = {"command": "python benchmarks/bench_distributed.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -37,6 +37,8 @@ from synthaug.data import load_breastmnist  # noqa: E402
 from synthaug.models import GeneratorModel  # noqa: E402
 from synthaug.nets import create_net  # noqa: E402
 from synthaug.utils import seed_worker  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 TARGETS = {"mixed_on_the_fly": 1.25, "mixed_pregenerated": 1.05, "mixed_on_the_fly_cached": 1.25}
 LABELS = {"real_only": "real only", "mixed_on_the_fly": "mixed, on the fly",
@@ -60,9 +62,7 @@ class Transformed(Dataset):
 
 
 def machine_info() -> dict:
-    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                  if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"nproc": os.cpu_count(), "cpu_model": model, "torch": torch.__version__,
+    return {"nproc": os.cpu_count(), "cpu_model": cpu_model(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "torch_threads_main": torch.get_num_threads()}
 

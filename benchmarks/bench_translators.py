@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Import this checkout's package first (the script then runs from any folder, installed or not; once, while
@@ -48,15 +50,7 @@ if not DATA.is_dir():  # checkouts placed elsewhere: the data README's absolute 
 
 # ----------------------------------------------------------------------------- machine and stats
 def machine_info() -> dict:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu_model": model, "torch": torch.__version__,
+    return {"nproc": os.cpu_count(), "cpu_model": cpu_model(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
 
 

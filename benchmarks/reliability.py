@@ -52,6 +52,8 @@ torch.set_num_threads(1)
 import synthaug.io as sio  # noqa: E402
 from synthaug.io import safe_torch_load  # noqa: E402
 from synthaug.train import TrainingDivergedError, read_metrics  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 
 def _load(name: str, path: Path):
@@ -572,9 +574,7 @@ def plot(camps: list[dict], path: Path) -> None:
 
 
 def machine() -> dict:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    cpu = cpu_model()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
     return {"platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),

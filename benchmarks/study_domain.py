@@ -53,6 +53,8 @@ from synthaug.eval import bar_chart, evaluate, markdown_table, mean_ci, paired_t
 from synthaug.eval.stats import summarise  # noqa: E402
 from synthaug.models import TranslatorModel  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
@@ -82,13 +84,7 @@ QUICK = {
 # --- small helpers ---------------------------------------------------------------------------------------
 def machine() -> dict:
     cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {"nproc": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "python": platform.python_version(), "load_avg": list(os.getloadavg())}
 
@@ -164,22 +160,6 @@ class RunFile:
         write_json(self.path, self.data)
 
 
-def robust_paired(a, b) -> dict:
-    """``paired_test(a, b)`` with the differences rounded to 1e-12 first.
-
-    Works around synthaug/eval/stats.py:76 (``np.ptp(d) == 0.0``, an exact float test): differences that are
-    equal but for float rounding (e.g. 0.6875-0.6750 vs 0.6750-0.6625, common with 75 test images) reach
-    ``ttest_rel`` with a ~1e-17 spread and get p ~ 1e-15..1e-30, and differences that are all zero but for
-    rounding get an arbitrary p. When every difference is identical the t-test is undefined: p is reported
-    as NaN here (the library returns 0.0 for a non-zero constant difference)."""
-    d = np.round(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64), 12)
-    out = paired_test(d, np.zeros_like(d), CONFIDENCE)
-    if np.ptp(d) == 0.0:
-        out["p_value"] = 1.0 if d[0] == 0.0 else float("nan")
-        out["note"] = "every paired difference identical; t-test undefined"
-    return out
-
-
 def comparison(results: dict[str, list[dict]], metric: str, baseline: str, classical: str | None) -> dict:
     """A compare_arms-shaped dict (for ``markdown_table``) from results already computed, paired by seed."""
     results = {a: sorted(rs, key=lambda r: r["seed"]) for a, rs in results.items() if rs}
@@ -196,7 +176,7 @@ def comparison(results: dict[str, list[dict]], metric: str, baseline: str, class
             ref_by_seed = {r["seed"]: r[metric] for r in results[ref]}
             common = [r for r in rs if r["seed"] in ref_by_seed]
             if len(common) >= 2:
-                out[a] = robust_paired([r[metric] for r in common], [ref_by_seed[r["seed"]] for r in common])
+                out[a] = paired_test([r[metric] for r in common], [ref_by_seed[r["seed"]] for r in common], CONFIDENCE)
         return out
 
     return {"metric": metric, "seeds": seeds, "confidence": CONFIDENCE, "baseline": baseline,

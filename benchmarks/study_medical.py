@@ -59,6 +59,8 @@ from synthaug.models import GeneratorModel  # noqa: E402
 from synthaug.train.cgan import CGANConfig, CGANRecipe  # noqa: E402
 from synthaug.train.engine import Trainer  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 PNEUMONIA = ROOT.parent / "shared" / "data" / "medmnist" / "pneumoniamnist.npz"
 if not PNEUMONIA.is_file():
@@ -86,13 +88,7 @@ QUICK = dict(gan_steps=60, epochs=2, encoder_epochs=2)
 # --- helpers --------------------------------------------------------------------------------------------
 def machine_info() -> dict:
     cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10).stdout.strip()
@@ -137,7 +133,6 @@ def train_gan(train, seed: int, steps: int, run_dir: Path) -> tuple[GeneratorMod
         return GeneratorModel.from_pretrained(model_dir, device="cpu"), {**info, "reused": True}
     cfg = CGANConfig()
     recipe = CGANRecipe(train, cfg, device="cpu", seed=seed)
-    install_ema_warmup(recipe, cfg.ema_decay)
     res = Trainer(recipe, run_dir, steps, log_every=50, sample_every=steps, ckpt_every=max(steps // 2, 1),
                   progress=False).fit()
     if res.interrupted or res.model_dir is None:
@@ -145,35 +140,9 @@ def train_gan(train, seed: int, steps: int, run_dir: Path) -> tuple[GeneratorMod
     info = {"steps": res.step, "seconds": round(time.perf_counter() - t0, 1),
             "s_per_step": round((time.perf_counter() - t0) / max(res.step, 1), 4), "rollbacks": res.rollbacks,
             "last_losses": res.last_metrics, "config": recipe.config_dict(), "reused": False,
-            "ema": "warm-up min(decay, (1+n)/(10+n)) (script workaround)"}
+            "ema": "warm-up min(decay, (1+n)/(10+n)) (CGANRecipe default)"}
     (run_dir / "gan_info.json").write_text(json.dumps(to_jsonable(info), indent=1))
     return GeneratorModel.from_pretrained(model_dir, device="cpu"), info
-
-
-def ema_warmup_fn(decay: float):
-    """EMA update with the warm-up of TF's ExponentialMovingAverage(num_updates): the decay used at update n
-    is min(decay, (1 + n) / (10 + n)). Workaround for the library's EMA (fixed decay 0.999 from step 1): after
-    700 steps 0.999**700 = 50% of the EMA weights is still the random initialisation and the exported EMA
-    generator outputs near-constant grey images (see the report)."""
-
-    @torch.no_grad()
-    def update(ema_params, cur_params, n_averaged) -> None:
-        n = float(n_averaged)
-        d = min(float(decay), (1.0 + n) / (10.0 + n))
-        if torch.is_floating_point(ema_params[0]) or torch.is_complex(ema_params[0]):
-            torch._foreach_lerp_(ema_params, cur_params, 1.0 - d)
-        else:
-            for pe, pc in zip(ema_params, cur_params, strict=True):
-                pe.copy_(pe * d + pc * (1.0 - d))
-
-    return update
-
-
-def install_ema_warmup(recipe, decay: float) -> None:
-    from torch.optim.swa_utils import AveragedModel
-
-    recipe.ema = AveragedModel(recipe.G, multi_avg_fn=ema_warmup_fn(decay), use_buffers=True)
-    recipe.nets["ema"] = recipe.ema
 
 
 def synthetic_pool(gen: GeneratorModel, train, seed: int):
@@ -390,8 +359,8 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
           "(Classification Accuracy Score), epoch selected on real val.", "",
           "## Test AUC (mean [95% CI] over seeds; paired differences, two-sided paired t-test)", "",
           markdown_table(auc), "",
-          f"`best classical` in the last column is the classical arm with the higher mean *test* AUC, which favours "
-          f"the baseline (conservative for the synthetic arms).", "",
+          "`best classical` in the last column is the classical arm with the higher mean *test* AUC, which favours "
+          "the baseline (conservative for the synthetic arms).", "",
           "## Accuracy and balanced accuracy", "", "### test_accuracy", "", markdown_table(comparisons["test_accuracy"]),
           "", "### test_balanced_accuracy", "", markdown_table(comparisons["test_balanced_accuracy"]), "",
           "## Per-class test recall (mean [95% CI])", "",

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Import this checkout's package first (the script then runs from any folder, installed or not; once, while
@@ -437,11 +439,7 @@ def main(argv=None) -> int:
 
     report_path = results_dir / "translation_showcase.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"cases": {}}
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_model()
     if not args.report_only:
         report.update(command=" ".join(shlex.quote(x) for x in [Path(sys.executable).name, *sys.argv]),
                       machine=f"{os.cpu_count()} logical CPUs ({cpu}), torch {torch.__version__}, "

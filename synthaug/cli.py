@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write samples of a trained generator as PNG folders")
     p.add_argument("model")
-    p.add_argument("--n", "--count", dest="n", type=int, default=100, help="number of images (use --count under torchrun)")
+    p.add_argument("--n", "--count", dest="n", type=int, default=100,
+                   help="number of images (use --count under torchrun)")
     p.add_argument("--out", required=True)
     p.add_argument("--label", default=None, help="class name or index (default: class-balanced)")
     p.add_argument("--truncation", type=float, default=1.0)

@@ -141,6 +141,18 @@ def write_model_dir(path: str | Path, config: dict, state_dicts: dict[str, dict[
     return path
 
 
+def read_format_json(path: Path, what: str, fmt: str, description: str) -> dict:
+    """Parse a JSON file that must be an object whose ``format`` is ``fmt``; errors name the file and the value."""
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what}: {str(path)!r} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{what}: {str(path)!r} is not a {description} (expected format {fmt!r}, found {found!r})")
+    return obj
+
+
 def read_model_config(path: str | Path, required: tuple[str, ...] = ("kind",),
                       kinds: tuple[str, ...] | None = None, hint: str = "") -> dict:
     """Read and validate ``config.json`` of a synthaug model directory (its ``kind`` among ``kinds`` if given)."""
@@ -151,14 +163,7 @@ def read_model_config(path: str | Path, required: tuple[str, ...] = ("kind",),
     if not cfg_path.is_file():
         raise ValueError(f"model: {str(path)!r} is not a synthaug model directory (expected config.json, "
                          f"found {sorted(p.name for p in path.iterdir())[:10]})")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"model: {str(cfg_path)!r} is not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_NAME:
-        found = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
-        raise ValueError(f"model: {str(cfg_path)!r} is not a synthaug config (expected format "
-                         f"{FORMAT_NAME!r}, found {found!r})")
+    cfg = read_format_json(cfg_path, "model", FORMAT_NAME, "synthaug config")
     if kinds is not None and cfg.get("kind") not in kinds:
         raise ValueError(f"model {str(path)!r}: expected kind in {kinds}, found kind {cfg.get('kind')!r}{hint}")
     missing = [k for k in required if k not in cfg]

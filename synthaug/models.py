@@ -208,7 +208,8 @@ class TranslatorModel:
         """Translate float images in [-1, 1] (NCHW or CHW) from one domain to the other.
 
         Size policy: ``"resize"`` (default) resizes inputs to the (square) training size, translates, and resizes
-        the result back to the input size, so non-square inputs are squeezed for the net and restored after; ``"native"`` runs the fully-convolutional net at the input size
+        the result back to the input size, so non-square inputs are squeezed for the net and restored after;
+        ``"native"`` runs the fully-convolutional net at the input size
         (which must fit the net's down-sampling). Returns float32 CPU tensors of the input's spatial size.
         """
         name = f"G_{direction}"

@@ -16,7 +16,7 @@ from typing import Mapping
 
 import torch
 
-from ..io import atomic_write_bytes, load_safetensors
+from ..io import atomic_write_bytes, load_safetensors, read_format_json
 from ..utils import to_uint8_images
 
 __all__ = ["write_shards", "merge_manifests", "read_manifest", "load_shards"]
@@ -128,13 +128,7 @@ def read_manifest(folder) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"folder: expected a sharded synthetic set with manifest.json, found none at "
                                 f"{str(path)!r}")
-    try:
-        m = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"manifest: {str(path)!r} is not valid JSON ({e})") from None
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        found = m.get("format") if isinstance(m, dict) else type(m).__name__
-        raise ValueError(f"manifest: expected format {FORMAT!r} in {str(path)!r}, found {found!r}")
+    m = read_format_json(path, "manifest", FORMAT, "synthaug shard manifest")
     missing = [k for k in _HEADER_KEYS + ("shards",) if k not in m]
     if missing:
         raise ValueError(f"manifest: {str(path)!r} is missing field(s) {missing}")
