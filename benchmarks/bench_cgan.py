@@ -106,8 +106,9 @@ def main(argv=None) -> int:
              "|---|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         s, i = r["steps_per_s"], r["images_per_s"]
-        lines.append(f"| {r['arch']} | {r['image_size']} | {r['data']} | {r['g_params']:,} | {r['d_params']:,} | "
-                     f"{s['mean']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}] | {i['mean']:.0f} [{i['lo']:.0f}, {i['hi']:.0f}] |")
+        lines.append(f"| {r['arch']} | {r['image_size']} | {r['data']} | {r['g_params']:,} | "
+                     f"{r['d_params']:,} | {s['mean']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}] | "
+                     f"{i['mean']:.0f} [{i['lo']:.0f}, {i['hi']:.0f}] |")
     steps_28 = {r["arch"]: r["steps_per_s"]["mean"] for r in rows if r["image_size"] == 28}
     if "dcgan" in steps_28:
         lines += ["", f"At this rate 2,000 steps at 28 px take about {2000 / steps_28['dcgan'] / 60:.1f} "

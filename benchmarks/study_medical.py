@@ -72,6 +72,7 @@ CLASSICAL = ("flips_shifts", "randaugment")
 ARMS = ("real_only", "classical_flips_shifts", "classical_randaugment", "synthetic", "synthetic+best_classical",
         "synthetic_only_cas")
 METRICS = ("test_auc", "test_accuracy", "test_balanced_accuracy")
+AUDIT_VERSION = "d_rr floored at 0.5 x median"  # records without it are re-audited on the next run
 
 # GAN steps (batch 64) and classifier epochs were chosen from a measured 0.32 s/step (cGAN) and ~1.1 s/epoch
 # (SmallCNN, 546 images, no augmentation; RandAugment ~2.3x that) on the shared 2-core CPU, to fit the
@@ -257,9 +258,7 @@ def run_seed(study: str, seed: int, cfg: dict, out_json: Path, run_root: Path, f
         # scale reference: real held-out validation images against the same training subsample
         "val_vs_train_reference": distribution_metrics(train.images, val.images, enc, seed=seed),
     }
-    audit = memorization_audit(pool_x, train, space="pixel")
-    rec["memorization"] = {"synthetic_vs_train": audit["summary"],
-                           "val_vs_train_reference": memorization_audit(val.images, train, space="pixel")["summary"]}
+    rec["memorization"], audit = record_memorization(pool_x, train, val)
     rec["timing_s"]["generator_eval"] = round(time.perf_counter() - t0, 2)
     g = rec["generator_eval"]["synthetic_vs_train"]
     print(f"[{study} seed {seed}] FID {g['fid']:.2f} KID {g['kid_mean']:.4f} P {g['precision']:.3f} "
@@ -283,6 +282,29 @@ def run_seed(study: str, seed: int, cfg: dict, out_json: Path, run_root: Path, f
     tmp.replace(out_json)
     print(f"[{study} seed {seed}] done in {rec['timing_s']['total']} s -> {out_json}", flush=True)
     return rec
+
+
+def refresh_memorization(rec: dict, cfg: dict, out_json: Path, run_root: Path) -> None:
+    """Redo the memorisation audit of a finished seed with the current audit (records written before the
+    d_rr floor was added to ``memorization_audit``): same saved generator, same sampling seed, same pool."""
+    model_dir = run_root / rec["study"] / f"seed{rec['seed']}" / "model"
+    if not (model_dir / "config.json").is_file():
+        print(f"[{rec['study']} seed {rec['seed']}] audit not refreshed: {model_dir} is missing", flush=True)
+        return
+    train, val, _ = load_splits(rec["study"], rec["seed"])
+    pool_x, _ = synthetic_pool(GeneratorModel.from_pretrained(model_dir, device="cpu"), train, rec["seed"])
+    rec["memorization"] = record_memorization(pool_x, train, val)[0]
+    tmp = out_json.with_suffix(".tmp")
+    tmp.write_text(json.dumps(to_jsonable(rec), indent=1))
+    tmp.replace(out_json)
+    print(f"[{rec['study']} seed {rec['seed']}] memorisation audit refreshed: flagged "
+          f"{rec['memorization']['synthetic_vs_train']['fraction_flagged']:.3f}", flush=True)
+
+
+def record_memorization(pool_x, train, val) -> tuple[dict, dict]:
+    audit = memorization_audit(pool_x, train, space="pixel")
+    return {"audit": AUDIT_VERSION, "synthetic_vs_train": audit["summary"],
+            "val_vs_train_reference": memorization_audit(val.images, train, space="pixel")["summary"]}, audit
 
 
 # --- aggregation -----------------------------------------------------------------------------------------
@@ -342,12 +364,10 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
           f"{r0['train_class_counts']}); full val ({r0['n_val']}) for model selection; full test ({r0['n_test']}), "
           f"scored once per arm. Seeds: {seeds}.", "",
           f"cGAN: `CGANRecipe` default `CGANConfig` (dcgan G, projection D + spectral norm + mbstd, hinge, "
-          f"DiffAugment color,translation,cutout, EMA 0.999), batch 64, {cfg['gan_steps']} steps, trained on the "
-          f"seed's training subsample only. One deviation, a workaround for a library problem: the EMA update "
-          f"uses a warm-up, decay_n = min(0.999, (1 + n) / (10 + n)) (TF ExponentialMovingAverage num_updates); "
-          f"with the library's fixed 0.999 from step 1 the exported EMA generator still carries ~50% of its "
-          f"random initialisation after 700 steps and samples near-constant grey images (first attempt, "
-          f"discarded). Samples are drawn from the EMA generator. Synthetic pool per seed: as many samples as real training images, "
+          f"DiffAugment color,translation,cutout, EMA 0.999 with the library's warm-up "
+          f"min(0.999, (1 + n) / (10 + n))), batch 64, {cfg['gan_steps']} steps, trained on the "
+          f"seed's training subsample only. Samples are drawn from the EMA generator. "
+          f"Synthetic pool per seed: as many samples as real training images, "
           f"with the real class counts (sampling seed 10000+seed).", "",
           f"Classifier: SmallCNN (width 32), AdamW lr 1e-3, cosine schedule, batch 64, {cfg['epochs']} epochs for "
           f"every arm, epoch selected on val AUC, test scored once.", "",
@@ -361,8 +381,9 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
           markdown_table(auc), "",
           "`best classical` in the last column is the classical arm with the higher mean *test* AUC, which favours "
           "the baseline (conservative for the synthetic arms).", "",
-          "## Accuracy and balanced accuracy", "", "### test_accuracy", "", markdown_table(comparisons["test_accuracy"]),
-          "", "### test_balanced_accuracy", "", markdown_table(comparisons["test_balanced_accuracy"]), "",
+          "## Accuracy and balanced accuracy", "", "### test_accuracy", "",
+          markdown_table(comparisons["test_accuracy"]), "", "### test_balanced_accuracy", "",
+          markdown_table(comparisons["test_balanced_accuracy"]), "",
           "## Per-class test recall (mean [95% CI])", "",
           "| arm | " + " | ".join(f"recall {c}" for c in cn) + " |", "|---|" + "---|" * len(cn)]
     for a in ARMS:
@@ -371,8 +392,8 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
           "| seed | val AUC @0 | @0.25 | @0.5 | chosen |", "|---|---|---|---|---|"]
     for r in recs:
         s = r["ratio_selection"]["val_auc_by_ratio"]
-        g = lambda k: s.get(k, s.get(str(k)))  # noqa: E731
-        L.append(f"| {r['seed']} | {g(0.0):.4f} | {g(0.25):.4f} | {g(0.5):.4f} | "
+        g = [s.get(k, s.get(str(k))) for k in RATIOS]
+        L.append(f"| {r['seed']} | {g[0]:.4f} | {g[1]:.4f} | {g[2]:.4f} | "
                  f"{r['ratio_selection']['chosen_ratio']} |")
     L += ["", (f"Share 0 (real only) won on validation for {n_zero} of {len(recs)} seeds"
                + (": for those seeds the synthetic arm *is* real_only and the combination arm *is* the classical "
@@ -413,7 +434,7 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
     return out
 
 
-def write_summary(results_dir: Path, meta: dict, quick: bool, run_total_s: float | None) -> Path:
+def write_summary(results_dir: Path, meta: dict, quick: bool) -> Path:
     prefix = "medical_quick_" if quick else "medical_"
     done = [s for s in ORDER if (results_dir / f"{prefix}{s}.json").is_file()]
     L = [f"# {'QUICK SMOKE TEST: ' if quick else ''}Medical downstream summary (synthaug cGAN augmentation)", "",
@@ -421,8 +442,8 @@ def write_summary(results_dir: Path, meta: dict, quick: bool, run_total_s: float
          "SmallCNN classifiers; details and the full protocol in `medical_<study>.md`.", "",
          "| study | n_train | seeds | real only | best classical | synthetic (share chosen on val) | "
          "synthetic + best classical | synthetic only (CAS) | synthetic - real only | synthetic - best classical | "
-         "best combination - best classical | share 0 won (seeds) |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "best combination - best classical | share 0 won (seeds) | wall time (min, all seeds) |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in done:
         a = json.loads((results_dir / f"{prefix}{s}.json").read_text())
         c = a["comparisons"]["test_auc"]
@@ -439,7 +460,8 @@ def write_summary(results_dir: Path, meta: dict, quick: bool, run_total_s: float
                  f"{fmt(summ['synthetic'])} | {fmt(summ['synthetic+best_classical'])} | "
                  f"{fmt(summ['synthetic_only_cas'])} | {d(c['vs_baseline']['synthetic'])} | "
                  f"{d(c['vs_best_classical']['synthetic'])} | "
-                 f"{d(c['vs_best_classical']['synthetic+best_classical'])} | {zero}/{len(a['seeds'])} |")
+                 f"{d(c['vs_best_classical']['synthetic+best_classical'])} | {zero}/{len(a['seeds'])} | "
+                 f"{sum(p['timing_s']['total'] for p in a['per_seed']) / 60:.0f} |")
     missing = [s for s in ORDER if s not in done]
     L += ["", f"Studies completed: {', '.join(done) or 'none'}. "
               f"Not run (time budget): {', '.join(missing) or 'none'}.", "",
@@ -448,8 +470,9 @@ def write_summary(results_dir: Path, meta: dict, quick: bool, run_total_s: float
           "PneumoniaMNIST 0.944; our SmallCNN with few epochs is a weaker, cheaper classifier, so compare arms "
           "with each other, not with these.", "",
           f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), torch {meta['torch']}, shared with other jobs. "
-          f"Command: `{meta['command']}`" + (f"; this invocation's wall time {run_total_s / 60:.1f} min" if run_total_s
-                                             else "") + ".", ""]
+          "Command per study (resumable; wall time above = sum of the per-seed totals, which ran one or two at a "
+          "time on the 2 cores): `OMP_WAIT_POLICY=PASSIVE python benchmarks/study_medical.py --study <study>`; "
+          f"this summary was written by `{meta['command']}`.", ""]
     path = results_dir / f"{prefix.rstrip('_')}_summary.md"
     path.write_text("\n".join(L))
     return path
@@ -461,8 +484,10 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--quick", action="store_true", help="smoke test: breast, seeds 0 1, few steps; < 10 min")
     p.add_argument("--results-dir", type=Path, default=None)
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                   help="torch CPU threads (1 when running two studies side by side on 2 cores)")
     args = p.parse_args(argv)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     meta = machine_info()
     meta["command"] = "OMP_WAIT_POLICY=PASSIVE python benchmarks/study_medical.py " + " ".join(
@@ -491,13 +516,15 @@ def main(argv=None) -> int:
             if out_json.is_file():
                 rec = json.loads(out_json.read_text())
                 print(f"[{study} seed {seed}] already done, skipping ({out_json})", flush=True)
+                if rec["memorization"].get("audit") != AUDIT_VERSION:
+                    refresh_memorization(rec, cfg, out_json, run_root)
             else:
                 figs = results_dir / f"{prefix}{study}" if seed == seeds[0] else None
                 rec = run_seed(study, seed, cfg, out_json, run_root, figs, args.quick)
             recs.append(rec)
         aggregate(study, recs, results_dir / f"{prefix}{study}", meta, args.quick)
         print(f"[{study}] study wall time this invocation {time.perf_counter() - t_study:.0f} s", flush=True)
-        write_summary(results_dir, meta, args.quick, time.perf_counter() - t_start)
+        write_summary(results_dir, meta, args.quick)
     print(f"total wall time {time.perf_counter() - t_start:.0f} s", flush=True)
     return 0
 
