@@ -69,8 +69,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100")
 RATIOS = (0.0, 0.25, 0.5)
 CLASSICAL = ("flips_shifts", "randaugment")
-ARMS = ("real_only", "classical_flips_shifts", "classical_randaugment", "synthetic", "synthetic+best_classical",
-        "synthetic_only_cas")
+FIXED_ARMS = tuple(f"synthetic@{r}" for r in RATIOS[1:])
+EXTRA_ARMS = (*FIXED_ARMS, "synthetic_balance", *(f"{a}+best_classical" for a in (*FIXED_ARMS, "synthetic_balance")))
+ARMS = ("real_only", "classical_flips_shifts", "classical_randaugment", "synthetic", *EXTRA_ARMS[:3],
+        "synthetic+best_classical", *EXTRA_ARMS[3:], "synthetic_only_cas")
 METRICS = ("test_auc", "test_accuracy", "test_balanced_accuracy")
 AUDIT_VERSION = "d_rr floored at 0.5 x median"  # records without it are re-audited on the next run
 
@@ -230,9 +232,10 @@ def run_seed(study: str, seed: int, cfg: dict, out_json: Path, run_root: Path, f
         print(f"[{study} seed {seed}] ratio selection matches choose_ratio: {same}", flush=True)
     # best classical kind for the combination: by validation AUC of this seed (test is not used)
     best_kind = max(CLASSICAL, key=lambda k: (arms[f"classical_{k}"]["val_auc"], -CLASSICAL.index(k)))
+    extra_arms(arms, gen, train, val, test, (pool_x, pool_y), models, secs, best_kind, seed, E)
     if best_r > 0:
-        arms["synthetic+best_classical"] = run_arm("synthetic+best_classical", train, val, test,
-                                                   synthetic=(pool_x, pool_y), ratio=best_r, classical=best_kind, **kw)
+        arms["synthetic+best_classical"] = {**arms[f"synthetic@{best_r}+best_classical"],
+                                            "arm": "synthetic+best_classical"}
     else:
         arms["synthetic+best_classical"] = {**arms[f"classical_{best_kind}"], "arm": "synthetic+best_classical",
                                             "note": "ratio 0 won on validation: identical to the classical arm"}
@@ -276,12 +279,67 @@ def run_seed(study: str, seed: int, cfg: dict, out_json: Path, run_root: Path, f
         rec["timing_s"][f"arm_{a}"] = row.get("seconds")
     rec["timing_s"]["ratio_selection_candidates"] = rec["ratio_selection"]["seconds"]
     rec["timing_s"]["total"] = round(time.perf_counter() - t_all, 1)
+    write_record(rec, out_json)
+    print(f"[{study} seed {seed}] done in {rec['timing_s']['total']} s -> {out_json}", flush=True)
+    return rec
+
+
+def extra_arms(arms: dict, gen: GeneratorModel, train, val, test, pool, models: dict, secs: dict, best_kind: str,
+               seed: int, epochs: int) -> None:
+    """Pre-specified arms beside the validation-chosen share (all scored once on test): real + synthetic at
+    each fixed share (the candidate models of the share selection), the same with the seed's best classical
+    kind, and a class-balancing top-up (every class filled with synthetic images up to the largest real
+    class, ``ratio="balance"``) with and without it."""
+    kw = dict(seed=seed, epochs=epochs, device="cpu")
+    for r in RATIOS[1:]:
+        model, info, ts = models[r]
+        arms[f"synthetic@{r}"] = arm_row_from_model(f"synthetic@{r}", model, info, ts, test, seed, r, epochs,
+                                                    secs[r])
+        name = f"synthetic@{r}+best_classical"
+        arms[name] = run_arm(name, train, val, test, synthetic=pool, ratio=r, classical=best_kind, **kw)
+    counts = torch.bincount(train.labels, minlength=train.num_classes)
+    labels = torch.repeat_interleave(torch.arange(train.num_classes), counts.max() - counts)
+    top_up = gen.sample(len(labels), labels=labels, seed=20_000 + seed)
+    for name, kind in (("synthetic_balance", None), ("synthetic_balance+best_classical", best_kind)):
+        arms[name] = run_arm(name, train, val, test, synthetic=top_up, ratio="balance", classical=kind, **kw)
+    for name in EXTRA_ARMS:
+        if name.endswith("+best_classical"):
+            arms[name]["classical_kind_chosen_on_val"] = best_kind
+
+
+def add_extra_arms(rec: dict, cfg: dict, out_json: Path, run_root: Path) -> None:
+    """Add the fixed-share and class-balancing arms to a seed finished before they existed: same saved
+    generator and pool; the share candidates are retrained (deterministic on CPU) and checked against the
+    recorded validation scores before their test scores are used."""
+    study, seed, E = rec["study"], rec["seed"], rec["epochs"]
+    model_dir = run_root / study / f"seed{seed}" / "model"
+    train, val, test = load_splits(study, seed)
+    gen = GeneratorModel.from_pretrained(model_dir, device="cpu")
+    pool = synthetic_pool(gen, train, seed)
+    t0 = time.perf_counter()
+    best_r, scores, models, secs = select_ratio(rec["arms"]["real_only"], train, val, pool, seed, E)
+    old = rec["ratio_selection"]["val_auc_by_ratio"]
+    same = best_r == rec["ratio_selection"]["chosen_ratio"] and all(
+        abs(scores[r] - old.get(r, old.get(str(r)))) < 1e-9 for r in RATIOS)
+    rec["ratio_selection"]["candidates_retrained_and_reproduced"] = bool(same)
+    if not same:
+        raise SystemExit(f"[{study} seed {seed}] retrained share candidates do not reproduce the recorded "
+                         f"validation scores ({scores} vs {old}); rerun this seed from scratch")
+    best_kind = rec["arms"]["synthetic+best_classical"]["classical_kind_chosen_on_val"]
+    extra_arms(rec["arms"], gen, train, val, test, pool, models, secs, best_kind, seed, E)
+    rec["timing_s"]["extra_arms_added_later"] = round(time.perf_counter() - t0, 1)
+    for a in EXTRA_ARMS:
+        rec["timing_s"][f"arm_{a}"] = rec["arms"][a].get("seconds")
+    write_record(rec, out_json)
+    print(f"[{study} seed {seed}] added {len(EXTRA_ARMS)} arms in {rec['timing_s']['extra_arms_added_later']} s: "
+          + ", ".join(f"{a} {rec['arms'][a]['test_auc']:.4f}" for a in EXTRA_ARMS), flush=True)
+
+
+def write_record(rec: dict, out_json: Path) -> None:
     out_json.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_json.with_suffix(".tmp")
     tmp.write_text(json.dumps(to_jsonable(rec), indent=1))
     tmp.replace(out_json)
-    print(f"[{study} seed {seed}] done in {rec['timing_s']['total']} s -> {out_json}", flush=True)
-    return rec
 
 
 def refresh_memorization(rec: dict, cfg: dict, out_json: Path, run_root: Path) -> None:
@@ -294,9 +352,7 @@ def refresh_memorization(rec: dict, cfg: dict, out_json: Path, run_root: Path) -
     train, val, _ = load_splits(rec["study"], rec["seed"])
     pool_x, _ = synthetic_pool(GeneratorModel.from_pretrained(model_dir, device="cpu"), train, rec["seed"])
     rec["memorization"] = record_memorization(pool_x, train, val)[0]
-    tmp = out_json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(to_jsonable(rec), indent=1))
-    tmp.replace(out_json)
+    write_record(rec, out_json)
     print(f"[{rec['study']} seed {rec['seed']}] memorisation audit refreshed: flagged "
           f"{rec['memorization']['synthetic_vs_train']['fraction_flagged']:.3f}", flush=True)
 
@@ -376,7 +432,13 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
           "chosen per seed on val AUC over (0, 0.25, 0.5) (ties to the smaller share; share 0 means the arm is "
           "real_only); `synthetic+best_classical` = real + the classical kind with the better val AUC for that "
           "seed + synthetic at the same share; `synthetic_only_cas` = trained on the synthetic pool only "
-          "(Classification Accuracy Score), epoch selected on real val.", "",
+          "(Classification Accuracy Score), epoch selected on real val. Pre-specified arms beside the chosen "
+          "share (each scored once on test, never used to choose anything): `synthetic@0.25` / `synthetic@0.5` = "
+          "real + synthetic at that fixed share (the selection's candidate models); `synthetic_balance` = every "
+          "class topped up with synthetic images to the largest real class (the `MixedDataset(balance_classes="
+          "True)` use case; top-up sampled with seed 20000+seed); `...+best_classical` = the same with the seed's "
+          "val-chosen classical kind. With this many arms the paired tests are not corrected for multiple "
+          "comparisons: read a single p near 0.05 with care.", "",
           "## Test AUC (mean [95% CI] over seeds; paired differences, two-sided paired t-test)", "",
           markdown_table(auc), "",
           "`best classical` in the last column is the classical arm with the higher mean *test* AUC, which favours "
@@ -518,6 +580,8 @@ def main(argv=None) -> int:
                 print(f"[{study} seed {seed}] already done, skipping ({out_json})", flush=True)
                 if rec["memorization"].get("audit") != AUDIT_VERSION:
                     refresh_memorization(rec, cfg, out_json, run_root)
+                if any(a not in rec["arms"] for a in EXTRA_ARMS):
+                    add_extra_arms(rec, cfg, out_json, run_root)
             else:
                 figs = results_dir / f"{prefix}{study}" if seed == seeds[0] else None
                 rec = run_seed(study, seed, cfg, out_json, run_root, figs, args.quick)

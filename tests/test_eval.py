@@ -265,6 +265,20 @@ def test_mixed_training_set_counts_and_determinism():
         mixed_training_set(real, None, ratio=0.5)
 
 
+def test_mixed_training_set_balance_tops_up_minority():
+    real = ImageDataset(toy_set(30, 0).images, torch.tensor([0] * 22 + [1] * 8), ["c0", "c1"])
+    pool = (toy_set(40, 9).images, torch.arange(40) % 2)
+    ds = mixed_training_set(real, pool, ratio="balance", seed=3)
+    syn = ds.tensors[2]
+    assert torch.bincount(ds.tensors[1]).tolist() == [22, 22]
+    assert torch.bincount(ds.tensors[1][syn], minlength=2).tolist() == [0, 14]
+    assert torch.equal(ds.tensors[0], mixed_training_set(real, pool, ratio="balance", seed=3).tensors[0])
+    with pytest.raises(ValueError, match="at least 14 images of class 1"):
+        mixed_training_set(real, (pool[0][:10], pool[1][:10]), ratio="balance")
+    with pytest.raises(ValueError, match="'balance'"):
+        mixed_training_set(real, pool, ratio="balanced")
+
+
 def test_run_arm_choose_ratio_and_cas():
     train, val, test = toy_set(32, 0), toy_set(16, 1), toy_set(16, 2)
     pool = toy_set(64, 3)

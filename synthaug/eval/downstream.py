@@ -71,37 +71,49 @@ def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
     return counts
 
 
-def mixed_training_set(real_train, synthetic=None, ratio: float = 0.0, seed: int = 0,
+def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, seed: int = 0,
                        class_mix: str = "real") -> TensorDataset:
     """Real images plus synthetic ones making up ``ratio`` of the result; items ``(image, label, is_synthetic)``.
 
     ``n_syn = round(ratio / (1 - ratio) * n_real)`` images are drawn without replacement from the
     ``synthetic`` pool ((images, labels) or a dataset), deterministically under ``seed``, with class counts
     following the real training set (``class_mix="real"``) or equal per class (``"balanced"``).
+    ``ratio="balance"`` instead tops every class up to the largest real class (as
+    ``MixedDataset(balance_classes=True)``); ``class_mix`` is then unused.
     """
-    ratio = _check_ratio(ratio)
+    balance = isinstance(ratio, str)
+    if balance and ratio != "balance":
+        raise ValueError(f"ratio: expected a synthetic share in [0, 1) or 'balance', found {ratio!r}")
+    if not balance:
+        ratio = _check_ratio(ratio)
     if class_mix not in ("real", "balanced"):
         raise ValueError(f"class_mix: expected 'real' or 'balanced', found {class_mix!r}")
     real_x, real_y = _pool(real_train, "real_train")
     parts_x, parts_y, parts_s = [real_x], [real_y], [torch.zeros(len(real_y), dtype=torch.bool)]
-    n_syn = int(round(ratio / (1.0 - ratio) * len(real_y)))
+    if synthetic is None:
+        if balance or ratio > 0:
+            raise ValueError(f"synthetic: expected a pool of synthetic images for ratio={ratio!r}, found None")
+        return TensorDataset(real_x, real_y, parts_s[0])
+    syn_x, syn_y = _pool(synthetic)
+    if syn_x.shape[1:] != real_x.shape[1:]:
+        raise ValueError(f"synthetic: expected images of shape {tuple(real_x.shape[1:])} like real_train, "
+                         f"found {tuple(syn_x.shape[1:])}")
+    k = int(max(real_y.max(), syn_y.max())) + 1
+    real_counts = np.bincount(real_y.numpy(), minlength=k)
+    if balance:
+        want = real_counts.max() - real_counts
+    else:
+        n_real = len(real_y)
+        weights = real_counts.astype(float) if class_mix == "real" else (real_counts > 0).astype(float)
+        want = _allocate(int(round(ratio / (1.0 - ratio) * n_real)), weights)
+    n_syn = int(want.sum())
     if n_syn > 0:
-        if synthetic is None:
-            raise ValueError(f"synthetic: expected a pool of synthetic images for ratio={ratio}, found None")
-        syn_x, syn_y = _pool(synthetic)
-        if syn_x.shape[1:] != real_x.shape[1:]:
-            raise ValueError(f"synthetic: expected images of shape {tuple(real_x.shape[1:])} like real_train, "
-                             f"found {tuple(syn_x.shape[1:])}")
-        k = int(max(real_y.max(), syn_y.max())) + 1
-        real_counts = np.bincount(real_y.numpy(), minlength=k).astype(float)
-        weights = real_counts if class_mix == "real" else (real_counts > 0).astype(float)
-        want = _allocate(n_syn, weights)
         rng = np.random.default_rng(int(seed))
         chosen = []
         for c in range(k):
             members = np.flatnonzero(syn_y.numpy() == c)
             if want[c] > len(members):
-                raise ValueError(f"synthetic: expected at least {want[c]} images of class {c} for ratio={ratio} "
+                raise ValueError(f"synthetic: expected at least {want[c]} images of class {c} for ratio={ratio!r} "
                                  f"({n_syn} synthetic for {len(real_y)} real), found {len(members)} in the pool")
             chosen.append(rng.choice(members, size=int(want[c]), replace=False))
         idx = torch.from_numpy(np.sort(np.concatenate(chosen)))
@@ -128,7 +140,8 @@ def _num_classes(*datasets) -> int:
 
 
 # --- arms -----------------------------------------------------------------------------------------------
-def run_arm(arm: str, real_train, val, test, *, synthetic=None, ratio: float = 0.0, classical=None, seed: int = 0,
+def run_arm(arm: str, real_train, val, test, *, synthetic=None, ratio: float | str = 0.0, classical=None,
+            seed: int = 0,
             epochs: int = 30, arch: str = "small_cnn", device=None, batch_size: int = 64, lr: float = 1e-3,
             select_on: str = "auc", class_mix: str = "real") -> dict:
     """Train one arm for one seed and score it once on ``test``.
@@ -146,7 +159,8 @@ def run_arm(arm: str, real_train, val, test, *, synthetic=None, ratio: float = 0
                                    num_classes=_num_classes(real_train, val))
     m = evaluate(model, test, device)
     n_syn = int(train_set.tensors[2].sum())
-    return {"arm": arm, "seed": seed, "ratio": float(ratio), "classical": classical_name, "arch": arch,
+    return {"arm": arm, "seed": seed, "ratio": ratio if isinstance(ratio, str) else float(ratio),
+            "classical": classical_name, "arch": arch,
             "epochs": epochs, "n_real": len(train_set) - n_syn, "n_synthetic": n_syn,
             "best_epoch": info["best_epoch"], f"val_{select_on}": info["best_val"],
             **{f"test_{k}": m[k] for k in ("accuracy", "balanced_accuracy", "auc", "loss", "per_class_recall")},
