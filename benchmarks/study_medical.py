@@ -3,14 +3,16 @@ training set, compared with real-only training and with strong classical augment
 
 Usage (CPU; set OMP_WAIT_POLICY=PASSIVE on shared machines)::
 
-    python benchmarks/study_medical.py --study breast|pneumonia5|pneumonia10|pneumonia100|all \
+    python benchmarks/study_medical.py --study breast|pneumonia5|pneumonia10|pneumonia100|pneumonia5_long|all \
         [--seeds 0 1 2 3 4] [--quick]
 
 Per (study, seed): stratified training subsample under that seed -> cGAN (CGANRecipe, default config) trained
 on that subsample only -> arms (real only, flips/shifts, RandAugment, real+synthetic at a share chosen on
-validation over (0, 0.25, 0.5), real+best classical+synthetic, synthetic only = CAS), each scored once on
-test -> generator evaluation (FID/KID, precision/recall, density/coverage in the feature space of an encoder
-trained on the real training subsample; pixel-space memorisation audit against the training subsample).
+validation over (0, 0.25, 0.5), real+synthetic at fixed shares 0.25 and 0.5 and as a class-balancing top-up,
+each also with the best classical kind, synthetic only = CAS), each scored once on test -> generator
+evaluation (FID/KID, precision/recall, density/coverage in the feature space of an encoder trained on the real
+training subsample; pixel-space memorisation audit against the training subsample). ``pneumonia5_long`` is
+an ablation: pneumonia5 with 4x the cGAN steps.
 One JSON per (study, seed) is written as soon as it is done and skipped on rerun (resumable). After all
 seeds of a study: benchmarks/results/medical_<study>.{md,json,png} and benchmarks/results/medical_summary.md.
 
@@ -66,7 +68,7 @@ PNEUMONIA = ROOT.parent / "shared" / "data" / "medmnist" / "pneumoniamnist.npz"
 if not PNEUMONIA.is_file():
     PNEUMONIA = Path("/work/shared/data/medmnist/pneumoniamnist.npz")
 RESULTS = ROOT / "benchmarks" / "results"
-ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100")
+ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long")
 RATIOS = (0.0, 0.25, 0.5)
 CLASSICAL = ("flips_shifts", "randaugment")
 FIXED_ARMS = tuple(f"synthetic@{r}" for r in RATIOS[1:])
@@ -84,6 +86,8 @@ STUDIES = {
     "pneumonia5": dict(data="PneumoniaMNIST", fraction=0.05, gan_steps=500, epochs=20, encoder_epochs=15),
     "pneumonia10": dict(data="PneumoniaMNIST", fraction=0.10, gan_steps=600, epochs=15, encoder_epochs=12),
     "pneumonia100": dict(data="PneumoniaMNIST", fraction=1.0, gan_steps=1000, epochs=4, encoder_epochs=4),
+    # ablation: is the scarce-data result limited by a short generator run? Same as pneumonia5, 4x the steps
+    "pneumonia5_long": dict(data="PneumoniaMNIST", fraction=0.05, gan_steps=2000, epochs=20, encoder_epochs=15),
 }
 QUICK = dict(gan_steps=60, epochs=2, encoder_epochs=2)
 
