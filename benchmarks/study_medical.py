@@ -51,6 +51,7 @@ from synthaug.eval import (  # noqa: E402
     mean_ci,
     memorization_audit,
     mixed_training_set,
+    paired_test,
     nearest_neighbour_panel,
     run_arm,
     train_classifier,
@@ -73,7 +74,11 @@ RATIOS = (0.0, 0.25, 0.5)
 CLASSICAL = ("flips_shifts", "randaugment")
 FIXED_ARMS = tuple(f"synthetic@{r}" for r in RATIOS[1:])
 EXTRA_ARMS = (*FIXED_ARMS, "synthetic_balance", *(f"{a}+best_classical" for a in (*FIXED_ARMS, "synthetic_balance")))
-ARMS = ("real_only", "classical_flips_shifts", "classical_randaugment", "synthetic", *EXTRA_ARMS[:3],
+# controls: the training-set size and class mix of synthetic@0.25 / synthetic_balance, filled with copies of real
+# images instead, which separates "more images (and optimiser steps) per epoch" from "new synthetic content"
+CONTROL_ARMS = {"real_copies@0.25": 0.25, "real_copies_balance": "balance"}
+COPY_PAIRS = (("synthetic@0.25", "real_copies@0.25"), ("synthetic_balance", "real_copies_balance"))
+ARMS = ("real_only", "classical_flips_shifts", "classical_randaugment", *CONTROL_ARMS, "synthetic", *EXTRA_ARMS[:3],
         "synthetic+best_classical", *EXTRA_ARMS[3:], "synthetic_only_cas")
 METRICS = ("test_auc", "test_accuracy", "test_balanced_accuracy")
 AUDIT_VERSION = "d_rr floored at 0.5 x median"  # records without it are re-audited on the next run
@@ -212,10 +217,12 @@ def run_seed(study: str, seed: int, cfg: dict, out_json: Path, run_root: Path, f
             arms[name] = {**cached[name], "cached": True}
         else:
             arms[name] = run_arm(name, train, val, test, classical=kind, **kw)
+    arms.update({k: {**v, "cached": True} for k, v in cached.items() if k in CONTROL_ARMS and not quick})
+    arms.update(control_arms(train, val, test, seed, E, skip=arms))
     if not quick:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(to_jsonable({k: arms[k] for k in ("real_only", "classical_flips_shifts",
-                                                                      "classical_randaugment")})))
+                                                                      "classical_randaugment", *CONTROL_ARMS)})))
     # synthetic share chosen on validation only
     t0 = time.perf_counter()
     best_r, scores, models, secs = select_ratio(arms["real_only"], train, val, (pool_x, pool_y), seed, E)
@@ -286,6 +293,28 @@ def run_seed(study: str, seed: int, cfg: dict, out_json: Path, run_root: Path, f
     write_record(rec, out_json)
     print(f"[{study} seed {seed}] done in {rec['timing_s']['total']} s -> {out_json}", flush=True)
     return rec
+
+
+def control_arms(train, val, test, seed: int, epochs: int, skip=()) -> dict:
+    """The CONTROL_ARMS rows (those not in ``skip``): real + copies of real training images drawn like the
+    synthetic images of the matching arm."""
+    counts = torch.bincount(train.labels, minlength=train.num_classes)
+    reps = int(math.ceil(int(counts.max()) / max(int(counts[counts > 0].min()), 1)))
+    copies = (train.images.repeat(reps, 1, 1, 1), train.labels.repeat(reps))
+    return {name: run_arm(name, train, val, test, synthetic=copies, ratio=ratio, seed=seed, epochs=epochs,
+                          device="cpu")
+            for name, ratio in CONTROL_ARMS.items() if name not in skip}
+
+
+def add_control_arms(rec: dict, out_json: Path) -> None:
+    """Back-fill the control arms of a seed finished before they existed (they do not use the generator)."""
+    train, val, test = load_splits(rec["study"], rec["seed"])
+    new = control_arms(train, val, test, rec["seed"], rec["epochs"], skip=rec["arms"])
+    rec["arms"].update(new)
+    rec["timing_s"].update({f"arm_{k}": v["seconds"] for k, v in new.items()})
+    write_record(rec, out_json)
+    print(f"[{rec['study']} seed {rec['seed']}] added controls: "
+          + ", ".join(f"{k} {v['test_auc']:.4f}" for k, v in new.items()), flush=True)
 
 
 def extra_arms(arms: dict, gen: GeneratorModel, train, val, test, pool, models: dict, secs: dict, best_kind: str,
@@ -368,6 +397,11 @@ def record_memorization(pool_x, train, val) -> tuple[dict, dict]:
 
 
 # --- aggregation -----------------------------------------------------------------------------------------
+def dfmt(t: dict) -> str:
+    """A paired difference: mean [CI], p."""
+    return f"{t['mean_diff']:+.3f} [{t['lo']:+.3f}, {t['hi']:+.3f}], p={t['p_value']:.3f}"
+
+
 def fmt(m: dict, d: int = 3) -> str:
     if m["lo"] is None or (isinstance(m["lo"], float) and math.isnan(m["lo"])):
         return f"{m['mean']:.{d}f}"
@@ -398,7 +432,10 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
     n_zero = sum(1 for v in chosen.values() if v == 0.0)
     timing = {k: mean_ci([r["timing_s"][k] for r in recs if r["timing_s"].get(k) is not None])
               for k in recs[0]["timing_s"] if all(r["timing_s"].get(k) is not None for r in recs)}
+    vs_copies = {m: {f"{a} - {b}": paired_test([rows[a][s][m] for s in seeds], [rows[b][s][m] for s in seeds])
+                     for a, b in COPY_PAIRS} for m in METRICS}
     out = {"study": study, "quick": quick, "config": cfg, "seeds": seeds, "machine": meta,
+           "synthetic_vs_real_copies": vs_copies,
            "comparisons": {m: {k: v for k, v in c.items() if k != "results"} for m, c in comparisons.items()},
            "per_class_recall": recall, "generator_eval": gen, "generator_eval_reference_val_vs_train": gen_ref,
            "memorization_fraction_flagged": mem, "memorization_reference_val_vs_train": mem_ref,
@@ -441,12 +478,21 @@ def aggregate(study: str, recs: list[dict], out_prefix: Path, meta: dict, quick:
           "real + synthetic at that fixed share (the selection's candidate models); `synthetic_balance` = every "
           "class topped up with synthetic images to the largest real class (the `MixedDataset(balance_classes="
           "True)` use case; top-up sampled with seed 20000+seed); `...+best_classical` = the same with the seed's "
-          "val-chosen classical kind. With this many arms the paired tests are not corrected for multiple "
+          "val-chosen classical kind. Controls: `real_copies@0.25` / `real_copies_balance` = the same training-set "
+          "size and class mix as `synthetic@0.25` / `synthetic_balance`, made of copies of real training images "
+          "(oversampling). With this many arms the paired tests are not corrected for multiple "
           "comparisons: read a single p near 0.05 with care.", "",
           "## Test AUC (mean [95% CI] over seeds; paired differences, two-sided paired t-test)", "",
           markdown_table(auc), "",
           "`best classical` in the last column is the classical arm with the higher mean *test* AUC, which favours "
           "the baseline (conservative for the synthetic arms).", "",
+          "## Synthetic images vs the same number of real copies (paired by seed)", "",
+          "Each synthetic arm against its control: same training-set size and class mix, the added images being "
+          "copies of real training images. A gain over real_only that the control shows too comes from more "
+          "images (optimiser steps) per epoch, not from the generator.", "",
+          "| comparison | test AUC diff [95% CI], p | balanced accuracy diff [95% CI], p |", "|---|---|---|",
+          *(f"| {k} | {dfmt(vs_copies['test_auc'][k])} | {dfmt(vs_copies['test_balanced_accuracy'][k])} |"
+            for k in vs_copies["test_auc"]), "",
           "## Accuracy and balanced accuracy", "", "### test_accuracy", "",
           markdown_table(comparisons["test_accuracy"]), "", "### test_balanced_accuracy", "",
           markdown_table(comparisons["test_balanced_accuracy"]), "",
@@ -515,10 +561,7 @@ def write_summary(results_dir: Path, meta: dict, quick: bool) -> Path:
         c = a["comparisons"]["test_auc"]
         summ = {r["arm"]: r for r in c["summary"]}
         bc = c["best_classical"]
-
-        def d(t):
-            return f"{t['mean_diff']:+.3f} [{t['lo']:+.3f}, {t['hi']:+.3f}], p={t['p_value']:.3f}"
-
+        d = dfmt
         n_train = sorted({p["n_train"] for p in a["per_seed"]})
         zero = sum(1 for v in a["chosen_ratio_by_seed"].values() if v == 0.0)
         L.append(f"| {s} | {n_train[0] if len(n_train) == 1 else n_train} | {len(a['seeds'])} | "
@@ -528,6 +571,21 @@ def write_summary(results_dir: Path, meta: dict, quick: bool) -> Path:
                  f"{d(c['vs_best_classical']['synthetic'])} | "
                  f"{d(c['vs_best_classical']['synthetic+best_classical'])} | {zero}/{len(a['seeds'])} | "
                  f"{sum(p['timing_s']['total'] for p in a['per_seed']) / 60:.0f} |")
+    L += ["", "Pre-specified fixed-share and class-balancing arms (not chosen on validation), test AUC, with "
+          "the difference to the best classical arm and to the control that adds the same number of *real copies* "
+          "instead of synthetic images:", "",
+          "| study | synthetic@0.25 | - best classical | - real copies@0.25 | synthetic_balance | - best classical | "
+          "- real copies (balance) |", "|---|---|---|---|---|---|---|"]
+    for s in done:
+        a = json.loads((results_dir / f"{prefix}{s}.json").read_text())
+        c, v = a["comparisons"]["test_auc"], a.get("synthetic_vs_real_copies", {}).get("test_auc")
+        summ = {r["arm"]: r for r in c["summary"]}
+        if v is None or "synthetic_balance" not in summ:
+            continue
+        L.append(f"| {s} | {fmt(summ['synthetic@0.25'])} | {dfmt(c['vs_best_classical']['synthetic@0.25'])} | "
+                 f"{dfmt(v['synthetic@0.25 - real_copies@0.25'])} | {fmt(summ['synthetic_balance'])} | "
+                 f"{dfmt(c['vs_best_classical']['synthetic_balance'])} | "
+                 f"{dfmt(v['synthetic_balance - real_copies_balance'])} |")
     missing = [s for s in ORDER if s not in done]
     L += ["", f"Studies completed: {', '.join(done) or 'none'}. "
               f"Not run (time budget): {', '.join(missing) or 'none'}.", "",
@@ -586,6 +644,8 @@ def main(argv=None) -> int:
                     refresh_memorization(rec, cfg, out_json, run_root)
                 if any(a not in rec["arms"] for a in EXTRA_ARMS):
                     add_extra_arms(rec, cfg, out_json, run_root)
+                if any(a not in rec["arms"] for a in CONTROL_ARMS):
+                    add_control_arms(rec, out_json)
             else:
                 figs = results_dir / f"{prefix}{study}" if seed == seeds[0] else None
                 rec = run_seed(study, seed, cfg, out_json, run_root, figs, args.quick)
