@@ -217,6 +217,7 @@ class _Payload:
         return (os.system, ("touch /tmp/synthaug_pwned_marker",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the crafted file uses protocol 4 on purpose
 def test_pickle_payload_checkpoint_is_refused_and_never_runs(tmp_path):
     import os
 
