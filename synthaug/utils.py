@@ -19,6 +19,7 @@ __all__ = [
     "to_uint8_images",
     "check_images",
     "save_grid",
+    "allocate_counts",
 ]
 
 
@@ -76,6 +77,16 @@ def seed_worker(worker_id: int) -> None:
         from monai.data.utils import set_rnd
 
         set_rnd(dataset, seed)
+
+
+def allocate_counts(total: int, weights) -> np.ndarray:
+    """Split ``total`` into integer counts proportional to ``weights`` (largest remainder; ties to the
+    lower index), e.g. synthetic samples per class following the real class frequencies."""
+    weights = np.asarray(weights, dtype=float)
+    exact = int(total) * weights / weights.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(-(exact - counts), kind="stable")[:int(total) - counts.sum()]] += 1
+    return counts
 
 
 def check_images(x: torch.Tensor, name: str = "images", channels: int | None = None,

@@ -202,6 +202,9 @@ def test_ratio_gives_the_stated_share(gen_dir, real, ratio):
     target = ratio * len(mix)
     assert abs(n_syn - target) <= 1 and len(mix) == len(real) + n_syn
     assert mix.counts()["real"] == {"a": 30, "b": 10}
+    # drawn from a generator, the synthetic part keeps the real 3:1 class mix
+    expected = {0.0: {"a": 0, "b": 0}, 0.3: {"a": 13, "b": 4}, 0.5: {"a": 30, "b": 10}, 0.75: {"a": 90, "b": 30}}
+    assert mix.counts()["synthetic"] == expected[ratio]
 
 
 def test_ratio_draws_from_a_synthetic_dataset(gen_dir, real):

@@ -63,7 +63,7 @@ def main():
     grid = save_grid(torch.cat(rows), out / "real_vs_synthetic.png", nrow=8, row_labels=names)
 
     # 3. Real + synthetic as one torch Dataset. The synthetic half keeps the real class frequencies, so any
-    #    gain is not just class rebalancing (MixedDataset(train, model_dir, ratio=0.5) alone draws balanced).
+    #    gain is not just class rebalancing (MixedDataset(train, model_dir, ratio=0.5) does the same on the fly).
     synth = SyntheticDataset(run.model_dir, per_class=train.class_counts(), seed=args.seed)
     mixed = MixedDataset(train, synth, ratio=0.5, seed=args.seed, return_source=True)  # (x, y, is_synthetic)
     print(mixed, mixed.counts()["total"])

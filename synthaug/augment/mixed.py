@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .datasets import SyntheticDataset
+from ..utils import allocate_counts
 from .handle import ModelHandle, _as_label, _as_model_image, _check_int, reseed_transform
 
 __all__ = ["MixedDataset"]
@@ -24,7 +25,8 @@ class MixedDataset(Dataset):
     Indices ``0 .. len(real)-1`` are the real items, the rest synthetic. Give exactly one of:
 
     * ``ratio`` r in [0, 1): the synthetic share; ``round(len(real) * r / (1 - r))`` synthetic samples
-      are added (length ``~ len(real) / (1 - r)``).
+      are added (length ``~ len(real) / (1 - r)``). Drawn from a generator they follow the real class
+      frequencies; drawn from a :class:`SyntheticDataset` they keep that dataset's class mix.
     * ``balance_classes=True``: each class is topped up with synthetic samples to the largest real class.
 
     ``synthetic`` is a :class:`SyntheticDataset` (samples are drawn from it without replacement,
@@ -99,8 +101,9 @@ class MixedDataset(Dataset):
             else:
                 index = self._pick_per_class(synthetic, per_class, rng)
         else:
-            kw = {"n": need} if per_class is None else {"per_class": per_class}
-            self.synthetic = SyntheticDataset(target, seed=self.seed, mode="on_the_fly", **kw)
+            if per_class is None:  # ratio with a generator: keep the real class frequencies
+                per_class = dict(enumerate(allocate_counts(need, real_counts.numpy()).tolist()))
+            self.synthetic = SyntheticDataset(target, seed=self.seed, mode="on_the_fly", per_class=per_class)
             index = np.arange(len(self.synthetic))
         self.synthetic_index = torch.as_tensor(index, dtype=torch.int64)
         self.n_real = len(real)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from .classifier import classical_augment, evaluate, train_classifier
+from ..utils import allocate_counts
 from .stats import paired_test, summarise
 
 __all__ = [
@@ -63,14 +64,6 @@ def _check_ratio(ratio: float) -> float:
     return float(ratio)
 
 
-def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
-    """Split ``total`` into integer counts proportional to ``weights`` (largest remainder)."""
-    exact = total * weights / weights.sum()
-    counts = np.floor(exact).astype(int)
-    counts[np.argsort(-(exact - counts), kind="stable")[:total - counts.sum()]] += 1
-    return counts
-
-
 def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, seed: int = 0,
                        class_mix: str = "real") -> TensorDataset:
     """Real images plus synthetic ones making up ``ratio`` of the result; items ``(image, label, is_synthetic)``.
@@ -105,7 +98,7 @@ def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, see
     else:
         n_real = len(real_y)
         weights = real_counts.astype(float) if class_mix == "real" else (real_counts > 0).astype(float)
-        want = _allocate(int(round(ratio / (1.0 - ratio) * n_real)), weights)
+        want = allocate_counts(int(round(ratio / (1.0 - ratio) * n_real)), weights)
     n_syn = int(want.sum())
     if n_syn > 0:
         rng = np.random.default_rng(int(seed))
@@ -239,7 +232,7 @@ def quick_gain(model, *, seed: int = 0, device=None, epochs: int = 10, ratio: fl
     train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
     model.check_compatible(image_size=28, channels=1, num_classes=train.num_classes, what="BreastMNIST")
     n_syn = int(round(_check_ratio(ratio) / (1.0 - ratio) * len(train)))
-    counts = _allocate(n_syn, np.bincount(train.labels.numpy(), minlength=train.num_classes).astype(float))
+    counts = allocate_counts(n_syn, np.bincount(train.labels.numpy(), minlength=train.num_classes).astype(float))
     labels = torch.repeat_interleave(torch.arange(train.num_classes), torch.from_numpy(counts))
     pool = model.sample(n_syn, labels=labels, seed=seed) if n_syn else None
     kw = dict(seed=seed, epochs=epochs, arch=arch, device=device)
