@@ -18,15 +18,6 @@ from synthaug.nets import create_net
 from synthaug.utils import seed_worker
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets run per sample: OpenMP threads only contend on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_generator(path, image_size=28, channels=1, num_classes=2, seed=0):
     kw = dict(num_classes=num_classes, image_size=image_size, channels=channels, z_dim=16, base_channels=8,
               max_channels=16)

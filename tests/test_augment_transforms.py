@@ -29,15 +29,6 @@ from synthaug.nets import create_net  # noqa: E402
 from synthaug.utils import seed_worker  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets run per sample: OpenMP threads only contend on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_translator(path, channels=1, image_size=28):
     torch.manual_seed(0)
     kw = dict(in_channels=channels, out_channels=channels, ngf=8, n_blocks=2)

@@ -209,7 +209,8 @@ def test_full_disk_on_metrics_log_names_the_file(tmp_path, monkeypatch):
         trainer(toy_cgan(), tmp_path / "m", 4).fit()
 
 
-def test_full_disk_during_model_export_names_the_file(tmp_path, monkeypatch):
+def _recipe_whose_export_hits_a_full_disk(monkeypatch):
+    """A toy cGAN recipe; the disk fills up (for synthaug.io writes) when its model export starts."""
     recipe = toy_cgan()
     fake = _FullDiskOS()
     export = recipe.save_pretrained
@@ -220,21 +221,17 @@ def test_full_disk_during_model_export_names_the_file(tmp_path, monkeypatch):
 
     recipe.save_pretrained = full_then_export
     monkeypatch.setattr(sio, "os", fake)
+    return recipe
+
+
+def test_full_disk_during_model_export_names_the_file(tmp_path, monkeypatch):
+    recipe = _recipe_whose_export_hits_a_full_disk(monkeypatch)
     with pytest.raises(OSError, match=r"model.*\.safetensors|config\.json"):
         trainer(recipe, tmp_path / "e", 6).fit()
 
 
 def test_full_disk_during_model_export_leaves_a_resumable_run(tmp_path, monkeypatch):
-    recipe = toy_cgan()
-    fake = _FullDiskOS()
-    export = recipe.save_pretrained
-
-    def full_then_export(path):
-        fake.armed = True
-        return export(path)
-
-    recipe.save_pretrained = full_then_export
-    monkeypatch.setattr(sio, "os", fake)
+    recipe = _recipe_whose_export_hits_a_full_disk(monkeypatch)
     with pytest.raises(OSError, match="No space left on device"):
         trainer(recipe, tmp_path / "e", 6).fit()
     monkeypatch.setattr(sio, "os", os)

@@ -35,7 +35,6 @@ def strip(rows):
 
 
 def test_cyclegan_cycle_loss_decreases_and_exports(tmp_path):
-    torch.set_num_threads(1)
     result = Trainer(cyclegan(steps=60, lr=1e-3), tmp_path / "cg", 60, log_every=1, sample_every=30,
                      progress=False).fit()
     rows = read_metrics(result.metrics_path)
@@ -61,7 +60,6 @@ def test_cyclegan_cycle_loss_decreases_and_exports(tmp_path):
 
 
 def test_cyclegan_resume_is_bit_exact(tmp_path):
-    torch.set_num_threads(1)
     full = Trainer(cyclegan(), tmp_path / "full", 6, log_every=1, ckpt_every=3, progress=False).fit()
     t = Trainer(cyclegan(), tmp_path / "cut", 6, log_every=1, ckpt_every=3, progress=False)
     orig = t.recipe.train_step
@@ -79,7 +77,6 @@ def test_cyclegan_resume_is_bit_exact(tmp_path):
 
 
 def test_pix2pix_l1_decreases(tmp_path):
-    torch.set_num_threads(1)
     a, b = domains()
     pairs = PairedDataset(a.images, -a.images, names=[str(i) for i in range(len(a))])
     cfg = Pix2PixConfig(steps=40, g_kwargs={"ngf": 8}, d_kwargs=dict(TINY_D), lr=1e-3)
@@ -120,7 +117,6 @@ def _write_folder(folder, arrays):
 def test_cli_cyclegan_train_and_translate(tmp_path):
     from synthaug.cli import main
 
-    torch.set_num_threads(1)
     rng = np.random.default_rng(1)
     _write_folder(tmp_path / "A", rng.uniform(0, 0.4, (6, 16, 16, 1)))
     _write_folder(tmp_path / "B", rng.uniform(0.6, 1, (6, 16, 16, 1)))
