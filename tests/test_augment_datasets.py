@@ -199,15 +199,18 @@ def test_ratio_gives_the_stated_share(gen_dir, real, ratio):
 
 
 def test_ratio_draws_from_a_synthetic_dataset(gen_dir, real):
-    syn = SyntheticDataset(gen_dir, n=50, seed=2)
-    mix = MixedDataset(real, syn, ratio=0.5, seed=3)
+    syn = SyntheticDataset(gen_dir, per_class={"a": 35, "b": 25}, seed=2)
+    mix = MixedDataset(real, syn, ratio=0.5, seed=3)  # real class mix 30:10 -> 30 a + 10 b from the pool
     assert len(mix) == 80 and len(set(mix.synthetic_index.tolist())) == 40
+    assert mix.counts()["synthetic"] == {"a": 30, "b": 10}
     again = MixedDataset(real, syn, ratio=0.5, seed=3)
     assert torch.equal(mix.synthetic_index, again.synthetic_index)
     img, y = mix[45]
     j = int(mix.synthetic_index[5])
     assert torch.equal(img, syn.images[j]) and int(y) == int(syn.labels[j])
-    with pytest.raises(ValueError, match="synthetic: expected at least 93"):
+    even = MixedDataset(real, syn, ratio=0.5, seed=3, class_mix="balanced")
+    assert even.counts()["synthetic"] == {"a": 20, "b": 20}
+    with pytest.raises(ValueError, match="expected at least 70 samples of class 'a'"):
         MixedDataset(real, syn, ratio=0.7)
 
 
@@ -242,7 +245,7 @@ def test_mixed_errors(gen_dir, real, tmp_path):
         with pytest.raises(ValueError, match=f"generator does not match the real data: expected {key}") as e:
             MixedDataset(real, bad, ratio=0.5)
         assert "in the generator" in str(e.value)
-        MixedDataset(real, SyntheticDataset(bad, n=40), ratio=0.5, check=False)  # check can be turned off
+        MixedDataset(real, SyntheticDataset(bad, n=40), ratio=0.25, check=False, class_mix="balanced")  # check off
     renamed = ImageDataset(real.images, real.labels, ["b", "a"])
     with pytest.raises(ValueError, match="class_names"):
         MixedDataset(renamed, gen_dir, ratio=0.5)
@@ -294,7 +297,8 @@ def test_real_datasets_of_other_shapes(gen_dir):
 
 def test_mixed_under_dataloader_with_two_workers(gen_dir, real):
     syn = SyntheticDataset(gen_dir, n=40, seed=1, mode="on_the_fly")
-    mix = MixedDataset(real, syn, ratio=0.5, return_source=True, transform=v2.RandomHorizontalFlip(p=1.0))
+    mix = MixedDataset(real, syn, ratio=0.5, return_source=True, transform=v2.RandomHorizontalFlip(p=1.0),
+                       class_mix="balanced")
     loader = DataLoader(mix, batch_size=16, shuffle=True, num_workers=2, worker_init_fn=seed_worker,
                         generator=torch.Generator().manual_seed(0))
     seen, n_syn = 0, 0
@@ -303,7 +307,7 @@ def test_mixed_under_dataloader_with_two_workers(gen_dir, real):
         assert s.dtype == torch.bool and float(x.abs().max()) <= 1
         seen, n_syn = seen + len(x), n_syn + int(s.sum())
     assert seen == 80 and n_syn == 40
-    plain = MixedDataset(real, syn, ratio=0.5)
+    plain = MixedDataset(real, syn, ratio=0.5, class_mix="balanced")
     batch = next(iter(DataLoader(mix, batch_size=80, num_workers=2)))
     want = torch.stack([plain[i][0].flip(-1) for i in range(80)])
     assert torch.allclose(batch[0], want, atol=1e-6, rtol=0)

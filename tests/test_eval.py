@@ -8,15 +8,18 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
+from synthaug.augment import MixedDataset, SyntheticDataset
 from synthaug.data import ImageDataset
 from synthaug.eval import (
     FeatureExtractor,
+    LeNet,
     SmallCNN,
     bar_chart,
     cas,
     choose_ratio,
     classical_augment,
     compare_arms,
+    compare_results,
     density_coverage,
     evaluate,
     fid_kid,
@@ -30,8 +33,11 @@ from synthaug.eval import (
     paired_test,
     precision_recall,
     quick_gain,
+    real_copies,
     resnet18_small,
     run_arm,
+    run_arms,
+    score_arm,
     summarise,
     train_classifier,
 )
@@ -73,9 +79,11 @@ def test_classifier_shapes(channels):
 
 def test_train_classifier_separable_and_selection():
     train, val = toy_set(64, 0), toy_set(32, 1)
-    model, info = train_classifier(train, val, epochs=5, batch_size=8, lr=3e-3, width=8, seed=0, select_on="loss")
+    model, info = train_classifier(train, val, max_steps=40, batch_size=8, lr=3e-3, width=8, seed=0,
+                                   select_on="loss", patience=None)
     losses = [h["val_loss"] for h in info["history"]]
-    assert info["best_epoch"] == 1 + int(np.argmin(losses))
+    assert [h["step"] for h in info["history"]] == [10, 20, 30, 40]  # one pass over 64 images = 8 steps -> 10
+    assert info["best_step"] == 10 * (1 + int(np.argmin(losses)))
     assert info["best_val"] == pytest.approx(min(losses))
     after = evaluate(model, val)
     assert after["loss"] == pytest.approx(info["best_val"], rel=1e-5)  # the selected weights were restored
@@ -85,11 +93,60 @@ def test_train_classifier_separable_and_selection():
 
 def test_train_classifier_deterministic_and_accuracy_selection():
     train, val = toy_set(32, 2), toy_set(16, 3)
-    _, a = train_classifier(train, val, epochs=2, batch_size=16, width=8, seed=5, select_on="accuracy")
-    _, b = train_classifier(train, val, epochs=2, batch_size=16, width=8, seed=5, select_on="accuracy")
+    _, a = train_classifier(train, val, max_steps=6, eval_every=2, batch_size=16, width=8, seed=5,
+                            select_on="accuracy")
+    _, b = train_classifier(train, val, max_steps=6, eval_every=2, batch_size=16, width=8, seed=5,
+                            select_on="accuracy")
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
     accs = [h["val_accuracy"] for h in a["history"]]
-    assert a["best_epoch"] == 1 + int(np.argmax(accs))
+    assert a["best_step"] == 2 * (1 + int(np.argmax(accs)))
+
+
+def test_train_classifier_stops_early_and_flags_short_budgets():
+    train, val = toy_set(64, 0), toy_set(32, 1)
+    _, info = train_classifier(train, val, max_steps=400, eval_every=4, patience=3, batch_size=16, lr=3e-3,
+                               width=8, seed=0, select_on="loss")
+    assert info["stopped_early"] and info["steps_run"] < 400
+    assert info["steps_run"] == info["best_step"] + 3 * 4  # three evaluations without improvement
+    assert not info["best_in_last_10pct"]
+    _, short = train_classifier(train, val, max_steps=4, eval_every=2, batch_size=16, lr=3e-3, width=8, seed=0,
+                                select_on="loss")
+    assert short["best_step"] == 4 and short["best_in_last_10pct"] and not short["stopped_early"]
+
+
+def test_synthetic_weight_changes_the_loss_only_for_synthetic_items():
+    x, y = toy_set(32, 0).images, torch.arange(32) % 2
+    flags = torch.zeros(32, dtype=torch.bool)
+    real_only = torch.utils.data.TensorDataset(x, y, flags)
+    with_syn = torch.utils.data.TensorDataset(x, y, torch.ones(32, dtype=torch.bool))
+    kw = dict(max_steps=4, eval_every=2, batch_size=16, width=8, seed=1, select_on="accuracy")
+    _, a = train_classifier(real_only, toy_set(16, 1), synthetic_weight=0.3, **kw)
+    _, b = train_classifier(with_syn, toy_set(16, 1), synthetic_weight=0.3, **kw)
+    _, c = train_classifier(with_syn, toy_set(16, 1), **kw)
+    # all items carry the same weight in each run, so a weighted mean equals the plain mean
+    assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in c["history"]])
+    assert b["n_synthetic"] == 32 and a["n_synthetic"] == 0
+    mixed = torch.utils.data.TensorDataset(x, y, torch.arange(32) % 4 == 0)
+    _, d = train_classifier(mixed, toy_set(16, 1), synthetic_weight=0.0, **kw)
+    _, e = train_classifier(mixed, toy_set(16, 1), **kw)
+    assert d["history"][0]["train_loss"] != pytest.approx(e["history"][0]["train_loss"])
+    with pytest.raises(ValueError, match="synthetic_weight"):
+        train_classifier(mixed, None, synthetic_weight=-1.0)
+
+
+def test_lenet_and_digits_augmentation():
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    net = LeNet(1, 10, 28)
+    assert net(x).shape == (3, 10) and net.features(x).shape == (3, 500)
+    aug = classical_augment("digits")
+    torch.manual_seed(0)
+    digit = torch.full((4, 1, 28, 28), -1.0)
+    digit[:, :, 8:20, 12:16] = 1.0
+    out = aug(digit)
+    assert out.shape == digit.shape and out.min() >= -1.0 and out.max() <= 1.0
+    assert not torch.equal(out, digit)
+    ink = (out > 0).flatten(1).sum(1)
+    assert len(set(ink.tolist())) > 1  # stroke width / scale differ between images
 
 
 def test_train_classifier_rejects_bad_arguments():
@@ -97,7 +154,9 @@ def test_train_classifier_rejects_bad_arguments():
     with pytest.raises(ValueError, match="select_on"):
         train_classifier(train, train, select_on="f1")
     with pytest.raises(ValueError, match="arch"):
-        train_classifier(train, train, arch="vgg", epochs=1)
+        train_classifier(train, train, arch="vgg", max_steps=1)
+    with pytest.raises(ValueError, match="max_steps"):
+        train_classifier(train, train, max_steps=0)
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -170,7 +229,14 @@ def test_paired_test_known_vectors():
     r6 = paired_test([1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5.5])
     assert r6["wilcoxon_p"] is not None and 0 < r6["wilcoxon_p"] < 0.1
     same = paired_test([0.8, 0.9], [0.8, 0.9])
-    assert same["mean_diff"] == 0 and same["p_value"] == 1.0
+    assert same["mean_diff"] == 0 and math.isnan(same["p_value"]) and "2 of 2" in same["no_test_reason"]
+    # a validation-chosen arm equal to the baseline in 4 of 5 seeds: no p-value, the reason instead
+    mostly_same = paired_test([0.9, 0.8, 0.85, 0.7, 0.95], [0.9, 0.8, 0.85, 0.7, 0.90])
+    assert math.isnan(mostly_same["p_value"]) and mostly_same["no_test_reason"] == \
+        "4 of 5 paired differences are exactly 0"
+    assert mostly_same["mean_diff"] == pytest.approx(0.01)
+    half = paired_test([1, 2, 3, 4.5], [1, 2, 2.5, 4])
+    assert half["n_zero"] == 2 and half["no_test_reason"]
     with pytest.raises(ValueError, match="b: expected 3"):
         paired_test([1, 2, 3], [1, 2])
 
@@ -250,70 +316,109 @@ def test_memorization_flags_planted_copies(tmp_path):
 
 
 # --- harness ----------------------------------------------------------------------------------------------
-def test_mixed_training_set_counts_and_determinism():
+def test_mixed_training_set_is_the_users_mixed_dataset():
     real = toy_set(30, 0)
     pool = (toy_set(100, 9).images, torch.arange(100) % 2)
     a = mixed_training_set(real, pool, ratio=0.25, seed=1)
     b = mixed_training_set(real, pool, ratio=0.25, seed=1)
-    syn = a.tensors[2]
-    assert int(syn.sum()) == 10 and len(a) == 40
-    assert torch.equal(a.tensors[0], b.tensors[0])
-    assert torch.bincount(a.tensors[1][syn]).tolist() == [5, 5]
+    assert isinstance(a, MixedDataset) and a.return_source
+    assert len(a) == 40 and a.counts()["synthetic"] == {"c0": 5, "c1": 5}
+    assert torch.equal(a.synthetic_index, b.synthetic_index)
+    user = MixedDataset(real, SyntheticDataset.from_tensors(*pool, real.class_names), ratio=0.25, seed=1)
+    assert torch.equal(user.synthetic_index, a.synthetic_index)  # the harness measures the user's path
+    assert mixed_training_set(real, None, ratio=0.0) is real
     with pytest.raises(ValueError, match="ratio"):
         mixed_training_set(real, pool, ratio=1.0)
     with pytest.raises(ValueError, match="synthetic"):
         mixed_training_set(real, None, ratio=0.5)
 
 
-def test_mixed_training_set_balance_tops_up_minority():
+def test_mixed_training_set_balance_and_real_copies():
     real = ImageDataset(toy_set(30, 0).images, torch.tensor([0] * 22 + [1] * 8), ["c0", "c1"])
     pool = (toy_set(40, 9).images, torch.arange(40) % 2)
     ds = mixed_training_set(real, pool, ratio="balance", seed=3)
-    syn = ds.tensors[2]
-    assert torch.bincount(ds.tensors[1]).tolist() == [22, 22]
-    assert torch.bincount(ds.tensors[1][syn], minlength=2).tolist() == [0, 14]
-    assert torch.equal(ds.tensors[0], mixed_training_set(real, pool, ratio="balance", seed=3).tensors[0])
-    with pytest.raises(ValueError, match="at least 14 images of class 1"):
+    assert ds.counts()["total"] == {"c0": 22, "c1": 22} and ds.counts()["synthetic"] == {"c0": 0, "c1": 14}
+    with pytest.raises(ValueError, match="at least 14 samples of class 'c1'"):
         mixed_training_set(real, (pool[0][:10], pool[1][:10]), ratio="balance")
     with pytest.raises(ValueError, match="'balance'"):
         mixed_training_set(real, pool, ratio="balanced")
+    copies = real_copies(real, [0, 14])  # 14 copies of a class with 8 real images: repeated
+    ctrl = mixed_training_set(real, copies, ratio="balance", seed=3)
+    assert ctrl.counts()["synthetic"] == {"c0": 0, "c1": 14}
+    real_imgs = {tuple(im.flatten()[:20].tolist()) for im in real.images}
+    assert all(tuple(ctrl[i][0].flatten()[:20].tolist()) in real_imgs for i in range(30, 44))
 
 
 def test_run_arm_choose_ratio_and_cas():
     train, val, test = toy_set(32, 0), toy_set(16, 1), toy_set(16, 2)
     pool = toy_set(64, 3)
-    r = run_arm("synthetic", train, val, test, synthetic=pool, ratio=0.5, classical="flips_shifts", seed=0,
-                epochs=1)
+    kw = dict(max_steps=4, width=8)
+    r = run_arm("synthetic", train, val, test, synthetic=pool, ratio=0.5, classical="flips_shifts", seed=0, **kw)
     assert r["n_real"] == 32 and r["n_synthetic"] == 32 and r["classical"] == "flips_shifts"
-    assert 0 <= r["test_auc"] <= 1 and r["n_test"] == 16
-    choice = choose_ratio(train, val, pool, ratios=(0, 0.5), epochs=1)
+    assert 0 <= r["test_auc"] <= 1 and r["n_test"] == 16 and r["val_score"] == r["val_auc"]
+    choice = choose_ratio(train, val, pool, ratios=(0, 0.5), **kw)
     assert choice["best_ratio"] in (0.0, 0.5) and set(choice["val_scores"]) == {0.0, 0.5}
     assert choice["zero_is_best"] == (choice["best_ratio"] == 0.0)
+    model, info, ts = choice["candidates"][0.5]  # the trained candidate, reusable without retraining
+    assert info["best_val"] == choice["val_scores"][0.5] and len(ts) == 64
+    again = run_arm("synthetic", train, val, test, synthetic=pool, ratio=0.5, seed=0, **kw)
+    assert score_arm("synthetic", model, info, ts, test, seed=0, ratio=0.5)["test_auc"] == again["test_auc"]
     if choice["zero_is_best"]:
         assert "did not help" in choice["message"]
-    c = cas(pool.images, pool.labels, val, test, epochs=1)
+    c = cas(pool.images, pool.labels, val, test, **kw)
     assert 0 <= c["cas_accuracy"] <= 1 and c["n_synthetic"] == 64
 
 
-def test_compare_arms_bar_chart_and_table(tmp_path):
+def test_compare_results_table_and_best_classical_on_validation(tmp_path):
     base = {0: 0.80, 1: 0.78, 2: 0.82, 3: 0.79}
     arms = {
-        "real_only": lambda s: {"test_auc": base[s]},
-        "classical_flips": lambda s: {"test_auc": base[s] + 0.01},
-        "classical_randaug": lambda s: {"test_auc": base[s] + 0.02 + 0.001 * s},
-        "synthetic": lambda s: {"test_auc": base[s] + 0.03 - 0.002 * s},
+        "real_only": lambda s: {"test_auc": base[s], "val_score": 0.7},
+        "classical_flips": lambda s: {"test_auc": base[s] + 0.01, "val_score": 0.75},  # best on validation
+        "classical_randaug": lambda s: {"test_auc": base[s] + 0.02 + 0.001 * s, "val_score": 0.72},
+        "synthetic": lambda s: {"test_auc": base[s] + 0.03 - 0.002 * s, "val_score": 0.71},
     }
-    out = compare_arms(arms, seeds=[0, 1, 2, 3])
-    assert out["baseline"] == "real_only" and out["best_classical"] == "classical_randaug"
+    results = run_arms(arms, seeds=[0, 1, 2, 3])
+    out = compare_results(results)
+    assert out["baseline"] == "real_only" and out["best_classical"] == "classical_flips"
     assert out["vs_baseline"]["synthetic"]["mean_diff"] == pytest.approx(0.027)
-    assert out["vs_best_classical"]["synthetic"]["mean_diff"] == pytest.approx(0.027 - 0.0215)
+    assert out["vs_best_classical"]["synthetic"]["mean_diff"] == pytest.approx(0.027 - 0.01)
     assert {r["arm"] for r in out["summary"]} == set(arms)
     assert all(r["seed"] == s for r, s in zip(out["results"]["synthetic"], [0, 1, 2, 3]))
+    assert compare_arms(arms, seeds=[0, 1, 2, 3])["summary"] == out["summary"]
     table = markdown_table(out)
-    assert "| synthetic |" in table and "(reference)" in table
+    assert "| synthetic |" in table and "(reference)" in table and "chosen by mean validation" in table
     png = bar_chart(out["summary"], "test_auc", tmp_path / "bars.png", title="toy")
     assert png.exists() and png.stat().st_size > 1000
     json.dumps(out)
+
+
+def test_selection_never_reads_test_labels():
+    """Scrambling the test labels changes test scores but none of the choices: step, share, classical arm."""
+    train, val = toy_set(48, 0), toy_set(24, 1)
+    test = toy_set(24, 2)
+    g = torch.Generator().manual_seed(0)
+    scrambled = ImageDataset(test.images, test.labels[torch.randperm(len(test), generator=g)], test.class_names)
+    pool = toy_set(96, 3)
+    kw = dict(max_steps=12, eval_every=3, width=8, batch_size=16, lr=3e-3)
+
+    def study(test_set):
+        res = {"real_only": [], "classical_flips_shifts": [], "classical_randaugment": []}
+        chosen = []
+        for seed in (0, 1):
+            res["real_only"].append(run_arm("real_only", train, val, test_set, seed=seed, **kw))
+            for kind in ("flips_shifts", "randaugment"):
+                res[f"classical_{kind}"].append(run_arm(f"classical_{kind}", train, val, test_set, classical=kind,
+                                                        seed=seed, **kw))
+            ch = choose_ratio(train, val, pool, ratios=(0, 0.25, 0.5), seed=seed, **kw)
+            chosen.append((ch["best_ratio"], {r: c[1]["best_step"] for r, c in ch["candidates"].items()}))
+        steps = {a: [r["best_step"] for r in rs] for a, rs in res.items()}
+        return compare_results(res), steps, chosen
+
+    a, steps_a, chosen_a = study(test)
+    b, steps_b, chosen_b = study(scrambled)
+    assert steps_a == steps_b and chosen_a == chosen_b
+    assert a["best_classical"] == b["best_classical"]
+    assert [r["test_auc"] for r in a["results"]["real_only"]] != [r["test_auc"] for r in b["results"]["real_only"]]
 
 
 def test_quick_gain_breastmnist():
@@ -324,7 +429,7 @@ def test_quick_gain_breastmnist():
     net = create_net("dcgan", num_classes=2, image_size=28, channels=1, z_dim=16, base_channels=8, max_channels=32)
     model = GeneratorModel(net, {"kind": "cgan", "image_size": 28, "channels": 1, "num_classes": 2,
                                  "class_names": ["malignant", "normal/benign"]}, device="cpu")
-    out = quick_gain(model, seed=0, device="cpu", epochs=1)
+    out = quick_gain(model, seed=0, device="cpu", max_steps=2)
     assert "single seed, indicative only" in out["note"]
     assert out["real_plus_synthetic"]["n_synthetic"] == out["real_only"]["n_real"] == 546
     assert out["difference"]["test_auc"] == pytest.approx(out["real_plus_synthetic"]["test_auc"]
@@ -333,6 +438,6 @@ def test_quick_gain_breastmnist():
 
 
 def test_paired_test_is_not_fooled_by_float_noise():
-    assert paired_test([0.1 + 0.2, 0.7], [0.3, 0.7])["p_value"] == 1.0
+    assert paired_test([0.1 + 0.2, 0.7], [0.3, 0.7])["n_zero"] == 2
     constant_shift = paired_test([0.675, 0.6875, 0.7], [0.6625, 0.675, 0.6875])
     assert math.isnan(constant_shift["p_value"]) and constant_shift["mean_diff"] == pytest.approx(0.0125)

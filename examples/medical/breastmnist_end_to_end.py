@@ -29,15 +29,15 @@ from synthaug.utils import get_device, save_grid, seed_everything
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny GAN, few steps and epochs (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="tiny GAN, few steps (smoke test)")
     ap.add_argument("--out", default="examples_out/breastmnist_end_to_end")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     ap.add_argument("--steps", type=int, default=None, help="GAN steps (default 2500, --quick 20)")
-    ap.add_argument("--epochs", type=int, default=None, help="classifier epochs (default 30, --quick 1)")
+    ap.add_argument("--steps", type=int, default=None, help="classifier step budget (default 3000, --quick 20)")
     args = ap.parse_args()
     steps = args.steps or (20 if args.quick else 2500)
-    epochs = args.epochs or (1 if args.quick else 30)
+    clf_steps = args.steps or (20 if args.quick else 3000)
     out, device = Path(args.out), get_device(args.device)
     seed_everything(args.seed)
 
@@ -72,7 +72,7 @@ def main():
             "real+synthetic": (mixed, None), "real+synthetic+flips_shifts": (mixed, flips_shifts)}
     results = {}
     for name, (train_set, transform) in arms.items():
-        clf, info = train_classifier(train_set, val, epochs=epochs, transform=transform, seed=args.seed,
+        clf, info = train_classifier(train_set, val, max_steps=clf_steps, transform=transform, seed=args.seed,
                                      device=device, select_on="auc", num_classes=2)
         m = evaluate(clf, test, device)
         results[name] = {"test_auc": m["auc"], "test_accuracy": m["accuracy"], "best_epoch": info["best_epoch"],
@@ -85,7 +85,7 @@ def main():
         auc = results[name]["test_auc"]
         print(f"{name}: AUC gain {auc - base:+.3f} vs real only, {auc - classical:+.3f} vs classical augmentation")
     print("Single seed, indicative only; 95% intervals over 5 seeds: benchmarks/study_medical.py --study breast")
-    report = {"seed": args.seed, "gan_steps": run.step, "classifier_epochs": epochs, "model_dir": str(run.model_dir),
+    report = {"seed": args.seed, "gan_steps": run.step, "classifier_max_steps": clf_steps, "model_dir": str(run.model_dir),
               "synthetic_share": 0.5, "arms": results}
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {grid}, {out / 'results.json'} and the model directory {run.model_dir}")

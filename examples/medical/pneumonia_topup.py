@@ -30,16 +30,16 @@ from synthaug.utils import get_device, save_grid, seed_everything
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny GAN, few steps and epochs (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="tiny GAN, few steps (smoke test)")
     ap.add_argument("--out", default="examples_out/pneumonia_topup")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     ap.add_argument("--fraction", type=float, default=0.05, help="share of the training split to keep")
     ap.add_argument("--steps", type=int, default=None, help="GAN steps (default 2000, --quick 20)")
-    ap.add_argument("--epochs", type=int, default=None, help="classifier epochs (default 30, --quick 1)")
+    ap.add_argument("--steps", type=int, default=None, help="classifier step budget (default 3000, --quick 20)")
     args = ap.parse_args()
     steps = args.steps or (20 if args.quick else 2000)
-    epochs = args.epochs or (1 if args.quick else 30)
+    clf_steps = args.steps or (20 if args.quick else 3000)
     out, device = Path(args.out), get_device(args.device)
     data = shared_data_dir()
     npz = data / "medmnist" / "pneumoniamnist.npz" if data else None
@@ -74,7 +74,7 @@ def main():
     results = {}
     for name, train_set in (("real_only", train), ("real_oversampled", oversampled),
                             ("real+synthetic_topup", topped_up)):
-        clf, info = train_classifier(train_set, val, epochs=epochs, seed=args.seed, device=device,
+        clf, info = train_classifier(train_set, val, max_steps=clf_steps, seed=args.seed, device=device,
                                      select_on="balanced_accuracy", num_classes=2)
         m = evaluate(clf, test, device)
         results[name] = {k: m[k] for k in ("balanced_accuracy", "accuracy", "auc", "per_class_recall")}

@@ -77,7 +77,7 @@ class SyntheticDataset(Dataset):
         device: where ``"memory"`` generation runs (None: the model's device / automatic).
         drop_near_copies: memorisation guard, ``"memory"`` mode only: after generation, drop every sample
             whose nearest-``reference``-image distance ratio (see
-            :func:`synthaug.eval.memorization.memorization_audit`, pixel space) is below this threshold,
+            :func:`synthaug.nearcopy.filter_near_copies`, pixel space) is below this threshold,
             e.g. ``1/3``. Labels stay aligned; the number dropped is in ``n_dropped`` and is warned about
             (``warnings.warn``). The dataset is then shorter than ``n`` and per-class counts may differ.
         reference: the real training images the guard compares with: an
@@ -157,7 +157,7 @@ class SyntheticDataset(Dataset):
         """Remove generated samples flagged as near-copies of ``reference``; labels stay aligned."""
         import warnings
 
-        from ..eval.memorization import filter_near_copies
+        from ..nearcopy import filter_near_copies
 
         n = len(self.labels)
         if n == 0:
@@ -300,17 +300,40 @@ class SyntheticDataset(Dataset):
         from .shards import load_shards
 
         manifest, images, labels = load_shards(folder, verify=verify)
+        ds = cls.from_tensors(images.float() / 127.5 - 1.0, labels, manifest["class_names"], transform=transform,
+                              source=manifest["source_model"])
+        ds.seed, ds.batch_size = int(manifest["seed"]), int(manifest["batch_size"])
+        ds.truncation = float(manifest["truncation"])
+        return ds
+
+    @classmethod
+    def from_tensors(cls, images: torch.Tensor, labels, class_names: Sequence[str], transform: Callable | None = None,
+                     source: dict | None = None) -> "SyntheticDataset":
+        """A set of samples already made elsewhere (a translator's output, a filtered pool): float NCHW images
+        in [-1, 1] and one label per image. ``source`` describes where they came from (kept as
+        ``model_config``)."""
+        from ..utils import check_images
+
+        check_images(images, "images")
+        if not images.is_floating_point():
+            raise TypeError(f"images: expected float images in [-1, 1], found dtype {images.dtype}")
+        lab = torch.as_tensor(labels).to(torch.int64).reshape(-1)
+        if len(lab) != len(images):
+            raise ValueError(f"labels: expected one label per image ({len(images)}), found {len(lab)}")
+        names = [str(c) for c in class_names]
+        if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= len(names)):
+            raise ValueError(f"labels: expected class indices in [0, {len(names) - 1}], found range "
+                             f"[{int(lab.min())}, {int(lab.max())}]")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform: expected a callable or None, found {type(transform).__name__}")
         ds = cls.__new__(cls)
         ds._handle = None
-        ds.class_names = list(manifest["class_names"])
-        ds.channels = int(manifest["channels"])
-        ds.image_size = tuple(int(v) for v in manifest["image_size"])
-        ds.model_config = manifest["source_model"]
-        ds.seed, ds.batch_size = int(manifest["seed"]), int(manifest["batch_size"])
-        ds.truncation, ds.cache_blocks = float(manifest["truncation"]), 0
+        ds.class_names, ds.channels = names, int(images.shape[1])
+        ds.image_size = tuple(int(v) for v in images.shape[-2:])
+        ds.model_config = dict(source or {"source": "tensors"})
+        ds.seed, ds.batch_size, ds.truncation, ds.cache_blocks = 0, 256, 1.0, 0
         ds.transform, ds.mode, ds._cache = transform, "memory", OrderedDict()
-        ds.labels = labels
-        ds.images = images.float() / 127.5 - 1.0
+        ds.labels, ds.images = lab.contiguous(), images.float().contiguous()
         return ds
 
     def __repr__(self) -> str:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .datasets import SyntheticDataset
-from ..utils import allocate_counts
+from .plan import pick_synthetic, synthetic_counts
 from .handle import ModelHandle, _as_label, _as_model_image, _check_int, reseed_transform
 
 __all__ = ["MixedDataset"]
@@ -25,9 +25,12 @@ class MixedDataset(Dataset):
     Indices ``0 .. len(real)-1`` are the real items, the rest synthetic. Give exactly one of:
 
     * ``ratio`` r in [0, 1): the synthetic share; ``round(len(real) * r / (1 - r))`` synthetic samples
-      are added (length ``~ len(real) / (1 - r)``). Drawn from a generator they follow the real class
-      frequencies; drawn from a :class:`SyntheticDataset` they keep that dataset's class mix.
+      are added (length ``~ len(real) / (1 - r)``), split like the real class frequencies
+      (``class_mix="real"``) or equally over the classes (``"balanced"``).
     * ``balance_classes=True``: each class is topped up with synthetic samples to the largest real class.
+
+    How many of each class, and which samples of a pool, is decided by :mod:`synthaug.augment.plan` (the
+    same rule the downstream harness uses).
 
     ``synthetic`` is a :class:`SyntheticDataset` (samples are drawn from it without replacement,
     deterministically under ``seed``) or a generator / model path (an on-the-fly :class:`SyntheticDataset`
@@ -40,7 +43,8 @@ class MixedDataset(Dataset):
 
     def __init__(self, real, synthetic, ratio: float | None = None, balance_classes: bool = False, seed: int = 0,
                  check: bool = True, return_source: bool = False, transform: Callable | None = None,
-                 real_transform: Callable | None = None, image_key: str = "image", label_key: str = "label"):
+                 real_transform: Callable | None = None, image_key: str = "image", label_key: str = "label",
+                 class_mix: str = "real"):
         if ratio is not None and balance_classes:
             raise ValueError(f"ratio / balance_classes: expected exactly one of them, found ratio={ratio!r} "
                              f"and balance_classes=True")
@@ -58,6 +62,7 @@ class MixedDataset(Dataset):
         if len(real) == 0:
             raise ValueError("real: expected a non-empty dataset, found 0 items")
         self.real, self.ratio, self.balance_classes = real, ratio, bool(balance_classes)
+        self.class_mix = class_mix
         self.seed = _check_int("seed", seed, 0)
         self.return_source, self.transform, self.real_transform = bool(return_source), transform, real_transform
         self.image_key, self.label_key = image_key, label_key
@@ -83,45 +88,20 @@ class MixedDataset(Dataset):
         if len(real_counts) > len(self.class_names) or int(real_labels.min()) < 0:
             raise ValueError(f"real: expected labels in [0, {len(self.class_names) - 1}], found range "
                              f"[{int(real_labels.min())}, {int(real_labels.max())}]")
-        rng = np.random.default_rng(self.seed)
-
-        if ratio is not None:
-            need = int(round(len(real) * float(ratio) / (1.0 - float(ratio))))
-            per_class = None
-        else:
-            deficit = (int(real_counts.max()) - real_counts).tolist()
-            need, per_class = int(sum(deficit)), dict(enumerate(deficit))
+        counts = synthetic_counts(real_labels.numpy(), len(self.class_names), ratio=ratio,
+                                  balance=self.balance_classes, class_mix=class_mix)
         if isinstance(synthetic, SyntheticDataset):
             self.synthetic = synthetic
-            if ratio is not None:
-                if need > len(synthetic):
-                    raise ValueError(f"synthetic: expected at least {need} samples for ratio={ratio} with "
-                                     f"{len(real)} real items, found {len(synthetic)}")
-                index = np.sort(rng.permutation(len(synthetic))[:need])
-            else:
-                index = self._pick_per_class(synthetic, per_class, rng)
+            index = pick_synthetic(synthetic.labels.numpy(), counts, self.seed, synthetic.class_names)
         else:
-            if per_class is None:  # ratio with a generator: keep the real class frequencies
-                per_class = dict(enumerate(allocate_counts(need, real_counts.numpy()).tolist()))
-            self.synthetic = SyntheticDataset(target, seed=self.seed, mode="on_the_fly", per_class=per_class)
+            self.synthetic = SyntheticDataset(target, seed=self.seed, mode="on_the_fly",
+                                              per_class=dict(enumerate(counts.tolist())))
             index = np.arange(len(self.synthetic))
         self.synthetic_index = torch.as_tensor(index, dtype=torch.int64)
         self.n_real = len(real)
         self.source = torch.cat([torch.zeros(self.n_real, dtype=torch.bool),
                                  torch.ones(len(self.synthetic_index), dtype=torch.bool)])
         self._real_counts = real_counts
-
-    @staticmethod
-    def _pick_per_class(synthetic: SyntheticDataset, per_class: dict[int, int], rng) -> np.ndarray:
-        picked = []
-        for c, k in per_class.items():
-            members = np.flatnonzero(synthetic.labels.numpy() == c)
-            if len(members) < k:
-                raise ValueError(f"synthetic: expected at least {k} samples of class "
-                                 f"{synthetic.class_names[c]!r} to balance the classes, found {len(members)}; "
-                                 f"build it with SyntheticDataset(per_class=...) or pass the generator")
-            picked.append(rng.choice(members, size=k, replace=False))
-        return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
     # --- real items ---------------------------------------------------------------------------------
     def _real_labels(self) -> torch.Tensor:

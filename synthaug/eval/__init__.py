@@ -9,6 +9,7 @@ density/coverage, memorisation audits and the Classification Accuracy Score.
 """
 
 from .classifier import (
+    LeNet,
     SmallCNN,
     build_classifier,
     classical_augment,
@@ -20,15 +21,23 @@ from .classifier import (
     train_classifier,
 )
 from .downstream import (
+    TRAIN_DEFAULTS,
     bar_chart,
+    best_by_validation,
     cas,
     choose_ratio,
     compare_arms,
+    compare_results,
     default_arms,
+    format_diff,
     markdown_table,
     mixed_training_set,
     quick_gain,
+    real_copies,
     run_arm,
+    run_arms,
+    score_arm,
+    train_arm,
 )
 from .features import (
     FeatureExtractor,
@@ -43,6 +52,7 @@ from .memorization import filter_near_copies, memorization_audit, nearest_neighb
 from .stats import mean_ci, paired_test, summarise
 
 __all__ = [
+    "LeNet",
     "SmallCNN",
     "resnet18_small",
     "build_classifier",
@@ -65,8 +75,16 @@ __all__ = [
     "memorization_audit",
     "nearest_neighbour_panel",
     "filter_near_copies",
+    "TRAIN_DEFAULTS",
     "mixed_training_set",
+    "real_copies",
+    "train_arm",
+    "score_arm",
     "run_arm",
+    "run_arms",
+    "best_by_validation",
+    "compare_results",
+    "format_diff",
     "choose_ratio",
     "cas",
     "quick_gain",

@@ -18,13 +18,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from sklearn import metrics as skm
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 
-from ..utils import get_device, seed_everything
+from ..utils import ema_with_warmup, get_device, seed_everything
 
 __all__ = [
     "SmallCNN",
+    "LeNet",
     "resnet18_small",
+    "CLASSICAL_KINDS",
     "build_classifier",
     "ARCHS",
     "classical_augment",
@@ -36,6 +39,7 @@ __all__ = [
 ]
 
 SELECT_ON = ("auc", "accuracy", "balanced_accuracy", "loss")
+CLASSICAL_KINDS = ("flips_shifts", "randaugment", "digits")
 
 
 # --- networks -------------------------------------------------------------------------------------------
@@ -90,15 +94,44 @@ def resnet18_small(in_channels: int, num_classes: int) -> nn.Module:
     return net
 
 
-ARCHS = ("small_cnn", "resnet18_small")
+class LeNet(nn.Module):
+    """The LeNet-style digits classifier of the domain-adaptation literature (ADDA, CyCADA): conv5x5(20)-pool-
+    conv5x5(50)-dropout-pool-fc(500)-dropout-fc, for 28 px inputs (other sizes work; the fc input follows)."""
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: int = 28, dropout: float = 0.5):
+        super().__init__()
+        for name, v, lo in (("in_channels", in_channels, 1), ("num_classes", num_classes, 2),
+                            ("image_size", image_size, 12)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name}: expected an int >= {lo}, found {v!r}")
+        self.body = nn.Sequential(nn.Conv2d(in_channels, 20, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+                                  nn.Conv2d(20, 50, 5), nn.Dropout2d(dropout), nn.MaxPool2d(2), nn.ReLU(inplace=True))
+        side = ((image_size - 4) // 2 - 4) // 2
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(50 * side * side, 500), nn.ReLU(inplace=True),
+                                nn.Dropout(dropout))
+        self.num_features = 500
+        self.head = nn.Linear(500, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(N, 500)``."""
+        return self.fc(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+ARCHS = ("small_cnn", "resnet18_small", "lenet")
 
 
 def build_classifier(arch: str, in_channels: int, num_classes: int, image_size: int, width: int = 32) -> nn.Module:
-    """A fresh classifier by name: ``"small_cnn"`` or ``"resnet18_small"`` (``width`` is for small_cnn)."""
+    """A fresh classifier by name: ``"small_cnn"``, ``"resnet18_small"`` or ``"lenet"`` (``width`` is for
+    small_cnn)."""
     if arch == "small_cnn":
         return SmallCNN(in_channels, num_classes, image_size, width=width)
     if arch == "resnet18_small":
         return resnet18_small(in_channels, num_classes)
+    if arch == "lenet":
+        return LeNet(in_channels, num_classes, image_size)
     raise ValueError(f"arch: expected one of {list(ARCHS)}, found {arch!r}")
 
 
@@ -132,13 +165,16 @@ def classical_augment(kind: str = "flips_shifts", *, hflip: bool = True, vflip: 
       ``max_shift`` of the side (reflect-padded random crop, so no artificial borders appear).
     * ``"randaugment"``: torchvision ``RandAugment(num_ops, magnitude)`` on uint8 (the images are
       quantised to 0..255 and back) after the optional flips.
+    * ``"digits"``: for handwriting (no flips whatever ``hflip`` says): random affine (rotation up to 10
+      degrees, scale 0.9-1.1, shift up to ``max_shift``), then stroke-width jitter (a 3x3 grey dilation or
+      erosion, each with probability 1/3; strokes are the bright pixels).
 
     Random parameters are drawn per image from torch's global RNG (seeded by :func:`train_classifier`).
     """
     from torchvision.transforms import v2
 
-    if kind not in ("flips_shifts", "randaugment"):
-        raise ValueError(f"kind: expected 'flips_shifts' or 'randaugment', found {kind!r}")
+    if kind not in CLASSICAL_KINDS:
+        raise ValueError(f"kind: expected one of {list(CLASSICAL_KINDS)}, found {kind!r}")
     if not 0.0 <= max_shift < 0.5:
         raise ValueError(f"max_shift: expected a fraction in [0, 0.5), found {max_shift!r}")
     flips = ([v2.RandomHorizontalFlip()] if hflip else []) + ([v2.RandomVerticalFlip()] if vflip else [])
@@ -152,6 +188,17 @@ def classical_augment(kind: str = "flips_shifts", *, hflip: bool = True, vflip: 
 
         pipe = v2.Compose(flips + [shift])
         fn = pipe
+    elif kind == "digits":
+        affine = v2.RandomAffine(degrees=10, translate=(max_shift, max_shift), scale=(0.9, 1.1), fill=-1.0)
+
+        def fn(img: torch.Tensor) -> torch.Tensor:
+            img = affine(img)
+            r = float(torch.rand(()))
+            if r < 1 / 3:
+                img = F.max_pool2d(img[None], 3, 1, 1)[0]
+            elif r < 2 / 3:
+                img = -F.max_pool2d(-img[None], 3, 1, 1)[0]
+            return img
     else:
         ra = v2.Compose(flips + [v2.RandAugment(num_ops=num_ops, magnitude=magnitude)])
 
@@ -198,6 +245,19 @@ def _labels_of(ds: Dataset) -> torch.Tensor:
     if hasattr(ds, "labels") and isinstance(ds.labels, torch.Tensor):
         return ds.labels.long().flatten()
     return torch.cat([_split_batch(b, "dataset")[1] for b in _loader(ds, 512, False)])
+
+
+def _count_synthetic(ds: Dataset) -> int:
+    """Items flagged ``is_synthetic``: from a MixedDataset's ``source``, a 3-tensor TensorDataset, or a pass."""
+    if isinstance(getattr(ds, "source", None), torch.Tensor) and getattr(ds, "return_source", True):
+        return int(ds.source.sum())
+    tensors = getattr(ds, "tensors", None)
+    if isinstance(tensors, tuple) and len(tensors) == 3:
+        return int(tensors[2].sum())
+    first = ds[0]
+    if not isinstance(first, (tuple, list)) or len(first) < 3:
+        return 0
+    return sum(int(torch.as_tensor(b[2]).sum()) for b in _loader(ds, 512, False))
 
 
 def _num_classes(train_ds: Dataset, val_ds: Dataset | None) -> int:
@@ -279,27 +339,41 @@ def _better(value: float, best: float | None, select_on: str) -> bool:
     return value < best if select_on == "loss" else value > best
 
 
-def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "small_cnn", epochs: int = 30,
+def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "small_cnn",
+                     max_steps: int = 3000, eval_every: int | None = None, patience: int | None = 15,
                      batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
                      transform: Callable | None = None, seed: int = 0, device=None, select_on: str = "auc",
-                     width: int = 32, num_classes: int | None = None,
-                     progress: bool = False) -> tuple[nn.Module, dict]:
-    """Train a classifier and keep the weights of the epoch with the best validation ``select_on``.
+                     width: int = 32, num_classes: int | None = None, synthetic_weight: float = 1.0,
+                     ema_decay: float | None = None, progress: bool = False) -> tuple[nn.Module, dict]:
+    """Train a classifier for up to ``max_steps`` optimiser steps, stopping early on validation, and keep the
+    weights of the evaluation with the best validation ``select_on``.
 
     ``train_ds`` yields ``(image, label)`` or ``(image, label, is_synthetic)`` with float CHW images in
     [-1, 1]. ``transform`` is applied to each training batch (float NCHW in [-1, 1] -> same), e.g.
-    :func:`classical_augment`. AdamW with a cosine learning-rate schedule. Only ``val_ds`` is used for
-    selection (higher auc/accuracy/balanced_accuracy, lower loss; ties keep the earlier epoch); with
-    ``val_ds=None`` the last epoch is kept. Deterministic under ``seed`` on CPU.
+    :func:`classical_augment`. AdamW with a cosine learning-rate schedule over ``max_steps``. The model is
+    scored on ``val_ds`` every ``eval_every`` steps (default: one pass over the training set, at least 10
+    steps) and at the last step; training stops once ``patience`` evaluations in a row did not improve
+    (``None``: run the whole budget). Selection uses ``val_ds`` only (higher auc/accuracy/balanced_accuracy,
+    lower loss; ties keep the earlier step); with ``val_ds=None`` the last step is kept. Items flagged
+    ``is_synthetic`` weigh ``synthetic_weight`` in the loss. With ``ema_decay`` (e.g. 0.99) an exponential
+    moving average of the weights (with a warm-up, :func:`~synthaug.utils.ema_with_warmup`) is what gets
+    evaluated, selected and returned. Deterministic under ``seed`` on CPU.
 
-    Returns ``(model, info)``; ``info`` holds ``best_epoch`` (1-based), ``best_val`` (the selection metric),
-    ``history`` (per epoch: train_loss and validation metrics), ``n_train``, ``n_synthetic``, ``seconds``.
+    Returns ``(model, info)``; ``info`` holds ``best_step``, ``best_epoch`` (1-based, epochs of the training
+    set), ``best_val``, ``steps_run``, ``stopped_early``, ``best_in_last_10pct`` (the selected step is in the
+    last 10% of ``max_steps``: a sign the budget is too short), ``history`` (per evaluation: step, train_loss
+    and validation metrics), ``n_train``, ``n_synthetic``, ``seconds``.
     """
     if select_on not in SELECT_ON:
         raise ValueError(f"select_on: expected one of {list(SELECT_ON)}, found {select_on!r}")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+    for name, v in (("max_steps", max_steps), ("batch_size", batch_size), ("eval_every", eval_every or 1),
+                    ("patience", patience or 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name}: expected a positive int, found {v!r}")
+    if ema_decay is not None and not (isinstance(ema_decay, float) and 0.0 < ema_decay < 1.0):
+        raise ValueError(f"ema_decay: expected a float in (0, 1) or None, found {ema_decay!r}")
+    if not isinstance(synthetic_weight, (int, float)) or isinstance(synthetic_weight, bool) or synthetic_weight < 0:
+        raise ValueError(f"synthetic_weight: expected a float >= 0, found {synthetic_weight!r}")
     if transform is not None and not callable(transform):
         raise TypeError(f"transform: expected a callable on float batches, found {type(transform).__name__}")
     t0 = time.perf_counter()
@@ -316,45 +390,75 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     seed_everything(seed)
     model = build_classifier(arch, img0.shape[0], k, int(img0.shape[-1]), width=width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(max_steps))
+    ema = (AveragedModel(model, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True)
+           if ema_decay is not None else None)
+    scored = ema.module if ema is not None else model
     loader = _loader(train_ds, batch_size, True, seed)
-    history, best, best_state, best_epoch, n_train, n_syn = [], None, None, epochs, 0, 0
-    epoch_iter = range(1, epochs + 1)
+    per_epoch = len(loader)
+    every = int(eval_every) if eval_every else max(10, per_epoch)
+    history, best, best_state, best_step, since_best = [], None, None, 0, 0
+    n_train, n_syn = len(train_ds), _count_synthetic(train_ds)
+    step, total, count, epoch, stopped = 0, 0.0, 0, 0, False
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        epoch_iter = tqdm(epoch_iter, desc=f"train {arch}", leave=False)
-    for epoch in epoch_iter:
-        model.train()
-        total, count = 0.0, 0
+        bar = tqdm(total=int(max_steps), desc=f"train {arch}", leave=False)
+    model.train()
+    while step < max_steps and not stopped:
+        epoch += 1
         for batch in loader:
             x, y, syn = _split_batch(batch, "train_ds")
-            if epoch == 1:
-                n_train += len(y)
-                n_syn += int(torch.as_tensor(syn).sum()) if syn is not None else 0
             if transform is not None:
                 x = transform(x)
             x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
+            losses = F.cross_entropy(model(x), y, reduction="none")
+            if syn is not None and synthetic_weight != 1.0:
+                w = torch.where(torch.as_tensor(syn, device=device).bool().flatten(),
+                                torch.tensor(float(synthetic_weight), device=device), torch.tensor(1.0, device=device))
+                loss = (losses * w).sum() / w.sum().clamp_min(1e-12)
+            else:
+                loss = losses.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            step += 1
             total += loss.item() * len(y)
             count += len(y)
-        sched.step()
-        row = {"epoch": epoch, "train_loss": total / max(count, 1)}
-        if val_ds is not None:
-            m = evaluate(model, val_ds, device)
-            row.update({f"val_{key}": m[key] for key in ("auc", "accuracy", "balanced_accuracy", "loss")})
-            if _better(m[select_on], best, select_on):
-                best, best_epoch = m[select_on], epoch
-                best_state = copy.deepcopy({n: t.detach().cpu() for n, t in model.state_dict().items()})
-        history.append(row)
+            if bar is not None:
+                bar.update(1)
+            if step % every == 0 or step == max_steps:
+                row = {"step": step, "epoch": round(step / per_epoch, 2), "train_loss": total / max(count, 1)}
+                total, count = 0.0, 0
+                if val_ds is not None:
+                    m = evaluate(scored, val_ds, device)
+                    model.train()
+                    row.update({f"val_{key}": m[key] for key in ("auc", "accuracy", "balanced_accuracy", "loss")})
+                    if _better(m[select_on], best, select_on):
+                        best, best_step, since_best = m[select_on], step, 0
+                        best_state = copy.deepcopy({n: t.detach().cpu() for n, t in scored.state_dict().items()})
+                    else:
+                        since_best += 1
+                        stopped = patience is not None and since_best >= patience and step < max_steps
+                else:
+                    best_step = step
+                history.append(row)
+            if step >= max_steps or stopped:
+                break
+    if bar is not None:
+        bar.close()
+    model = scored
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    info = {"arch": arch, "epochs": epochs, "select_on": select_on, "best_epoch": best_epoch,
-            "best_val": best, "history": history, "n_train": n_train, "n_synthetic": n_syn,
-            "num_classes": k, "seed": seed, "device": str(device),
-            "seconds": round(time.perf_counter() - t0, 3)}
+    info = {"arch": arch, "max_steps": int(max_steps), "eval_every": every, "patience": patience,
+            "select_on": select_on, "best_step": best_step, "best_epoch": max(1, math.ceil(best_step / per_epoch)),
+            "best_val": best, "steps_run": step, "stopped_early": bool(stopped),
+            "best_in_last_10pct": bool(best_step > 0.9 * max_steps), "history": history, "n_train": n_train,
+            "n_synthetic": n_syn, "steps_per_epoch": per_epoch, "synthetic_weight": float(synthetic_weight),
+            "ema_decay": ema_decay, "num_classes": k, "seed": seed, "device": str(device), "seconds": round(time.perf_counter() - t0, 3)}
     return model, info

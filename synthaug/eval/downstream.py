@@ -1,10 +1,12 @@
 """Downstream harness: does a classifier improve with synthetic data, against real-only training and strong
 classical augmentation, with confidence intervals over seeds?
 
-Every arm trains on (real + optional synthetic) images with optional classical augmentation, selects its
-epoch on the validation split only, and is scored once on the test split. :func:`compare_arms` runs arms
-over the same seeds and reports mean/CI per arm and paired differences to a baseline and to the best
-classical arm. Hyper-parameters such as the synthetic share are chosen on validation (:func:`choose_ratio`).
+Every arm trains on (real + optional synthetic) images through the dataset objects a user builds
+(:class:`~synthaug.augment.MixedDataset`), with optional classical augmentation, selects its step on the
+validation split only (early stopping within a step budget), and is scored once on the test split.
+:func:`run_arms` runs arms over the same seeds; :func:`compare_results` reports mean/CI per arm and paired
+differences to a baseline and to the best classical arm (chosen on validation). Hyper-parameters such as the
+synthetic share are chosen on validation (:func:`choose_ratio`).
 """
 
 from __future__ import annotations
@@ -17,19 +19,32 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
 
-from .classifier import classical_augment, evaluate, train_classifier
-from ..utils import allocate_counts
+from ..augment.datasets import SyntheticDataset
+from ..augment.mixed import MixedDataset
+from ..augment.plan import synthetic_counts
+from ..models import GeneratorModel
+from .classifier import CLASSICAL_KINDS, classical_augment, evaluate, train_classifier
 from .stats import paired_test, summarise
 
 __all__ = [
+    "TRAIN_DEFAULTS",
     "mixed_training_set",
+    "as_synthetic_dataset",
+    "real_copies",
+    "train_arm",
+    "score_arm",
     "run_arm",
     "choose_ratio",
     "cas",
     "quick_gain",
     "default_arms",
+    "run_arms",
+    "best_by_validation",
+    "compare_results",
     "compare_arms",
+    "format_diff",
     "markdown_table",
     "bar_chart",
     "SINGLE_SEED_NOTE",
@@ -58,62 +73,59 @@ def _pool(synthetic, name: str = "synthetic") -> tuple[torch.Tensor, torch.Tenso
     return images.float(), labels
 
 
-def _check_ratio(ratio: float) -> float:
+def _check_ratio(ratio) -> float | str:
+    if ratio == "balance":
+        return ratio
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio: expected the synthetic share of the training set in [0, 1), found {ratio!r}")
+        raise ValueError(f"ratio: expected the synthetic share of the training set in [0, 1) or 'balance', "
+                         f"found {ratio!r}")
     return float(ratio)
 
 
-def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, seed: int = 0,
-                       class_mix: str = "real") -> TensorDataset:
-    """Real images plus synthetic ones making up ``ratio`` of the result; items ``(image, label, is_synthetic)``.
+def _class_names(ds, k: int) -> list[str]:
+    names = getattr(ds, "class_names", None)
+    return [str(c) for c in names] if names else [str(i) for i in range(k)]
 
-    ``n_syn = round(ratio / (1 - ratio) * n_real)`` images are drawn without replacement from the
-    ``synthetic`` pool ((images, labels) or a dataset), deterministically under ``seed``, with class counts
-    following the real training set (``class_mix="real"``) or equal per class (``"balanced"``).
-    ``ratio="balance"`` instead tops every class up to the largest real class (as
-    ``MixedDataset(balance_classes=True)``); ``class_mix`` is then unused.
-    """
-    balance = isinstance(ratio, str)
-    if balance and ratio != "balance":
-        raise ValueError(f"ratio: expected a synthetic share in [0, 1) or 'balance', found {ratio!r}")
-    if not balance:
-        ratio = _check_ratio(ratio)
-    if class_mix not in ("real", "balanced"):
-        raise ValueError(f"class_mix: expected 'real' or 'balanced', found {class_mix!r}")
-    real_x, real_y = _pool(real_train, "real_train")
-    parts_x, parts_y, parts_s = [real_x], [real_y], [torch.zeros(len(real_y), dtype=torch.bool)]
+
+def as_synthetic_dataset(synthetic, class_names, name: str = "synthetic") -> SyntheticDataset:
+    """A :class:`SyntheticDataset` from a SyntheticDataset (as is), (images, labels) tensors or a dataset with
+    ``.images``/``.labels`` (in memory, e.g. a translated set)."""
+    if isinstance(synthetic, SyntheticDataset):
+        return synthetic
+    images, labels = _pool(synthetic, name)
+    return SyntheticDataset.from_tensors(images, labels, class_names, source={"source": name})
+
+
+def real_copies(real_train, counts) -> SyntheticDataset:
+    """A pool of copies of the real training images holding at least ``counts[c]`` items of each class c (real
+    images repeated as often as needed): the count-matched control for a synthetic arm, mixed in through the
+    same :class:`MixedDataset` path."""
+    x, y = _pool(real_train, "real_train")
+    k = len(counts)
+    have = np.bincount(y.numpy(), minlength=k)
+    reps = int(max(1, max((int(c) + h - 1) // h for c, h in zip(counts, have) if h > 0) if have.any() else 1))
+    names = _class_names(real_train, k)
+    return SyntheticDataset.from_tensors(x.repeat(reps, 1, 1, 1), y.repeat(reps), names,
+                                         source={"source": "copies of real training images"})
+
+
+def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, seed: int = 0,
+                       class_mix: str = "real") -> Dataset:
+    """The training set of an arm, built exactly as a user would: ``real_train`` alone (ratio 0) or
+    ``MixedDataset(real_train, synthetic, ratio=..., class_mix=..., seed=seed, return_source=True)``; items
+    ``(image, label, is_synthetic)``. ``ratio="balance"`` tops every class up to the largest real class.
+    ``synthetic``: a generator (model or path), a :class:`SyntheticDataset` or in-memory (images, labels).
+    Which samples, and how many per class, is decided by :mod:`synthaug.augment.plan`."""
+    ratio = _check_ratio(ratio)
     if synthetic is None:
-        if balance or ratio > 0:
+        if ratio != 0.0:
             raise ValueError(f"synthetic: expected a pool of synthetic images for ratio={ratio!r}, found None")
-        return TensorDataset(real_x, real_y, parts_s[0])
-    syn_x, syn_y = _pool(synthetic)
-    if syn_x.shape[1:] != real_x.shape[1:]:
-        raise ValueError(f"synthetic: expected images of shape {tuple(real_x.shape[1:])} like real_train, "
-                         f"found {tuple(syn_x.shape[1:])}")
-    k = int(max(real_y.max(), syn_y.max())) + 1
-    real_counts = np.bincount(real_y.numpy(), minlength=k)
-    if balance:
-        want = real_counts.max() - real_counts
-    else:
-        n_real = len(real_y)
-        weights = real_counts.astype(float) if class_mix == "real" else (real_counts > 0).astype(float)
-        want = allocate_counts(int(round(ratio / (1.0 - ratio) * n_real)), weights)
-    n_syn = int(want.sum())
-    if n_syn > 0:
-        rng = np.random.default_rng(int(seed))
-        chosen = []
-        for c in range(k):
-            members = np.flatnonzero(syn_y.numpy() == c)
-            if want[c] > len(members):
-                raise ValueError(f"synthetic: expected at least {want[c]} images of class {c} for ratio={ratio!r} "
-                                 f"({n_syn} synthetic for {len(real_y)} real), found {len(members)} in the pool")
-            chosen.append(rng.choice(members, size=int(want[c]), replace=False))
-        idx = torch.from_numpy(np.sort(np.concatenate(chosen)))
-        parts_x.append(syn_x[idx])
-        parts_y.append(syn_y[idx])
-        parts_s.append(torch.ones(len(idx), dtype=torch.bool))
-    return TensorDataset(torch.cat(parts_x), torch.cat(parts_y), torch.cat(parts_s))
+        return real_train
+    k = _num_classes(real_train)
+    if not isinstance(synthetic, (str, Path, GeneratorModel)):
+        synthetic = as_synthetic_dataset(synthetic, _class_names(real_train, k))
+    kw = {"balance_classes": True} if ratio == "balance" else {"ratio": ratio, "class_mix": class_mix}
+    return MixedDataset(real_train, synthetic, seed=seed, return_source=True, **kw)
 
 
 def _transform(classical):
@@ -121,7 +133,7 @@ def _transform(classical):
         return classical, (None if classical is None else getattr(classical, "__name__", type(classical).__name__))
     if isinstance(classical, str):
         return classical_augment(classical), classical
-    raise TypeError(f"classical: expected None, 'flips_shifts', 'randaugment' or a batch callable, "
+    raise TypeError(f"classical: expected None, one of {list(CLASSICAL_KINDS)} or a batch callable, "
                     f"found {type(classical).__name__}")
 
 
@@ -133,54 +145,74 @@ def _num_classes(*datasets) -> int:
 
 
 # --- arms -----------------------------------------------------------------------------------------------
-def run_arm(arm: str, real_train, val, test, *, synthetic=None, ratio: float | str = 0.0, classical=None,
-            seed: int = 0,
-            epochs: int = 30, arch: str = "small_cnn", device=None, batch_size: int = 64, lr: float = 1e-3,
-            select_on: str = "auc", class_mix: str = "real") -> dict:
-    """Train one arm for one seed and score it once on ``test``.
+#: Classifier training settings every arm of a comparison shares (see :func:`train_classifier`).
+TRAIN_DEFAULTS = dict(arch="small_cnn", max_steps=3000, eval_every=None, patience=15, batch_size=64, lr=1e-3,
+                      select_on="auc", width=32)
 
-    Training set: :func:`mixed_training_set` (``ratio`` = synthetic share). ``classical``: None, a
-    :func:`classical_augment` kind or a batch callable. Epoch selected on ``val``. Returns a flat dict:
-    ``arm, seed, ratio, classical, n_real, n_synthetic, best_epoch, val_<select_on>, test_accuracy,
-    test_balanced_accuracy, test_auc, test_loss, test_per_class_recall, n_test, seconds``.
+
+def score_arm(arm: str, model, info: dict, train_set, test, *, seed: int, ratio=0.0, classical_name=None,
+              device=None, seconds: float | None = None) -> dict:
+    """The result row of a trained arm: its training facts and its test metrics (test scored here, once)."""
+    m = evaluate(model, test, device)
+    n_syn = int(info.get("n_synthetic", 0))
+    sel = info["select_on"]
+    return {"arm": arm, "seed": seed, "ratio": ratio if isinstance(ratio, str) else float(ratio),
+            "classical": classical_name, "arch": info["arch"], "max_steps": info["max_steps"],
+            "n_real": len(train_set) - n_syn, "n_synthetic": n_syn, "best_step": info["best_step"],
+            "best_epoch": info["best_epoch"], "steps_run": info["steps_run"], "stopped_early": info["stopped_early"],
+            "best_in_last_10pct": info["best_in_last_10pct"], "select_on": sel, "val_score": info["best_val"],
+            f"val_{sel}": info["best_val"], "synthetic_weight": info["synthetic_weight"],
+            **{f"test_{k}": m[k] for k in ("accuracy", "balanced_accuracy", "auc", "loss", "per_class_recall")},
+            "n_test": m["n"], "seconds": round(seconds if seconds is not None else info["seconds"], 2)}
+
+
+def train_arm(real_train, val, *, synthetic=None, ratio: float | str = 0.0, classical=None, seed: int = 0,
+              class_mix: str = "real", device=None, num_classes: int | None = None, **train_kw):
+    """Train one arm (no test data involved): ``(model, info, train_set)``. ``train_kw`` go to
+    :func:`train_classifier` over :data:`TRAIN_DEFAULTS`."""
+    train_set = mixed_training_set(real_train, synthetic, ratio, seed, class_mix)
+    transform, _ = _transform(classical)
+    kw = {**TRAIN_DEFAULTS, **train_kw}
+    model, info = train_classifier(train_set, val, transform=transform, seed=seed, device=device,
+                                   num_classes=num_classes or _num_classes(real_train, val), **kw)
+    return model, info, train_set
+
+
+def run_arm(arm: str, real_train, val, test, *, synthetic=None, ratio: float | str = 0.0, classical=None,
+            seed: int = 0, class_mix: str = "real", device=None, **train_kw) -> dict:
+    """Train one arm for one seed (:func:`train_arm`; every choice on ``val``) and score it once on ``test``.
+
+    Returns a flat dict: ``arm, seed, ratio, classical, arch, n_real, n_synthetic, best_step, best_epoch,
+    steps_run, best_in_last_10pct, select_on, val_score, test_accuracy, test_balanced_accuracy, test_auc,
+    test_loss, test_per_class_recall, n_test, seconds``.
     """
     t0 = time.perf_counter()
-    train_set = mixed_training_set(real_train, synthetic, ratio, seed, class_mix)
-    transform, classical_name = _transform(classical)
-    model, info = train_classifier(train_set, val, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
-                                   transform=transform, seed=seed, device=device, select_on=select_on,
-                                   num_classes=_num_classes(real_train, val))
-    m = evaluate(model, test, device)
-    n_syn = int(train_set.tensors[2].sum())
-    return {"arm": arm, "seed": seed, "ratio": ratio if isinstance(ratio, str) else float(ratio),
-            "classical": classical_name, "arch": arch,
-            "epochs": epochs, "n_real": len(train_set) - n_syn, "n_synthetic": n_syn,
-            "best_epoch": info["best_epoch"], f"val_{select_on}": info["best_val"],
-            **{f"test_{k}": m[k] for k in ("accuracy", "balanced_accuracy", "auc", "loss", "per_class_recall")},
-            "n_test": m["n"], "seconds": round(time.perf_counter() - t0, 2)}
+    model, info, train_set = train_arm(real_train, val, synthetic=synthetic, ratio=ratio, classical=classical,
+                                       seed=seed, class_mix=class_mix, device=device, **train_kw)
+    return score_arm(arm, model, info, train_set, test, seed=seed, ratio=ratio,
+                     classical_name=_transform(classical)[1], device=device, seconds=time.perf_counter() - t0)
 
 
 def choose_ratio(real_train, val, synthetic, ratios: Sequence[float] = (0, 0.25, 0.5, 0.75), *,
-                 seeds: Sequence[int] = (0,), select_on: str = "auc", epochs: int = 30, arch: str = "small_cnn",
-                 classical=None, device=None, class_mix: str = "real") -> dict:
-    """Pick the synthetic share by the mean best-epoch validation score over ``seeds`` (test is not used).
+                 seed: int = 0, classical=None, device=None, class_mix: str = "real", **train_kw) -> dict:
+    """Pick the synthetic share by the best validation score of one classifier per share (test is not used).
 
-    Ties go to the smaller share. Returns ``best_ratio``, ``val_scores`` (ratio -> mean), ``val_scores_by_seed``,
-    ``zero_is_best`` and ``message``, which says plainly when real data alone did best.
+    Ties go to the smaller share. Returns ``best_ratio``, ``val_scores`` (ratio -> best validation score),
+    ``zero_is_best``, ``message`` (which says plainly when real data alone did best) and ``candidates``
+    (ratio -> ``(model, info, train_set)``), so the chosen model, or any pre-specified share, can be scored
+    on test without retraining.
     """
-    ratios = sorted({_check_ratio(r) for r in ratios})
+    ratios = sorted({_check_ratio(r) for r in ratios if r != "balance"})
     if not ratios:
         raise ValueError("ratios: expected at least one synthetic share, found none")
-    transform, _ = _transform(classical)
     k = _num_classes(real_train, val)
-    by_seed: dict[float, list[float]] = {}
+    candidates, scores = {}, {}
     for r in ratios:
-        for s in seeds:
-            train_set = mixed_training_set(real_train, synthetic, r, s, class_mix)
-            _, info = train_classifier(train_set, val, arch=arch, epochs=epochs, transform=transform, seed=s,
-                                       device=device, select_on=select_on, num_classes=k)
-            by_seed.setdefault(r, []).append(float(info["best_val"]))
-    scores = {r: float(np.mean(v)) for r, v in by_seed.items()}
+        candidates[r] = train_arm(real_train, val, synthetic=synthetic if r > 0 else None, ratio=r,
+                                  classical=classical, seed=seed, class_mix=class_mix, device=device,
+                                  num_classes=k, **train_kw)
+        scores[r] = float(candidates[r][1]["best_val"])
+    select_on = candidates[ratios[0]][1]["select_on"]
     sign = -1.0 if select_on == "loss" else 1.0
     best = max(ratios, key=lambda r: (sign * scores[r], -r))
     if best == 0.0:
@@ -192,67 +224,61 @@ def choose_ratio(real_train, val, synthetic, ratios: Sequence[float] = (0, 0.25,
     else:
         message = (f"Synthetic share {best} scored best on validation ({select_on} {scores[best]:.4f}"
                    + (f" vs {scores[0.0]:.4f} real-only" if 0.0 in scores else "")
-                   + "); chosen on validation only, confirm with compare_arms over several seeds on test.")
-    return {"best_ratio": best, "val_scores": scores, "val_scores_by_seed": by_seed, "zero_is_best": best == 0.0,
-            "select_on": select_on, "seeds": list(seeds), "message": message}
+                   + "); chosen on validation only, confirm over several seeds on test.")
+    return {"best_ratio": best, "val_scores": scores, "zero_is_best": best == 0.0, "select_on": select_on,
+            "seed": seed, "message": message, "candidates": candidates}
 
 
 def cas(synthetic_images: torch.Tensor, synthetic_labels, val, test, *, real_train=None, seed: int = 0,
-        epochs: int = 30, arch: str = "small_cnn", device=None, select_on: str = "auc") -> dict:
+        device=None, **train_kw) -> dict:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): train on synthetic images only, score on real test.
 
-    The epoch is selected on the real validation split. With ``real_train`` the same classifier trained on
+    The step is selected on the real validation split. With ``real_train`` the same classifier trained on
     real data is reported alongside (``real_reference``) for scale.
     """
     syn_x, syn_y = _pool((synthetic_images, synthetic_labels), "synthetic_images")
     k = _num_classes(val, test)
     t0 = time.perf_counter()
-    model, info = train_classifier(TensorDataset(syn_x, syn_y), val, arch=arch, epochs=epochs, seed=seed,
-                                   device=device, select_on=select_on, num_classes=k)
+    model, info = train_classifier(TensorDataset(syn_x, syn_y), val, seed=seed, device=device, num_classes=k,
+                                   **{**TRAIN_DEFAULTS, **train_kw})
     m = evaluate(model, test, device)
     out = {"cas_accuracy": m["accuracy"], "cas_balanced_accuracy": m["balanced_accuracy"], "cas_auc": m["auc"],
            "cas_per_class_recall": m["per_class_recall"], "n_synthetic": len(syn_y), "n_test": m["n"],
-           "best_epoch": info["best_epoch"], "seed": seed, "seconds": round(time.perf_counter() - t0, 2),
+           "best_step": info["best_step"], "best_in_last_10pct": info["best_in_last_10pct"],
+           "val_score": info["best_val"], "seed": seed, "seconds": round(time.perf_counter() - t0, 2),
            "real_reference": None,
-           "note": "trained on synthetic images only; epoch selected on real validation; scored on real test"}
+           "note": "trained on synthetic images only; step selected on real validation; scored on real test"}
     if real_train is not None:
-        ref = run_arm("real_only", real_train, val, test, seed=seed, epochs=epochs, arch=arch, device=device,
-                      select_on=select_on)
+        ref = run_arm("real_only", real_train, val, test, seed=seed, device=device, **train_kw)
         out["real_reference"] = {k2: ref[k2] for k2 in ("test_accuracy", "test_balanced_accuracy", "test_auc")}
     return out
 
 
-def quick_gain(model, *, seed: int = 0, device=None, epochs: int = 10, ratio: float = 0.5,
-               arch: str = "small_cnn") -> dict:
-    """Real-only vs real + synthetic (share ``ratio``, drawn from ``model.sample``) on the shipped BreastMNIST,
-    one seed, SmallCNN by default. For ``make demo``: a quick indication, not a result."""
+def quick_gain(model, *, seed: int = 0, device=None, ratio: float = 0.5, **train_kw) -> dict:
+    """Real-only vs real + synthetic (``MixedDataset`` at share ``ratio``, real class mix) on the shipped
+    BreastMNIST, one seed, SmallCNN by default. For ``make demo``: a quick indication, not a result."""
     from ..data import load_breastmnist
 
     t0 = time.perf_counter()
     train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
     model.check_compatible(image_size=28, channels=1, num_classes=train.num_classes, what="BreastMNIST")
-    n_syn = int(round(_check_ratio(ratio) / (1.0 - ratio) * len(train)))
-    counts = allocate_counts(n_syn, np.bincount(train.labels.numpy(), minlength=train.num_classes).astype(float))
-    labels = torch.repeat_interleave(torch.arange(train.num_classes), torch.from_numpy(counts))
-    pool = model.sample(n_syn, labels=labels, seed=seed) if n_syn else None
-    kw = dict(seed=seed, epochs=epochs, arch=arch, device=device)
+    kw = dict(seed=seed, device=device, **train_kw)
     real = run_arm("real_only", train, val, test, **kw)
-    mixed = run_arm(f"real+synthetic({ratio:g})", train, val, test, synthetic=pool, ratio=ratio, class_mix="real",
-                    **kw)
-    keys = ("test_auc", "test_accuracy", "test_balanced_accuracy", "best_epoch", "n_real", "n_synthetic")
-    return {"note": SINGLE_SEED_NOTE, "dataset": "BreastMNIST (shipped copy)", "classifier": arch,
-            "seed": seed, "epochs": epochs, "ratio": ratio,
+    mixed = run_arm(f"real+synthetic({ratio:g})", train, val, test, synthetic=model, ratio=ratio, **kw)
+    keys = ("test_auc", "test_accuracy", "test_balanced_accuracy", "best_step", "n_real", "n_synthetic")
+    return {"note": SINGLE_SEED_NOTE, "dataset": "BreastMNIST (shipped copy)", "classifier": real["arch"],
+            "seed": seed, "max_steps": real["max_steps"], "ratio": ratio,
             "real_only": {k: real[k] for k in keys}, "real_plus_synthetic": {k: mixed[k] for k in keys},
             "difference": {k: mixed[k] - real[k] for k in ("test_auc", "test_accuracy", "test_balanced_accuracy")},
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def default_arms(real_train, val, test, synthetic=None, *, ratio: float = 0.5, epochs: int = 30,
-                 arch: str = "small_cnn", device=None,
-                 classical_kinds: Sequence[str] = ("flips_shifts", "randaugment")) -> dict[str, Callable]:
-    """The standard arms for :func:`compare_arms`: ``real_only``, ``classical_<kind>`` for each classical kind
-    and, with a ``synthetic`` pool, ``synthetic`` (share ``ratio``) and ``synthetic+<kind>`` for each kind."""
-    kw = dict(epochs=epochs, arch=arch, device=device)
+def default_arms(real_train, val, test, synthetic=None, *, ratio: float = 0.5, device=None,
+                 classical_kinds: Sequence[str] = ("flips_shifts", "randaugment"), **train_kw) -> dict[str, Callable]:
+    """The standard arms for :func:`run_arms`: ``real_only``, ``classical_<kind>`` for each classical kind and,
+    with a ``synthetic`` pool, ``synthetic@<ratio>``, its count-matched control ``real_copies@<ratio>`` and
+    ``synthetic@<ratio>+<kind>`` for each kind."""
+    kw = dict(device=device, **train_kw)
 
     def arm(name, **extra):
         return lambda seed: run_arm(name, real_train, val, test, seed=seed, **kw, **extra)
@@ -261,36 +287,27 @@ def default_arms(real_train, val, test, synthetic=None, *, ratio: float = 0.5, e
     for kind in classical_kinds:
         arms[f"classical_{kind}"] = arm(f"classical_{kind}", classical=kind)
     if synthetic is not None:
-        arms["synthetic"] = arm("synthetic", synthetic=synthetic, ratio=ratio)
+        r = _check_ratio(ratio)
+        k = _num_classes(real_train, val)
+        counts = synthetic_counts(_pool(real_train, "real_train")[1].numpy(), k, ratio=r)
+        arms[f"synthetic@{r:g}"] = arm(f"synthetic@{r:g}", synthetic=synthetic, ratio=r)
+        arms[f"real_copies@{r:g}"] = arm(f"real_copies@{r:g}", synthetic=real_copies(real_train, counts), ratio=r)
         for kind in classical_kinds:
-            arms[f"synthetic+{kind}"] = arm(f"synthetic+{kind}", synthetic=synthetic, ratio=ratio, classical=kind)
+            arms[f"synthetic@{r:g}+{kind}"] = arm(f"synthetic@{r:g}+{kind}", synthetic=synthetic, ratio=r,
+                                                  classical=kind)
     return arms
 
 
 # --- comparisons ----------------------------------------------------------------------------------------
-def compare_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *, metric: str = "test_auc",
-                 baseline: str | None = None, classical: Sequence[str] | None = None, confidence: float = 0.95,
-                 progress: bool = False) -> dict:
-    """Run every arm on every seed (paired: the same seeds for all arms) and compare.
+def run_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *, progress: bool = False) -> dict:
+    """Run every arm on every seed (paired: the same seeds for all arms): ``{arm: [result per seed]}``.
 
-    ``arms``: name -> callable(seed) returning a dict with ``metric``. ``baseline`` defaults to the first arm;
-    ``classical`` names the classical-augmentation arms (default: names starting with ``"classical"``).
-    Returns ``results`` (per arm, per seed), ``summary`` (mean and ``confidence`` t-interval per arm, with the
-    paired difference to the baseline), ``vs_baseline`` and ``vs_best_classical`` (``paired_test`` of
-    arm - reference, for every other arm), ``best_classical`` (highest mean, or lowest for a loss).
-    """
+    ``arms``: name -> callable(seed) returning a result dict (e.g. :func:`run_arm`)."""
     if not isinstance(arms, dict) or not arms or not all(callable(f) for f in arms.values()):
         raise TypeError(f"arms: expected a non-empty dict name -> callable(seed), found {type(arms).__name__}")
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: expected distinct seeds, found {seeds}")
-    baseline = next(iter(arms)) if baseline is None else baseline
-    if baseline not in arms:
-        raise ValueError(f"baseline: expected one of {list(arms)}, found {baseline!r}")
-    classical = [a for a in arms if a.startswith("classical")] if classical is None else list(classical)
-    unknown = [a for a in classical if a not in arms]
-    if unknown:
-        raise ValueError(f"classical: expected arm names from {list(arms)}, found unknown {unknown}")
     results: dict[str, list[dict]] = {a: [] for a in arms}
     steps = [(s, a) for s in seeds for a in arms]
     if progress:
@@ -299,26 +316,84 @@ def compare_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *
         steps = tqdm(steps, desc="arms x seeds")
     for seed, name in steps:
         r = dict(arms[name](seed))
-        if metric not in r:
-            raise ValueError(f"metric: expected key {metric!r} in the result of arm {name!r}, found {sorted(r)}")
         r.setdefault("arm", name)
         r.setdefault("seed", seed)
         results[name].append(r)
-    summary = summarise(results, metric, baseline=baseline, confidence=confidence)
-    sign = -1.0 if "loss" in metric else 1.0
-    means = {row["arm"]: row["mean"] for row in summary}
-    best_classical = max(classical, key=lambda a: sign * means[a]) if classical else None
+    return results
 
-    def paired_vs(ref: str) -> dict:
-        if len(seeds) < 2:
-            return {}
-        base = [r[metric] for r in results[ref]]
-        return {a: paired_test([r[metric] for r in results[a]], base, confidence) for a in arms if a != ref}
+
+def best_by_validation(results: dict[str, list[dict]], candidates: Sequence[str]) -> str | None:
+    """The candidate arm with the best mean validation score over seeds (``val_score``; lower is better when
+    the arms selected on loss). Test metrics are never read. Ties go to the earlier candidate."""
+    candidates = [a for a in candidates if results.get(a)]
+    if not candidates:
+        return None
+    for a in candidates:
+        if any("val_score" not in r for r in results[a]):
+            raise ValueError(f"results[{a!r}]: expected 'val_score' in every result to choose on validation")
+    sign = -1.0 if results[candidates[0]][0].get("select_on") == "loss" else 1.0
+    means = {a: float(np.mean([r["val_score"] for r in results[a]])) for a in candidates}
+    return max(candidates, key=lambda a: (sign * means[a], -candidates.index(a)))
+
+
+def compare_results(results: dict[str, list[dict]], *, metric: str = "test_auc", baseline: str | None = None,
+                    classical: Sequence[str] | None = None, confidence: float = 0.95) -> dict:
+    """Compare saved results (``{arm: [result per seed]}``, paired by ``seed``): mean and t-interval per arm,
+    paired differences to ``baseline`` (default: the first arm) and to the best classical arm, which is chosen
+    by mean **validation** score (:func:`best_by_validation`), never by test. ``classical`` names the classical
+    arms (default: names starting with ``"classical"``). Paired tests follow :func:`~.stats.paired_test`: none
+    is reported when half or more of the differences are exactly zero."""
+    if not isinstance(results, dict) or not results:
+        raise ValueError(f"results: expected a non-empty dict arm -> list of results, found {type(results).__name__}")
+    baseline = next(iter(results)) if baseline is None else baseline
+    if baseline not in results:
+        raise ValueError(f"baseline: expected one of {list(results)}, found {baseline!r}")
+    classical = [a for a in results if a.startswith("classical")] if classical is None else list(classical)
+    unknown = [a for a in classical if a not in results]
+    if unknown:
+        raise ValueError(f"classical: expected arm names from {list(results)}, found unknown {unknown}")
+    for a, rs in results.items():
+        missing = [r.get("seed") for r in rs if metric not in r]
+        if missing:
+            raise ValueError(f"metric: expected key {metric!r} in the result of arm {a!r}, missing for seeds "
+                             f"{missing}")
+    results = {a: sorted(rs, key=lambda r: r["seed"]) for a, rs in results.items()}
+    seeds = sorted({r["seed"] for rs in results.values() for r in rs})
+    summary = summarise(results, metric, baseline=baseline, confidence=confidence)
+    best_classical = best_by_validation(results, classical)
+
+    def paired_vs(ref: str | None) -> dict:
+        out = {}
+        if ref is None:
+            return out
+        by_seed = {r["seed"]: r[metric] for r in results[ref]}
+        for a, rs in results.items():
+            common = [r for r in rs if r["seed"] in by_seed]
+            if a != ref and len(common) >= 2:
+                out[a] = paired_test([r[metric] for r in common], [by_seed[r["seed"]] for r in common], confidence)
+        return out
 
     return {"metric": metric, "seeds": seeds, "confidence": confidence, "baseline": baseline,
-            "classical": classical, "best_classical": best_classical, "results": results, "summary": summary,
-            "vs_baseline": paired_vs(baseline),
-            "vs_best_classical": paired_vs(best_classical) if best_classical else {}}
+            "classical": classical, "best_classical": best_classical,
+            "best_classical_chosen_on": "mean validation score", "results": results, "summary": summary,
+            "vs_baseline": paired_vs(baseline), "vs_best_classical": paired_vs(best_classical)}
+
+
+def compare_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *, metric: str = "test_auc",
+                 baseline: str | None = None, classical: Sequence[str] | None = None, confidence: float = 0.95,
+                 progress: bool = False) -> dict:
+    """:func:`run_arms` then :func:`compare_results` (see both)."""
+    results = run_arms(arms, seeds, progress=progress)
+    return compare_results(results, metric=metric, baseline=baseline, classical=classical, confidence=confidence)
+
+
+def format_diff(t: dict | None, digits: int = 3) -> str:
+    """A paired difference as ``d [lo, hi], p=...``, or why no test is reported."""
+    if not t:
+        return "-"
+    if t.get("no_test_reason"):
+        return f"{t['mean_diff']:+.{digits}f} (no test: {t['no_test_reason']})"
+    return f"{_fmt_ci(t['mean_diff'], t['lo'], t['hi'], digits)}, p={t['p_value']:.3f}"
 
 
 def _fmt_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
@@ -344,12 +419,12 @@ def markdown_table(comparison: dict) -> str:
             if ref is None:
                 continue
             t = table.get(arm)
-            cells.append("(reference)" if arm == ref else
-                         "-" if t is None else f"{_fmt_ci(t['mean_diff'], t['lo'], t['hi'])}, p={t['p_value']:.3f}")
+            cells.append("(reference)" if arm == ref else format_diff(t))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Intervals: Student t over {len(comparison['seeds'])} seeds; differences are paired by seed "
-                 f"(two-sided paired t-test).")
+                 f"(two-sided paired t-test; none where half or more of the differences are exactly 0)."
+                 + (f" Best classical arm ({best_c}) chosen by mean validation score." if best_c else ""))
     return "\n".join(lines)
 
 

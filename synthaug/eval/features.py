@@ -142,17 +142,17 @@ def as_feature_extractor(encoder, device=None) -> FeatureExtractor:
                     f"found {type(encoder).__name__}")
 
 
-def train_feature_encoder(train_ds, *, val_ds=None, epochs: int = 15, seed: int = 0, device=None,
+def train_feature_encoder(train_ds, *, val_ds=None, max_steps: int = 1500, seed: int = 0, device=None,
                           width: int = 32, arch: str = "small_cnn") -> FeatureExtractor:
     """Train a classifier on the real training split and return its penultimate-layer encoder.
 
-    With ``val_ds`` the epoch with the best validation AUC is kept, else the last. Never pass test data.
+    With ``val_ds`` the step with the best validation AUC is kept (early stopping), else the last. Never pass test data.
     """
-    model, info = train_classifier(train_ds, val_ds, arch=arch, epochs=epochs, seed=seed, device=device,
+    model, info = train_classifier(train_ds, val_ds, arch=arch, max_steps=max_steps, seed=seed, device=device,
                                    width=width)
     img = train_ds[0][0]
     meta = {"arch": arch, "in_channels": int(img.shape[0]), "num_classes": int(info["num_classes"]),
-            "image_size": int(img.shape[-1]), "width": int(width), "epochs": epochs, "seed": seed}
+            "image_size": int(img.shape[-1]), "width": int(width), "max_steps": max_steps, "seed": seed}
     return FeatureExtractor(model, device=device, meta=meta)
 
 

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.neighbors import NearestNeighbors
 
+from ..nearcopy import DEFAULT_THRESHOLD, distance_ratios
 from ..utils import check_images, save_grid
 
 __all__ = ["DEFAULT_THRESHOLD", "memorization_audit", "nearest_neighbour_panel", "filter_near_copies"]
 
-DEFAULT_THRESHOLD = 1.0 / 3.0
 QUANTILES = (0.01, 0.05, 0.25, 0.5)
 
 
@@ -73,17 +72,7 @@ def memorization_audit(synthetic, real_train, encoder=None, threshold: float = D
     if len(real) < 2:
         raise ValueError(f"real_train: expected at least 2 images (d_rr needs a neighbour), found {len(real)}")
     rs, ss = _embed(real, space, encoder, device), _embed(syn, space, encoder, device)
-    nn_real = NearestNeighbors(n_neighbors=2).fit(rs)
-    dist_rr, idx_rr = nn_real.kneighbors(rs)
-    own = idx_rr[:, 0] == np.arange(len(rs))  # self is usually first; with duplicates it may be second
-    d_rr = np.where(own, dist_rr[:, 1], dist_rr[:, 0])
-    d_sf, idx = nn_real.kneighbors(ss, n_neighbors=1)
-    d_sf, idx = d_sf[:, 0], idx[:, 0]
-    # A training image with a near-duplicate in the training set has a tiny d_rr, which would let a noisy copy
-    # of it pass as novel: floor the denominator at half the median real-to-real distance.
-    denom = np.maximum(d_rr[idx], 0.5 * float(np.median(d_rr)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(d_sf == 0.0, 0.0, d_sf / denom)
+    idx, d_sf, denom, ratio = distance_ratios(ss, rs)
     flagged = ratio < float(threshold)
     finite = ratio[np.isfinite(ratio)]
     quantiles = {f"q{int(q * 100):02d}": (float(np.quantile(finite, q)) if finite.size else float("nan"))
@@ -114,8 +103,7 @@ def nearest_neighbour_panel(synthetic, real_train, audit: dict, path, n: int = 8
 def filter_near_copies(synthetic_images, real_train_images, threshold: float = DEFAULT_THRESHOLD, *,
                        encoder=None, space: str = "pixel", device=None) -> tuple[torch.Tensor, int]:
     """``(kept_mask, n_dropped)``: a bool mask over the synthetic images keeping those not flagged by
-    :func:`memorization_audit` at ``threshold``."""
+    :func:`memorization_audit` at ``threshold`` (pixel space: :func:`synthaug.nearcopy.filter_near_copies`)."""
     audit = memorization_audit(synthetic_images, real_train_images, encoder=encoder, threshold=threshold,
                                space=space, device=device)
-    kept = torch.from_numpy(~audit["flagged"])
-    return kept, int(audit["summary"]["n_flagged"])
+    return torch.from_numpy(~audit["flagged"]), int(audit["summary"]["n_flagged"])

@@ -58,9 +58,12 @@ def paired_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95
 
     Returns ``mean_diff``, its Student-t interval ``lo``/``hi`` and ``p_value`` of the two-sided paired
     t-test (``scipy.stats.ttest_rel``), ``test`` naming it, ``n``, and ``wilcoxon_p`` (two-sided
-    ``scipy.stats.wilcoxon`` signed-rank test) when ``n >= 6``, else None. If every difference is equal the
-    t-test is undefined: the interval collapses to the difference and ``p_value`` is 1.0 when the difference
-    is 0, else 0.0.
+    ``scipy.stats.wilcoxon`` signed-rank test) when ``n >= 6``, else None.
+
+    No test is reported (``p_value`` NaN, interval NaN, ``no_test_reason`` says why) when half or more of the
+    differences are exactly 0 -- the arms coincide for those seeds (e.g. a validation-chosen share of 0), so a
+    p-value would describe the few remaining seeds while reading as a result over all of them -- or when every
+    difference is equal (no variance).
     """
     x, y = _as_values(a, "a"), _as_values(b, "b")
     confidence = _check_confidence(confidence)
@@ -73,21 +76,22 @@ def paired_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95
     d = np.round(d, 12)  # float noise (0.1 + 0.2 - 0.3) must not turn equal differences into p = 1e-29
     mean_diff = float(d.mean())
     out = {"mean_diff": mean_diff, "lo": math.nan, "hi": math.nan, "p_value": math.nan,
-           "test": "paired t-test (scipy.stats.ttest_rel, two-sided)", "n": n, "wilcoxon_p": None}
+           "test": "paired t-test (scipy.stats.ttest_rel, two-sided)", "n": n, "wilcoxon_p": None,
+           "n_zero": int((d == 0.0).sum()), "no_test_reason": None}
+    if 2 * out["n_zero"] >= n:
+        out["no_test_reason"] = f"{out['n_zero']} of {n} paired differences are exactly 0"
+        return out
     if np.ptp(d) == 0.0:
-        # identical differences: no variance, so no t-test; p = 1 if they are all 0, undefined otherwise
-        out.update(lo=mean_diff, hi=mean_diff, p_value=1.0 if mean_diff == 0.0 else math.nan)
+        out["no_test_reason"] = f"all {n} paired differences are equal ({mean_diff:+.4g})"
+        return out
     else:
         res = stats.ttest_rel(x, y)
         ci = res.confidence_interval(confidence)
         out.update(lo=float(ci.low), hi=float(ci.high), p_value=float(res.pvalue))
     if n >= WILCOXON_MIN_N:
-        if np.all(d == 0.0):
-            out["wilcoxon_p"] = 1.0
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out["wilcoxon_p"] = float(stats.wilcoxon(x, y).pvalue)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["wilcoxon_p"] = float(stats.wilcoxon(x, y).pvalue)
     return out
 
 
@@ -128,6 +132,6 @@ def summarise(results_by_arm: dict[str, list[dict]], metric: str, baseline: str 
             a, b = _pair_by_seed(results_by_arm[baseline], results, metric, arm)
             pt = paired_test(a, b, confidence)
             row.update(diff=pt["mean_diff"], diff_lo=pt["lo"], diff_hi=pt["hi"], p_value=pt["p_value"],
-                       wilcoxon_p=pt["wilcoxon_p"])
+                       wilcoxon_p=pt["wilcoxon_p"], no_test_reason=pt["no_test_reason"])
         rows.append(row)
     return rows

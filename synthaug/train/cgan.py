@@ -12,28 +12,9 @@ from ..io import write_model_dir
 from . import distributed
 from .recipe import Recipe
 from .sampler import BatchSampler
+from ..utils import ema_with_warmup
 
 LOSSES = ("minimax", "nonsaturating", "hinge", "lsgan", "wgan")
-
-
-def ema_with_warmup(decay: float):
-    """``multi_avg_fn`` for ``AveragedModel``: EMA whose decay ramps up as min(decay, (1 + n) / (10 + n)).
-
-    A fixed 0.999 from the first step would leave half of the exported weights at their random
-    initialisation after 700 steps (0.999^700 = 0.5); the ramp lets short CPU runs export a usable EMA.
-    """
-
-    @torch.no_grad()
-    def update(ema_params, current_params, num_averaged) -> None:
-        n = float(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
-        if torch.is_floating_point(ema_params[0]):
-            torch._foreach_lerp_(ema_params, current_params, 1.0 - d)
-        else:  # integer buffers (BatchNorm's num_batches_tracked) follow the model
-            for e, c in zip(ema_params, current_params):
-                e.copy_(c)
-
-    return update
 
 
 @dataclass

@@ -1,0 +1,202 @@
+"""The one study harness: config-hashed caching and resume, machine facts, JSON / Markdown / PNG writers,
+CI formatting and the headline records the README tables are generated from.
+
+A study module (``benchmarks/studies/<name>.py``) describes its data, its arms and its report; this module
+does the bookkeeping. Every cached artefact (a trained generator, an arm's result for one seed) lives under a
+name derived from a hash of its *full* configuration, so a changed setting can never reuse a stale result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = ROOT / "runs" / "studies"
+DATA = ROOT.parent / "shared" / "data"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+HEADLINE = RESULTS / "headline.json"
+HEADLINE_KEYS = ("study", "arm", "reference_arm", "metric", "mean", "ci_low", "ci_high", "n_seeds",
+                 "n_generator_seeds", "diff", "diff_ci_low", "diff_ci_high", "p")
+
+
+# --- machine and files -------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    """Facts every report records: CPU, cores, torch and its threads, Python, load, commit."""
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "platform": platform.platform(), "load_average": [round(v, 2) for v in os.getloadavg()],
+            "git_commit": commit, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+
+
+def to_jsonable(x):
+    """Plain JSON types; NaN/Inf become None."""
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return to_jsonable(x.tolist())
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def write_json(path: Path, obj) -> Path:
+    """Atomic JSON write (temp file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(to_jsonable(obj), indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def config_hash(config) -> str:
+    """16 hex digits of the sha256 of the canonical JSON of ``config``."""
+    canon = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+class Cache:
+    """Artefacts keyed by a hash of their full configuration, under ``root/<kind>/<hash>``.
+
+    ``result(kind, config, compute)`` returns the saved result of an identical configuration or computes,
+    saves (atomically) and returns it; ``directory(kind, config)`` is a folder for a model whose
+    ``study_config.json`` records the configuration that made it.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def result(self, kind: str, config: dict, compute: Callable[[], dict]) -> dict:
+        path = self.root / kind / f"{config_hash(config)}.json"
+        saved = read_json(path)
+        if saved and saved.get("config") == to_jsonable(config):
+            return {**saved["result"], "cached": True}
+        t0 = time.perf_counter()
+        result = compute()
+        result.setdefault("seconds", round(time.perf_counter() - t0, 2))
+        write_json(path, {"config": config, "result": result})
+        return result
+
+    def directory(self, kind: str, config: dict) -> Path:
+        d = self.root / kind / config_hash(config)
+        saved = read_json(d / "study_config.json")
+        if saved is not None and saved != to_jsonable(config):
+            shutil.rmtree(d)  # a hash collision with another configuration: never reuse it
+        d.mkdir(parents=True, exist_ok=True)
+        write_json(d / "study_config.json", config)
+        return d
+
+
+# --- formatting --------------------------------------------------------------------------------------------
+def fmt_ci(row: dict | None, digits: int = 3, scale: float = 1.0) -> str:
+    """``mean [lo, hi]`` of a summary row (``mean``/``lo``/``hi``)."""
+    if not row:
+        return "-"
+    mean, lo, hi = row["mean"] * scale, row["lo"] * scale, row["hi"] * scale
+    if lo is None or math.isnan(lo):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def fmt_diff(t: dict | None, digits: int = 3, scale: float = 1.0) -> str:
+    """A paired difference ``+d [lo, hi], p = ...``, or why no test is reported."""
+    if not t:
+        return "-"
+    d = t["mean_diff"] * scale
+    if t.get("no_test_reason") or t["p_value"] is None or math.isnan(t["p_value"]):
+        return f"{d:+.{digits}f} (no test: {t.get('no_test_reason') or 'undefined'})"
+    return f"{d:+.{digits}f} [{t['lo'] * scale:+.{digits}f}, {t['hi'] * scale:+.{digits}f}], p = {t['p_value']:.3f}"
+
+
+def selection_line(results: dict[str, list[dict]]) -> str:
+    """How often the selected step was in the last 10% of the budget (above 20% means the budget is short)."""
+    rows = [r for rs in results.values() for r in rs if "best_in_last_10pct" in r]
+    if not rows:
+        return ""
+    k = sum(bool(r["best_in_last_10pct"]) for r in rows)
+    verdict = "the budget is too short" if k > 0.2 * len(rows) else "the budget is long enough"
+    stopped = sum(bool(r.get("stopped_early")) for r in rows)
+    return (f"Selected step in the last 10% of the step budget: {k} of {len(rows)} classifier runs "
+            f"({100 * k / len(rows):.0f}%; {verdict}); {stopped} of {len(rows)} stopped early on validation.")
+
+
+# --- headline records --------------------------------------------------------------------------------------
+def headline_record(study: str, arm: str, reference_arm: str | None, metric: str, summary_row: dict,
+                    paired: dict | None, n_generator_seeds: int | None) -> dict:
+    """One README number: an arm's mean and CI, and its paired difference to ``reference_arm``."""
+    def num(v):
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+    p = paired or {}
+    return {"study": study, "arm": arm, "reference_arm": reference_arm, "metric": metric,
+            "mean": num(summary_row["mean"]), "ci_low": num(summary_row["lo"]), "ci_high": num(summary_row["hi"]),
+            "n_seeds": int(summary_row["n"]), "n_generator_seeds": n_generator_seeds,
+            "diff": num(p.get("mean_diff")), "diff_ci_low": num(p.get("lo")), "diff_ci_high": num(p.get("hi")),
+            "p": num(p.get("p_value")), **({"note": p["no_test_reason"]} if p.get("no_test_reason") else {})}
+
+
+def update_headline(study: str, records: list[dict], path: Path = HEADLINE) -> Path:
+    """Replace ``study``'s records in ``headline.json`` (other studies' records are kept)."""
+    for r in records:
+        missing = [k for k in HEADLINE_KEYS if k not in r]
+        if missing:
+            raise ValueError(f"headline record: expected keys {list(HEADLINE_KEYS)}, missing {missing} in {r}")
+    old = read_json(path) or {"records": []}
+    kept = [r for r in old["records"] if r["study"] != study]
+    out = {"about": "Every number the README's benchmark tables show; written by the study harness "
+                    "(benchmarks/harness.py), read by benchmarks/readme_tables.py.",
+           "records": kept + [to_jsonable(r) for r in records]}
+    return write_json(path, out)

@@ -1,0 +1,86 @@
+"""Generate the README's benchmark table from ``benchmarks/results/headline.json`` (the only source of its
+numbers) and write it between the ``<!-- headline:start -->`` / ``<!-- headline:end -->`` markers.
+
+    python benchmarks/readme_tables.py [--check]
+
+``--check`` exits 1 if the README's table differs from what headline.json gives (used by the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADLINE = ROOT / "benchmarks" / "results" / "headline.json"
+README = ROOT / "README.md"
+START, END = "<!-- headline:start -->", "<!-- headline:end -->"
+STUDY_ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long", "breast_resnet18_small",
+               "pneumonia5_resnet18_small", "digits", "weather", "driving")
+STUDY_TITLE = {
+    "breast": "BreastMNIST (546 images)", "pneumonia5": "PneumoniaMNIST 5% (236)",
+    "pneumonia10": "PneumoniaMNIST 10% (470)", "pneumonia100": "PneumoniaMNIST 100% (4,708)",
+    "pneumonia5_long": "PneumoniaMNIST 5%, 4x cGAN steps", "breast_resnet18_small": "BreastMNIST, ResNet-18",
+    "pneumonia5_resnet18_small": "PneumoniaMNIST 5%, ResNet-18", "digits": "MNIST -> USPS",
+    "weather": "weather (shine -> rain)", "driving": "driving (clear -> fog patches)",
+}
+
+
+def _num(v, digits=3, signed=False) -> str:
+    return "–" if v is None else (f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}")
+
+
+def _ci(lo, hi, signed=False) -> str:
+    return "" if lo is None or hi is None else f" [{_num(lo, signed=signed)}, {_num(hi, signed=signed)}]"
+
+
+def table(records: list[dict]) -> str:
+    rows = [r for r in records if r.get("readme")]
+    order = {s: i for i, s in enumerate(STUDY_ORDER)}
+    rows.sort(key=lambda r: (order.get(r["study"], 99), r.get("readme_order", 0)))
+    lines = ["| study | metric | arm | mean [95% CI] | compared with | difference [95% CI] | p | seeds (generators) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = "–" if r["p"] is None else f"{r['p']:.3f}"
+        if r["p"] is None and r.get("note"):
+            p = f"no test: {r['note']}"
+        gens = f" ({r['n_generator_seeds']})" if r.get("n_generator_seeds") else ""
+        proto = f" ({r['protocol']})" if r.get("protocol") else ""
+        lines.append(f"| {STUDY_TITLE.get(r['study'], r['study'])}{proto} | {r['metric'].replace('test_', '')} | "
+                     f"{r['arm']} | {_num(r['mean'])}{_ci(r['ci_low'], r['ci_high'])} | {r['reference_arm'] or '–'} | "
+                     f"{_num(r['diff'], signed=True)}{_ci(r['diff_ci_low'], r['diff_ci_high'], True)} | {p} | "
+                     f"{r['n_seeds']}{gens} |")
+    return "\n".join(lines)
+
+
+def render(readme: str, records: list[dict]) -> str:
+    if START not in readme or END not in readme:
+        raise ValueError(f"README: expected the markers {START} and {END}, found them missing")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{table(records)}\n{END}{tail}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--headline", type=Path, default=HEADLINE)
+    ap.add_argument("--readme", type=Path, default=README)
+    args = ap.parse_args(argv)
+    records = json.loads(args.headline.read_text())["records"]
+    old = args.readme.read_text()
+    new = render(old, records)
+    if args.check:
+        if new != old:
+            print("README benchmark table is out of date: run python benchmarks/readme_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(new)
+    print(f"wrote {sum(1 for r in records if r.get('readme'))} rows into {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

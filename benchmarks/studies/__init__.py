@@ -1,0 +1,1 @@
+"""One module per study, all on :mod:`benchmarks.harness`. Run a study with ``python -m benchmarks.studies.<module>``."""

@@ -1,0 +1,344 @@
+"""Medical downstream studies: does a classifier improve when cGAN samples are mixed into its training set,
+compared with real-only training, strong classical augmentation and the same number of real copies?
+
+    python -m benchmarks.studies.medical --study breast|pneumonia5|pneumonia10|pneumonia100|pneumonia5_long|all \
+        [--seeds 0 1 2 3 4] [--arch small_cnn|resnet18_small] [--threads N] [--quick]
+
+Per (study, seed): stratified training subsample under that seed -> cGAN (default ``CGANConfig``) trained on
+that subsample only (so every seed retrains its generator) -> arms, each trained through ``MixedDataset``
+exactly as a user would, step chosen on validation (early stopping), scored once on test:
+
+* ``real_only``, ``classical_flips_shifts``, ``classical_randaugment``;
+* pre-specified synthetic arms (the primary comparison): ``synthetic@0.25``, ``synthetic@0.5`` (share of the
+  training set), ``synthetic_balance`` (every class topped up to the largest), and ``synthetic@0.25+best_classical``
+  / ``synthetic_balance+best_classical`` (with the classical kind that scored better on this seed's validation);
+* count-matched controls ``real_copies@0.25``, ``real_copies@0.5``, ``real_copies_balance`` (the same number and
+  class mix of extra images, copies of real ones);
+* ``synthetic`` = the share (0, 0.25 or 0.5) with the best validation score, derived from the arms above without
+  retraining and reported with how often share 0 was chosen; ``synthetic_only_cas`` (train on synthetic only).
+
+Every artefact is cached under ``runs/studies/`` by a hash of its full configuration: a rerun resumes, and a
+changed setting retrains. Reports: ``benchmarks/results/medical_<study>.{md,json,png}`` and the study's records in
+``benchmarks/results/headline.json``. ``--quick`` (breast, seeds 0 1, a few steps) writes under
+``runs/studies_quick/`` and is run by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import harness as H  # noqa: E402
+from synthaug.augment import SyntheticDataset  # noqa: E402
+from synthaug.augment.plan import synthetic_counts  # noqa: E402
+from synthaug.data import load_breastmnist, load_medmnist  # noqa: E402
+from synthaug.eval import (TRAIN_DEFAULTS, bar_chart, cas, compare_results, distribution_metrics,  # noqa: E402
+                           markdown_table, memorization_audit, real_copies, run_arm, train_feature_encoder)
+from synthaug.models import GeneratorModel  # noqa: E402
+from synthaug.train.cgan import CGANConfig, CGANRecipe  # noqa: E402
+from synthaug.train.engine import Trainer  # noqa: E402
+from synthaug.utils import save_grid  # noqa: E402
+
+HARNESS_VERSION = 2  # bump when a change of code (not of settings) must invalidate cached results
+ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long")
+STUDIES = {
+    "breast": dict(data="breastmnist", fraction=1.0, gan_steps=700),
+    "pneumonia5": dict(data="pneumoniamnist", fraction=0.05, gan_steps=500),
+    "pneumonia10": dict(data="pneumoniamnist", fraction=0.10, gan_steps=600),
+    "pneumonia100": dict(data="pneumoniamnist", fraction=1.0, gan_steps=1000),
+    # ablation: is the scarce-data result limited by a short generator run? pneumonia5 with 4x the steps
+    "pneumonia5_long": dict(data="pneumoniamnist", fraction=0.05, gan_steps=2000),
+}
+CLASSICAL = ("flips_shifts", "randaugment")
+SHARES = (0.25, 0.5)
+METRICS = ("test_auc", "test_balanced_accuracy", "test_accuracy")
+QUICK = dict(gan_steps=30, classifier=dict(max_steps=12, eval_every=4, patience=2), encoder_steps=10)
+
+
+def classifier_settings(arch: str, quick: bool) -> dict:
+    cfg = dict(TRAIN_DEFAULTS, arch=arch)
+    if quick:
+        cfg.update(QUICK["classifier"])
+    return cfg
+
+
+def arm_specs() -> dict[str, dict]:
+    """Every trained arm: where its extra images come from, at what share, with which classical kind."""
+    specs = {"real_only": dict(extra=None, ratio=0.0, classical=None)}
+    for k in CLASSICAL:
+        specs[f"classical_{k}"] = dict(extra=None, ratio=0.0, classical=k)
+    for r in SHARES:
+        specs[f"synthetic@{r}"] = dict(extra="gan", ratio=r, classical=None)
+        specs[f"real_copies@{r}"] = dict(extra="copies", ratio=r, classical=None)
+    specs["synthetic_balance"] = dict(extra="gan", ratio="balance", classical=None)
+    specs["real_copies_balance"] = dict(extra="copies", ratio="balance", classical=None)
+    specs["synthetic@0.25+best_classical"] = dict(extra="gan", ratio=0.25, classical="best")
+    specs["synthetic_balance+best_classical"] = dict(extra="gan", ratio="balance", classical="best")
+    return specs
+
+
+def load_splits(cfg: dict, seed: int):
+    if cfg["data"] == "breastmnist":
+        train = load_breastmnist("train", fraction=cfg["fraction"] if cfg["fraction"] < 1 else None, seed=seed)
+        return train, load_breastmnist("val"), load_breastmnist("test")
+    path = H.DATA / "medmnist" / "pneumoniamnist.npz"
+    train = load_medmnist(path, "train", fraction=cfg["fraction"] if cfg["fraction"] < 1 else None, seed=seed)
+    return train, load_medmnist(path, "val"), load_medmnist(path, "test")
+
+
+def train_generator(cache: H.Cache, train, gen_cfg: dict, seed: int) -> GeneratorModel:
+    run_dir = cache.directory("cgan", gen_cfg)
+    model_dir = run_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        recipe = CGANRecipe(train, CGANConfig(), device="cpu", seed=seed)
+        steps = gen_cfg["gan_steps"]
+        res = Trainer(recipe, run_dir, steps, log_every=50, sample_every=steps, ckpt_every=max(steps // 2, 1),
+                      progress=False).fit()
+        if res.interrupted or res.model_dir is None:
+            raise SystemExit(f"cGAN training interrupted at step {res.step}; rerun the same command to resume")
+        H.write_json(run_dir / "gan_info.json", {"steps": res.step, "seconds": round(res.seconds, 1),
+                                                 "last_losses": res.last_metrics})
+    return GeneratorModel.from_pretrained(model_dir, device="cpu")
+
+
+def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, only: list[str] | None,
+             figs: Path | None, quick: bool) -> dict:
+    """All arms of one seed; each is cached as soon as it is done. Returns ``{arm: result}``."""
+    t_seed = time.perf_counter()
+    train, val, test = load_splits(cfg, seed)
+    data_cfg = {"harness": HARNESS_VERSION, "study_data": {k: cfg[k] for k in ("data", "fraction")}, "seed": seed,
+                "n_train": len(train)}
+    arm_cfg = {**data_cfg, "classifier": clf}
+    print(f"[{study} seed {seed}] train {train.class_counts()} val {len(val)} test {len(test)}", flush=True)
+    specs = {a: s for a, s in arm_specs().items() if only is None or a in only}
+    out: dict[str, dict] = {}
+
+    def arm(name, spec, synthetic=None, classical=None):
+        r = cache.result("arms", {**arm_cfg, "arm": name, "spec": spec, "generator": gen_key},
+                         lambda: run_arm(name, train, val, test, synthetic=synthetic, ratio=spec["ratio"],
+                                         classical=classical, seed=seed, device="cpu", **clf))
+        print(f"[{study} seed {seed}] {name:34s} AUC {r['test_auc']:.4f} bal.acc {r['test_balanced_accuracy']:.4f}"
+              f" best step {r['best_step']}/{r['max_steps']}{' (cached)' if r.get('cached') else ''}", flush=True)
+        return r
+
+    gen_key = None
+    for name, spec in specs.items():
+        if spec["extra"] is None:
+            out[name] = arm(name, spec, classical=spec["classical"])
+    counts = {r: synthetic_counts(train.labels.numpy(), train.num_classes, ratio=r) for r in SHARES}
+    counts["balance"] = synthetic_counts(train.labels.numpy(), train.num_classes, balance=True)
+    need = np.max(np.stack(list(counts.values())), axis=0)
+    for name, spec in specs.items():
+        if spec["extra"] == "copies":
+            out[name] = arm(name, spec, synthetic=real_copies(train, need))
+    if not any(s["extra"] == "gan" for s in specs.values()):
+        return out
+    gen_cfg = {**data_cfg, "gan_steps": cfg["gan_steps"], "cgan": CGANConfig().__dict__}
+    gen_key = H.config_hash(gen_cfg)
+    gen = train_generator(cache, train, gen_cfg, seed)
+    t0 = time.perf_counter()
+    pool = SyntheticDataset(gen, per_class=dict(enumerate(need.tolist())), seed=10_000 + seed)
+    print(f"[{study} seed {seed}] cGAN {cfg['gan_steps']} steps ready; pool {pool.class_counts()} "
+          f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    kinds = [k for k in CLASSICAL if f"classical_{k}" in out]
+    best_kind = max(kinds, key=lambda k: (out[f"classical_{k}"]["val_score"], -kinds.index(k))) if kinds else None
+    for name, spec in specs.items():
+        if spec["extra"] == "gan":
+            classical = best_kind if spec["classical"] == "best" else spec["classical"]
+            out[name] = {**arm(name, {**spec, "classical": classical}, synthetic=pool, classical=classical),
+                         **({"classical_kind_chosen_on_val": classical} if spec["classical"] == "best" else {})}
+    if only is None:
+        c = cache.result("cas", {**arm_cfg, "generator": gen_key},
+                         lambda: cas(pool.images, pool.labels, val, test, seed=seed, device="cpu", **clf))
+        out["synthetic_only_cas"] = {"arm": "synthetic_only_cas", "seed": seed, "test_auc": c["cas_auc"],
+                                     "test_accuracy": c["cas_accuracy"],
+                                     "test_balanced_accuracy": c["cas_balanced_accuracy"], "val_score": c["val_score"],
+                                     "best_in_last_10pct": c["best_in_last_10pct"], "seconds": c["seconds"]}
+        out["_generator_eval"] = cache.result("generator_eval", {**data_cfg, "generator": gen_key,
+                                                                 "encoder_steps": QUICK["encoder_steps"] if quick
+                                                                 else 1500},
+                                              lambda: generator_eval(train, val, pool, seed, quick))
+        if figs is not None:
+            imgs, labels = [], []
+            for k, cname in enumerate(train.class_names):
+                imgs += [train.images[train.labels == k][:8], pool.images[pool.labels == k][:8]]
+                labels += [f"real {cname}", f"synthetic {cname}"]
+            save_grid(torch.cat(imgs), f"{figs}_real_vs_synthetic.png", nrow=8, row_labels=labels,
+                      title=f"{study} seed {seed}, cGAN {cfg['gan_steps']} steps")
+    print(f"[{study} seed {seed}] done ({time.perf_counter() - t_seed:.0f} s this run)", flush=True)
+    return out
+
+
+def generator_eval(train, val, pool, seed: int, quick: bool) -> dict:
+    enc = train_feature_encoder(train, val_ds=val, max_steps=QUICK["encoder_steps"] if quick else 1500, seed=seed,
+                                device="cpu")
+    return {"synthetic_vs_train": H.to_jsonable(distribution_metrics(train.images, pool.images, enc, seed=seed)),
+            "val_vs_train_reference": H.to_jsonable(distribution_metrics(train.images, val.images, enc, seed=seed)),
+            "memorization_flagged": memorization_audit(pool.images, train)["summary"]["fraction_flagged"]}
+
+
+# --- report ---------------------------------------------------------------------------------------------------
+def validation_chosen(results: dict[str, list[dict]]) -> tuple[list[dict], list[float]]:
+    """The ``synthetic`` arm: per seed, the share among real_only / synthetic@0.25 / synthetic@0.5 with the best
+    validation score (ties to the smaller share) -- the trained candidates, not retrained."""
+    cands = [(0.0, "real_only")] + [(r, f"synthetic@{r}") for r in SHARES]
+    by_seed = {a: {r["seed"]: r for r in results.get(a, [])} for _, a in cands}
+    rows, shares = [], []
+    for seed in sorted(by_seed["real_only"]):
+        if not all(seed in by_seed[a] for _, a in cands):
+            continue
+        share, a = max(cands, key=lambda c: (by_seed[c[1]][seed]["val_score"], -c[0]))
+        rows.append({**by_seed[a][seed], "arm": "synthetic", "chosen_share": share})
+        shares.append(share)
+    return rows, shares
+
+
+def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: dict, out_prefix: Path,
+           quick: bool, wall_s: float) -> dict:
+    seeds = sorted(per_seed)
+    results: dict[str, list[dict]] = {}
+    for s in seeds:
+        for a, r in per_seed[s].items():
+            if not a.startswith("_"):
+                results.setdefault(a, []).append(r)
+    chosen_rows, shares = validation_chosen(results)
+    if chosen_rows:
+        results["synthetic"] = chosen_rows
+    order = [a for a in ("real_only", *(f"classical_{k}" for k in CLASSICAL), *(f"synthetic@{r}" for r in SHARES),
+                         "synthetic_balance", "synthetic@0.25+best_classical", "synthetic_balance+best_classical",
+                         *(f"real_copies@{r}" for r in SHARES), "real_copies_balance", "synthetic",
+                         "synthetic_only_cas") if results.get(a)]
+    results = {a: results[a] for a in order}
+    n = {a: len(v) for a, v in results.items()}
+    complete = {a: v for a, v in results.items() if len(v) == len(seeds)}
+    comps = {m: compare_results(complete, metric=m, baseline="real_only",
+                                classical=[f"classical_{k}" for k in CLASSICAL if f"classical_{k}" in complete])
+             for m in METRICS}
+    auc = comps["test_auc"]
+    best_c = auc["best_classical"]
+    copies = {}
+    for a in ("synthetic@0.25", "synthetic@0.5", "synthetic_balance"):
+        ctrl = a.replace("synthetic", "real_copies")
+        if a in complete and ctrl in complete:
+            copies[f"{a} - {ctrl}"] = compare_results({ctrl: complete[ctrl], a: complete[a]}, metric="test_auc",
+                                                      baseline=ctrl, classical=[])["vs_baseline"][a]
+    n_gen = len(seeds)
+    summ = {r["arm"]: r for r in auc["summary"]}
+    readme = {("real_only", None): 0, (best_c, "real_only"): 1, ("synthetic@0.25", best_c): 2,
+              ("synthetic_balance", best_c): 3, ("synthetic@0.25+best_classical", best_c): 4,
+              ("synthetic@0.25", "real_copies@0.25"): 5, ("synthetic", best_c): 6}
+    records = []
+
+    def add(arm, ref, paired):
+        rec = H.headline_record(study, arm, ref, "test_auc", summ[arm], paired,
+                                n_gen if arm.startswith("synthetic") else None)
+        if (arm, ref) in readme:
+            rec.update(readme=True, readme_order=readme[(arm, ref)])
+        if arm == "synthetic":
+            rec["chosen_share_0"] = f"{shares.count(0.0)}/{len(shares)}"
+        records.append(rec)
+
+    for a in complete:
+        if a == "real_only":
+            add(a, None, None)
+        elif a.startswith("classical"):
+            add(a, "real_only", auc["vs_baseline"].get(a))
+        else:
+            add(a, best_c, auc["vs_best_classical"].get(a))
+            ctrl = a.replace("synthetic", "real_copies")
+            if f"{a} - {ctrl}" in copies:
+                add(a, ctrl, copies[f"{a} - {ctrl}"])
+    out = {"study": study, "quick": quick, "seeds": seeds, "config": cfg, "classifier": clf,
+           "arms_seeds": n, "comparisons": comps, "synthetic_vs_real_copies": copies,
+           "chosen_share_by_seed": dict(zip([r["seed"] for r in chosen_rows], shares)),
+           "generator_eval": {s: per_seed[s].get("_generator_eval") for s in seeds}, "machine": meta,
+           "wall_seconds_this_invocation": round(wall_s, 1), "headline": records}
+    H.write_json(Path(f"{out_prefix}.json"), out)
+    png = bar_chart(auc["summary"], "test_auc", Path(f"{out_prefix}.png"),
+                    title=f"{study}: test AUC, mean and 95% CI over {len(seeds)} seeds")
+    n_zero = sum(1 for s in shares if s == 0.0)
+    gen_rows = [g["synthetic_vs_train"] for g in out["generator_eval"].values() if g]
+    arm_secs = {a: float(np.mean([r.get("seconds") or 0 for r in v])) for a, v in results.items()}
+    L = [f"# {'QUICK SMOKE TEST: ' if quick else ''}Medical downstream study: {study}", ""]
+    if quick:
+        L += ["**Quick smoke test: few steps, 2 seeds. These numbers are not results.**", ""]
+    L += [f"Data: {cfg['data']}, {100 * cfg['fraction']:g}% stratified training subsample per seed; full val for "
+          f"every choice; full test scored once per arm. Seeds {seeds}; each seed retrains its cGAN "
+          f"({cfg['gan_steps']} steps, default `CGANConfig`) on its own subsample.", "",
+          f"Classifier: `{clf['arch']}`, AdamW lr {clf['lr']}, batch {clf['batch_size']}, cosine schedule over a "
+          f"budget of {clf['max_steps']} steps, validation {clf['select_on']} every pass over the training set, "
+          f"early stopping after {clf['patience']} evaluations without improvement; the best validation step is "
+          f"kept. {H.selection_line(complete)}", "",
+          "## Test AUC (mean [95% CI]; paired differences by seed)", "", markdown_table(auc), "",
+          f"Best classical arm, chosen by mean validation AUC: `{best_c}`. Pre-specified arms (fixed shares, "
+          f"class-balancing top-up, each with and without the best classical kind) are the primary comparison. "
+          f"`synthetic` is the validation-chosen share among 0 / 0.25 / 0.5: share 0 (= real_only) was chosen for "
+          f"{n_zero} of {len(shares)} seeds; when half or more of its paired differences are exactly 0 no test is "
+          f"reported.", "",
+          "## Synthetic images vs the same number of real copies (paired by seed)", "",
+          "| comparison | test AUC difference |", "|---|---|",
+          *(f"| {k} | {H.fmt_diff(v)} |" for k, v in copies.items()), "",
+          "## Balanced accuracy", "", markdown_table(comps["test_balanced_accuracy"]), ""]
+    if gen_rows:
+        L += ["## Generator (mean over seeds; features of a SmallCNN trained on the seed's real subsample)", "",
+              "| FID | KID | precision | recall | coverage |", "|---|---|---|---|---|",
+              "| " + " | ".join(f"{np.mean([g[k] for g in gen_rows]):.3f}"
+                                for k in ("fid", "kid_mean", "precision", "recall", "coverage")) + " |", ""]
+    L += ["## Wall time", "", "| arm | mean s per seed |", "|---|---|",
+          *(f"| {a} | {s:.0f} |" for a, s in arm_secs.items()), "",
+          f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), torch {meta['torch']} with {meta['torch_threads']} "
+          f"thread(s), Python {meta['python']}; commit {meta['git_commit'][:10]}. This invocation: "
+          f"{wall_s / 60:.1f} min (cached arms are not retrained).", f"Command: `{meta['command']}`", ""]
+    Path(f"{out_prefix}.md").write_text("\n".join(L))
+    print(f"[{study}] wrote {out_prefix}.md/.json/.png ({png.name})", flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", required=True, choices=ORDER + ("all",))
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--arch", default="small_cnn", choices=("small_cnn", "resnet18_small"),
+                   help="resnet18_small runs real_only and the pre-specified synthetic arms only")
+    p.add_argument("--quick", action="store_true", help="smoke test: breast, seeds 0 1, a few steps")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    meta = {**H.machine(), "command": "python -m benchmarks.studies.medical " + " ".join(
+        sys.argv[1:] if argv is None else argv)}
+    studies = list(ORDER) if args.study == "all" else [args.study]
+    if args.quick:
+        studies, seeds = studies[:1], args.seeds or [0, 1]
+        cache, results_dir = H.Cache(H.ROOT / "runs" / "studies_quick"), H.ROOT / "runs" / "studies_quick"
+    else:
+        seeds = args.seeds or [0, 1, 2, 3, 4]
+        cache, results_dir = H.Cache(H.RUNS), H.RESULTS
+    clf = classifier_settings(args.arch, args.quick)
+    only = None if args.arch == "small_cnn" else ["real_only", "synthetic@0.25", "synthetic_balance"]
+    suffix = "" if args.arch == "small_cnn" else f"_{args.arch}"
+    for study in studies:
+        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if args.quick else {})}
+        prefix = results_dir / f"medical{'_quick' if args.quick else ''}_{study}{suffix}"
+        per_seed = {s: run_seed(study, s, cfg, clf, cache, only, prefix if s == seeds[0] else None, args.quick)
+                    for s in seeds}
+        out = report(study + suffix, per_seed, cfg, clf, meta, prefix, args.quick, time.perf_counter() - t0)
+        if not args.quick and not args.no_headline and len(seeds) >= 5:
+            H.update_headline(study + suffix, out["headline"])
+    print(f"total wall time {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

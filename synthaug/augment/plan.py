@@ -1,0 +1,62 @@
+"""The one mixing rule: how many synthetic samples of each class to add to a real training set, and which.
+
+Pure functions over label arrays, shared by :class:`~synthaug.augment.MixedDataset` and the downstream
+harness (:mod:`synthaug.eval.downstream`), so a study measures exactly the path a user runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..utils import allocate_counts
+
+__all__ = ["CLASS_MIXES", "synthetic_counts", "pick_synthetic"]
+
+CLASS_MIXES = ("real", "balanced")
+
+
+def synthetic_counts(real_labels, num_classes: int, ratio: float | None = None, balance: bool = False,
+                     class_mix: str = "real") -> np.ndarray:
+    """Synthetic samples to add per class, ``(num_classes,)`` int64. Give exactly one of:
+
+    * ``ratio`` r in [0, 1): the synthetic share of the mixed set; ``round(r / (1 - r) * n_real)`` samples,
+      split like the real class frequencies (``class_mix="real"``) or equally over the classes present in the
+      real data (``"balanced"``), largest remainder;
+    * ``balance=True``: every class topped up to the largest real class (``class_mix`` unused).
+    """
+    if (ratio is None) == (not balance):
+        raise ValueError(f"ratio / balance: expected exactly one of them, found ratio={ratio!r}, balance={balance!r}")
+    if class_mix not in CLASS_MIXES:
+        raise ValueError(f"class_mix: expected one of {list(CLASS_MIXES)}, found {class_mix!r}")
+    y = np.asarray(real_labels, dtype=np.int64).reshape(-1)
+    if y.size == 0:
+        raise ValueError("real_labels: expected at least one real label, found none")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise ValueError(f"real_labels: expected labels in [0, {num_classes - 1}], found range [{y.min()}, {y.max()}]")
+    real_counts = np.bincount(y, minlength=num_classes)
+    if balance:
+        return (real_counts.max() - real_counts).astype(np.int64)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio: expected the synthetic share of the training set in [0, 1), found {ratio!r}")
+    total = int(round(float(ratio) / (1.0 - float(ratio)) * y.size))
+    weights = real_counts.astype(float) if class_mix == "real" else (real_counts > 0).astype(float)
+    return allocate_counts(total, weights).astype(np.int64)
+
+
+def pick_synthetic(pool_labels, counts, seed: int, class_names=None) -> np.ndarray:
+    """Sorted indices into a synthetic pool: ``counts[c]`` samples of each class c, drawn without replacement,
+    deterministically under ``seed``. Raises if the pool holds too few of a class."""
+    pool = np.asarray(pool_labels, dtype=np.int64).reshape(-1)
+    rng = np.random.default_rng(int(seed))
+    picked = []
+    for c, k in enumerate(np.asarray(counts, dtype=np.int64)):
+        if k == 0:
+            continue
+        members = np.flatnonzero(pool == c)
+        if len(members) < k:
+            name = class_names[c] if class_names is not None else c
+            raise ValueError(f"synthetic: expected at least {k} samples of class {name!r} in the pool, found "
+                             f"{len(members)}; build a larger pool (SyntheticDataset(per_class=...)) or pass the "
+                             f"generator itself")
+        picked.append(rng.choice(members, size=int(k), replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
