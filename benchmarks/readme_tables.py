@@ -47,9 +47,11 @@ def table(records: list[dict]) -> str:
         if r["p"] is None and r.get("note"):
             p = f"no test: {r['note']}"
         gens = f" ({r['n_generator_seeds']})" if r.get("n_generator_seeds") else ""
+        arm = r["arm"] + (f" (share chosen on val; 0 in {r['chosen_share_0']} seeds)" if r.get("chosen_share_0")
+                          else "")
         proto = f" ({r['protocol']})" if r.get("protocol") else ""
         lines.append(f"| {STUDY_TITLE.get(r['study'], r['study'])}{proto} | {r['metric'].replace('test_', '')} | "
-                     f"{r['arm']} | {_num(r['mean'])}{_ci(r['ci_low'], r['ci_high'])} | {r['reference_arm'] or '–'} | "
+                     f"{arm} | {_num(r['mean'])}{_ci(r['ci_low'], r['ci_high'])} | {r['reference_arm'] or '–'} | "
                      f"{_num(r['diff'], signed=True)}{_ci(r['diff_ci_low'], r['diff_ci_high'], True)} | {p} | "
                      f"{r['n_seeds']}{gens} |")
     return "\n".join(lines)

@@ -313,6 +313,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke test: breast, seeds 0 1, a few steps")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
+    p.add_argument("--runs-dir", type=Path, default=None,
+                   help="cache and quick reports (default runs/studies, or runs/studies_quick with --quick)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -321,10 +323,11 @@ def main(argv=None) -> int:
     studies = list(ORDER) if args.study == "all" else [args.study]
     if args.quick:
         studies, seeds = studies[:1], args.seeds or [0, 1]
-        cache, results_dir = H.Cache(H.ROOT / "runs" / "studies_quick"), H.ROOT / "runs" / "studies_quick"
+        results_dir = args.runs_dir or H.ROOT / "runs" / "studies_quick"
+        cache = H.Cache(results_dir)
     else:
         seeds = args.seeds or [0, 1, 2, 3, 4]
-        cache, results_dir = H.Cache(H.RUNS), H.RESULTS
+        cache, results_dir = H.Cache(args.runs_dir or H.RUNS), H.RESULTS
     clf = classifier_settings(args.arch, args.quick)
     only = None if args.arch == "small_cnn" else ["real_only", "synthetic@0.25", "synthetic_balance"]
     suffix = "" if args.arch == "small_cnn" else f"_{args.arch}"

@@ -340,7 +340,7 @@ def _better(value: float, best: float | None, select_on: str) -> bool:
 
 
 def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "small_cnn",
-                     max_steps: int = 3000, eval_every: int | None = None, patience: int | None = 15,
+                     max_steps: int = 2000, eval_every: int | None = None, patience: int | None = 20,
                      batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
                      transform: Callable | None = None, seed: int = 0, device=None, select_on: str = "auc",
                      width: int = 32, num_classes: int | None = None, synthetic_weight: float = 1.0,

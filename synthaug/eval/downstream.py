@@ -146,7 +146,7 @@ def _num_classes(*datasets) -> int:
 
 # --- arms -----------------------------------------------------------------------------------------------
 #: Classifier training settings every arm of a comparison shares (see :func:`train_classifier`).
-TRAIN_DEFAULTS = dict(arch="small_cnn", max_steps=3000, eval_every=None, patience=15, batch_size=64, lr=1e-3,
+TRAIN_DEFAULTS = dict(arch="small_cnn", max_steps=2000, eval_every=None, patience=20, batch_size=64, lr=1e-3,
                       select_on="auc", width=32)
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks and studies of synthaug (not part of the installed package)."""

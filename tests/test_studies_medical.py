@@ -1,0 +1,73 @@
+"""The study harness (benchmarks/harness.py) and the medical study's --quick mode; the README table is
+generated from headline.json."""
+
+import json
+
+import pytest
+
+from benchmarks import harness as H
+from benchmarks import readme_tables
+from benchmarks.studies import medical
+
+
+def test_cache_is_keyed_by_the_full_config(tmp_path):
+    cache = H.Cache(tmp_path)
+    calls = []
+
+    def compute(v):
+        calls.append(v)
+        return {"value": v}
+
+    a = cache.result("arms", {"seed": 0, "classifier": {"max_steps": 10}}, lambda: compute(1))
+    b = cache.result("arms", {"seed": 0, "classifier": {"max_steps": 10}}, lambda: compute(2))
+    c = cache.result("arms", {"seed": 0, "classifier": {"max_steps": 11}}, lambda: compute(3))
+    assert a["value"] == 1 and b == {**a, "cached": True} and c["value"] == 3 and calls == [1, 3]
+    d1 = cache.directory("cgan", {"steps": 5})
+    assert d1 != cache.directory("cgan", {"steps": 6})
+    assert json.loads((d1 / "study_config.json").read_text()) == {"steps": 5}
+
+
+def test_headline_update_keeps_other_studies_and_checks_keys(tmp_path):
+    path = tmp_path / "headline.json"
+    row = {"mean": 0.9, "lo": 0.88, "hi": 0.92, "n": 5}
+    H.update_headline("a", [H.headline_record("a", "real_only", None, "test_auc", row, None, None)], path)
+    paired = {"mean_diff": 0.01, "lo": -0.01, "hi": 0.03, "p_value": 0.2}
+    H.update_headline("b", [H.headline_record("b", "synthetic@0.25", "classical_x", "test_auc", row, paired, 5)], path)
+    H.update_headline("a", [H.headline_record("a", "real_only", None, "test_auc", {**row, "mean": 0.91}, None, None)],
+                      path)
+    recs = json.loads(path.read_text())["records"]
+    assert [(r["study"], r["mean"]) for r in recs] == [("b", 0.9), ("a", 0.91)]
+    assert all(set(H.HEADLINE_KEYS) <= set(r) for r in recs) and recs[0]["p"] == 0.2
+    with pytest.raises(ValueError, match="headline record"):
+        H.update_headline("c", [{"study": "c"}], path)
+
+
+def test_medical_quick_runs_resumes_and_reports(tmp_path):
+    argv = ["--study", "breast", "--quick", "--threads", "1", "--runs-dir", str(tmp_path)]
+    assert medical.main(argv) == 0
+    out = json.loads((tmp_path / "medical_quick_breast.json").read_text())
+    arms = out["arms_seeds"]
+    for a in ("real_only", "classical_flips_shifts", "classical_randaugment", "synthetic@0.25", "synthetic@0.5",
+              "synthetic_balance", "real_copies@0.25", "real_copies_balance", "synthetic_balance+best_classical",
+              "synthetic", "synthetic_only_cas"):
+        assert arms[a] == 2, a
+    auc = out["comparisons"]["test_auc"]
+    assert auc["best_classical"] in ("classical_flips_shifts", "classical_randaugment")
+    assert all(0.0 <= r["mean"] <= 1.0 for r in auc["summary"])
+    assert set(out["chosen_share_by_seed"].values()) <= {0.0, 0.25, 0.5}
+    assert all(set(H.HEADLINE_KEYS) <= set(r) for r in out["headline"])
+    assert any(r["arm"] == "synthetic@0.25" and r["reference_arm"] == "real_copies@0.25" for r in out["headline"])
+    md = (tmp_path / "medical_quick_breast.md").read_text()
+    assert "QUICK SMOKE TEST" in md and "last 10% of the step budget" in md
+    assert (tmp_path / "medical_quick_breast.png").stat().st_size > 1000
+    # a rerun trains nothing: every arm comes from the cache, with the same numbers
+    assert medical.main(argv) == 0
+    again = json.loads((tmp_path / "medical_quick_breast.json").read_text())
+    assert again["comparisons"]["test_auc"]["summary"] == auc["summary"]
+    cached = [r.get("cached") for rs in again["comparisons"]["test_auc"]["results"].values() for r in rs
+              if r["arm"] not in ("synthetic", "synthetic_only_cas")]
+    assert cached and all(cached)
+
+
+def test_readme_table_is_generated_from_headline():
+    assert readme_tables.main(["--check"]) == 0
