@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 RESULTS = Path(__file__).parent / "results"
-sys.path.insert(0, str(Path(__file__).parent))
-from machine import cpu_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import harness as H  # noqa: E402
 
 
 def data_for(size: int):
@@ -88,8 +87,7 @@ def main(argv=None) -> int:
             for arch in ("dcgan", "style")]
     wall = time.time() - t0
     meta = {"command": "python benchmarks/bench_cgan.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "device": str(device), "cpu": cpu_model(), "nproc": os.cpu_count(), "threads": args.threads,
-            "torch": torch.__version__, "python": platform.python_version(), "wall_seconds": round(wall, 1),
+            **H.machine(), "device": str(device), "threads": args.threads, "wall_seconds": round(wall, 1),
             "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "repeats": args.repeats, "steps_per_block": args.steps}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-sys.path.insert(0, str(Path(__file__).parent))
-from machine import cpu_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import harness as H  # noqa: E402
 
 
 def run_once(nproc: int, steps: int, out: Path) -> float:
@@ -57,12 +57,8 @@ def main(argv=None) -> int:
     summary = {n: mean_ci(v) for n, v in rates.items()}
     speedup = paired_test(rates[2], rates[1])
     ratio = mean_ci(np.array(rates[2]) / np.array(rates[1]))
-    cpu = cpu_model()
-    import torch
-
     meta = {"command": "python benchmarks/bench_distributed.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "cpu": cpu, "nproc": os.cpu_count(), "torch": torch.__version__,
-            "wall_seconds": round(time.time() - t0, 1),
+            **H.machine(), "wall_seconds": round(time.time() - t0, 1),
             "load_average_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "distributed.json").write_text(json.dumps(
@@ -73,7 +69,7 @@ def main(argv=None) -> int:
     lines = [
         "# Data-parallel training: 1 vs 2 processes on CPU", "",
         f"Command: `{meta['command']}` — wall time {meta['wall_seconds']} s.  ",
-        f"Machine: {meta['nproc']} CPUs ({cpu}), torch {meta['torch']}; load average before/after "
+        f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), torch {meta['torch']}; load average before/after "
         f"{meta['load_average_before_after']}.  ",
         f"Default 28 px cGAN on the shipped BreastMNIST, global batch 64, {args.steps} steps per run, "
         f"{args.repeats} interleaved repeats; 1 process uses 2 torch threads, 2 processes (torchrun, gloo) use 1 "

@@ -17,7 +17,6 @@ import argparse
 import inspect
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,8 +36,7 @@ from synthaug.data import load_breastmnist  # noqa: E402
 from synthaug.models import GeneratorModel  # noqa: E402
 from synthaug.nets import create_net  # noqa: E402
 from synthaug.utils import seed_worker  # noqa: E402
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
+from benchmarks import harness as H  # noqa: E402
 
 TARGETS = {"mixed_on_the_fly": 1.25, "mixed_pregenerated": 1.05, "mixed_on_the_fly_cached": 1.25}
 LABELS = {"real_only": "real only", "mixed_on_the_fly": "mixed, on the fly",
@@ -59,12 +57,6 @@ class Transformed(Dataset):
 
     def __getitem__(self, i):
         return self.__getitems__([i])[0]
-
-
-def machine_info() -> dict:
-    return {"nproc": os.cpu_count(), "cpu_model": cpu_model(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "torch_threads_main": torch.get_num_threads()}
 
 
 def ci95(x) -> tuple[float, float]:
@@ -166,7 +158,7 @@ def main(argv=None) -> dict:
     report = {
         "benchmark": "loader",
         "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + (argv or sys.argv[1:])),
-        "machine": machine_info(), "load_average_before_after": [load0, os.getloadavg()],
+        "machine": H.machine(), "load_average_before_after": [load0, os.getloadavg()],
         "settings": {"dataset": "BreastMNIST train", "real_samples": len(real), "synthetic_samples": n_syn,
                      "ratio": args.ratio, "batch_size": args.batch_size, "num_workers": args.workers,
                      "persistent_workers": True, "repeats": args.repeats, "warmup_epochs": 1,
@@ -195,7 +187,8 @@ def markdown(r: dict) -> str:
     lines = [
         "# DataLoader cost of synthetic augmentation (28 px BreastMNIST)", "",
         f"Command: `{r['command']}` — wall time {r['wall_time_s']:.0f} s.  ",
-        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), torch {m['torch']}, Python {m['python']}; "
+        f"Machine: {m['nproc']} CPUs ({m.get('cpu', m.get('cpu_model'))}), torch {m['torch']}, "
+        f"Python {m['python']}; "
         f"load average before/after {r['load_average_before_after'][0][0]:.1f} / "
         f"{r['load_average_before_after'][1][0]:.1f} (shared machine).  ",
         f"Setup: {s['dataset']} ({s['real_samples']} images) + {s['synthetic_samples']} synthetic at ratio "

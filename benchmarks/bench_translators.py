@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -36,24 +35,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Import this checkout's package first (the script then runs from any folder, installed or not; once, while
 # the repo was being edited, ``import synthaug`` outside the root resolved to a namespace package).
 sys.path.insert(0, str(ROOT))
+from benchmarks import harness as H  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "driving"
 if not DATA.is_dir():  # checkouts placed elsewhere: the data README's absolute location
     DATA = Path("/work/shared/data/driving")
 
 
 # ----------------------------------------------------------------------------- machine and stats
-def machine_info() -> dict:
-    return {"nproc": os.cpu_count(), "cpu_model": cpu_model(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
 def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -227,7 +221,8 @@ def write_markdown(path: Path, meta: dict, rows: list[dict]) -> None:
         "# Translator throughput on CPU",
         "",
         f"Command: `{meta['command']}`  ",
-        f"Machine: {m['nproc']} logical CPUs ({m['cpu_model']}), torch {m['torch']}, Python {m['python']}  ",
+        f"Machine: {m['nproc']} logical CPUs ({m.get('cpu', m.get('cpu_model'))}), torch {m['torch']}, "
+        f"Python {m['python']}  ",
         "Threads: `torch.set_num_threads(n)` with n as listed per row (1 unless the label says 2)  ",
         f"Total wall time: {meta['wall_s']:.0f} s; load average (1/5/15 min) at start {meta['loadavg_start']}, "
         f"at end {meta['loadavg_end']} (other jobs shared the machine)  ",
@@ -334,7 +329,7 @@ def main(argv=None) -> int:
     rows = run_interleaved(cases, args.repeats)
     meta = {
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
-        "machine": machine_info(),
+        "machine": H.machine(),
         "wall_s": time.time() - t0,
         "loadavg_start": load0,
         "loadavg_end": loadavg(),

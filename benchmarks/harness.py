@@ -199,4 +199,9 @@ def update_headline(study: str, records: list[dict], path: Path = HEADLINE) -> P
     out = {"about": "Every number the README's benchmark tables show; written by the study harness "
                     "(benchmarks/harness.py), read by benchmarks/readme_tables.py.",
            "records": kept + [to_jsonable(r) for r in records]}
-    return write_json(path, out)
+    write_json(path, out)
+    if path == HEADLINE:  # the README table is generated from it: keep the two in step
+        from benchmarks import readme_tables
+
+        readme_tables.main([])
+    return path

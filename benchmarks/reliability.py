@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/reliability.py [--quick]
 
-1. Crash safety. Real training processes (``tests/scripts/train_tiny.py``: cGAN at 28 px on the shipped
+1. Crash safety. Real training processes (``benchmarks/train_tiny.py``: cGAN at 28 px on the shipped
    BreastMNIST, 32 per class; CycleGAN at 32 px on weather/mwd shine vs rain, 16 images each) are killed with
    SIGKILL at seeded random moments: after a random number of steps, after a random time (start-up included),
    while a checkpoint's temp file is written but not renamed, and between a checkpoint's rename and the
@@ -13,8 +13,8 @@
    checkpoint at the stop step, and resuming must reach the same result. Full disk: ENOSPC injected into the
    library's atomic writes in process, and a real kernel limit (``RLIMIT_FSIZE``, EFBIG) in a subprocess.
 2. Divergence: non-finite losses / weights injected at chosen steps.
-3. Model files and 4. bad inputs: the tables of ``tests/test_reliability.py``, with payloads that would write a
-   marker file if anything were unpickled.
+3. Model files and 4. bad inputs: the tables of ``benchmarks/reliability_cases.py`` (the rows
+   ``tests/test_reliability.py`` runs), with payloads that would write a marker file if anything were unpickled.
 5. The memorisation guard of ``SyntheticDataset`` on planted exact and near copies of real training images.
 
 Writes benchmarks/results/reliability.{md,json,png}. ``--quick`` (< 5 min): 10 kills; default (< 15 min): 20.
@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -50,22 +48,12 @@ sys.path.insert(0, str(REPO))
 torch.set_num_threads(1)
 
 import synthaug.io as sio  # noqa: E402
+from benchmarks import harness as H  # noqa: E402
+from benchmarks import reliability_cases as C  # noqa: E402  (the cases tests/test_reliability.py runs)
 from synthaug.io import safe_torch_load  # noqa: E402
 from synthaug.train import TrainingDivergedError, read_metrics  # noqa: E402
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
-
-
-T = _load("test_reliability", REPO / "tests" / "test_reliability.py")  # helpers and the two tables
-TT = T.load_train_tiny()
+TT = C.load_train_tiny()
 
 PLAN = {  # recipe -> (steps, ckpt_every, kills) for quick / full
     "quick": {"cgan": (50, 5, 5), "cyclegan": (40, 5, 5)},
@@ -93,7 +81,7 @@ def log(msg: str) -> None:
 
 # ============================================================================ processes
 def launch(args: list[str], logfile: Path) -> tuple[subprocess.Popen, float]:
-    return T._launch(args, logfile), time.time()
+    return C.launch(args, logfile), time.time()
 
 
 def events(logfile: Path) -> list[dict]:
@@ -125,7 +113,7 @@ class Checker:
     """Opens checkpoint files with ``Trainer.load_checkpoint`` of a trainer configured like the run."""
 
     def __init__(self, args: list[str], steps: int, every: int):
-        self.trainer = T.trainer(TT.build(TT.parse_args(args)), Path(args[1]), steps, ckpt_every=every)
+        self.trainer = C.trainer(TT.build(TT.parse_args(args)), Path(args[1]), steps, ckpt_every=every)
 
     def check(self, out: Path) -> dict:
         files = sorted((out / "checkpoints").glob("ckpt-*.pt"))
@@ -137,14 +125,14 @@ class Checker:
                     corrupt.append(f"{p.name}: holds step {self.trainer.step}")
             except Exception as e:  # noqa: BLE001
                 corrupt.append(f"{p.name}: {type(e).__name__}: {e}")
-        pointer = T._pointer(out)
+        pointer = C.latest_pointer(out)
         pointer_ok = None
         if pointer is not None:
             pointer_ok = (out / "checkpoints" / pointer["file"]).name in {p.name for p in files}
             if not pointer_ok:
                 corrupt.append(f"latest.json points at missing {pointer['file']}")
         return {"files": [p.name for p in files], "corrupt": corrupt, "latest": pointer and pointer["step"],
-                "orphan_tmp": sorted(tmp_files(out, "")), "last_logged": T._last_step(out)}
+                "orphan_tmp": sorted(tmp_files(out, "")), "last_logged": C.last_step(out)}
 
 
 def reference_run(recipe: str, steps: int, every: int, work: Path) -> dict:
@@ -153,7 +141,7 @@ def reference_run(recipe: str, steps: int, every: int, work: Path) -> dict:
     proc, t0 = launch(args, work / f"{recipe}_reference.log")
     first = None
     while proc.poll() is None:
-        if first is None and T._last_step(out) >= 1:
+        if first is None and C.last_step(out) >= 1:
             first = time.time() - t0
         time.sleep(0.01)
     total = time.time() - t0
@@ -179,9 +167,9 @@ def kill_campaign(recipe: str, steps: int, every: int, n_kills: int, work: Path,
     targets = np.sort(rng.choice(np.arange(1, steps - 1), size=n_kills, replace=False)).tolist()
     kills, launches, resumes, failed_resumes = [], 0, [], []
     for k, (kind, target) in enumerate(zip(kinds, targets)):
-        expected = T._pointer(out)
+        expected = C.latest_pointer(out)
         resume_step = expected["step"] if expected else 0
-        target = max(int(target), T._last_step(out) + 1)  # only new lines count (old ones get truncated)
+        target = max(int(target), C.last_step(out) + 1)  # only new lines count (old ones get truncated)
         if target >= steps:
             break
         before_tmp = tmp_files(out, "")
@@ -190,7 +178,7 @@ def kill_campaign(recipe: str, steps: int, every: int, n_kills: int, work: Path,
         proc, t0 = launch(args + extra, logfile)
         launches += 1
         if kind == "step":
-            hit = wait_until(lambda target=target: T._last_step(out) >= target, proc)
+            hit = wait_until(lambda target=target: C.last_step(out) >= target, proc)
             detail = f"after step {target}"
         elif kind == "time":  # a random moment: start-up jitter included, so some land before training starts
             delay = ref["startup_s"] * float(rng.uniform(0.5, 1.3)) + (target - resume_step) * ref["step_s"]
@@ -198,7 +186,7 @@ def kill_campaign(recipe: str, steps: int, every: int, n_kills: int, work: Path,
             detail = f"{delay:.2f} s after launch"
         else:
             prefix = "ckpt-" if kind == "ckpt_write" else "latest.json"
-            hit = wait_until(lambda target=target: T._last_step(out) >= target, proc) and wait_until(
+            hit = wait_until(lambda target=target: C.last_step(out) >= target, proc) and wait_until(
                 lambda p=prefix, b=before_tmp: bool(tmp_files(out, p) - b), proc)
             detail = (f"first checkpoint after step {target}: temp file written, not renamed" if kind == "ckpt_write"
                       else f"first checkpoint after step {target}: renamed, latest.json not yet updated")
@@ -231,7 +219,7 @@ def kill_campaign(recipe: str, steps: int, every: int, n_kills: int, work: Path,
     # rerun the same command until the run completes
     final_runs = 0
     while final_runs < 3:
-        expected = T._pointer(out)
+        expected = C.latest_pointer(out)
         logfile = work / f"{recipe}_final{final_runs}.log"
         proc, _ = launch(args, logfile)
         launches += 1
@@ -250,10 +238,10 @@ def kill_campaign(recipe: str, steps: int, every: int, n_kills: int, work: Path,
             break
     final_state = checker.check(out)
     got = read_metrics(out / "metrics.jsonl")
-    exact = T.strip(got) == T.strip(ref["metrics"])
-    first_diff = next((i for i, (a, b) in enumerate(zip(T.strip(got), T.strip(ref["metrics"]))) if a != b), None)
+    exact = C.strip(got) == C.strip(ref["metrics"])
+    first_diff = next((i for i, (a, b) in enumerate(zip(C.strip(got), C.strip(ref["metrics"]))) if a != b), None)
     weights = sorted(p.name for p in (ref["out"] / "model").glob("*.safetensors"))
-    same_w = all(T.same_weights(out / "model" / n, ref["out"] / "model" / n) for n in weights) and bool(weights)
+    same_w = all(C.same_weights(out / "model" / n, ref["out"] / "model" / n) for n in weights) and bool(weights)
     same_cfg = (out / "model" / "config.json").read_bytes() == (ref["out"] / "model" / "config.json").read_bytes()
     landed = [k for k in kills if k["landed"]]
     return {
@@ -268,7 +256,7 @@ def kill_campaign(recipe: str, steps: int, every: int, n_kills: int, work: Path,
         "resumes": resumes, "failed_resume_logs": failed_resumes,
         "checkpoint_files_checked": sum(len(k["checkpoint_files"]) for k in landed) + len(final_state["files"]),
         "corrupt_checkpoints": sum(len(k["corrupt"]) for k in landed) + len(final_state["corrupt"]),
-        "completed": T._pointer(out) is not None and T._pointer(out)["step"] == steps and (out / "model").is_dir(),
+        "completed": (C.latest_pointer(out) or {}).get("step") == steps and (out / "model").is_dir(),
         "bit_exact_metrics": exact, "first_differing_row": first_diff, "rows": len(got),
         "bit_exact_weights": same_w, "config_identical": same_cfg,
         "orphan_temp_files_left": final_state["orphan_tmp"],
@@ -293,8 +281,8 @@ def signal_campaign(recipe: str, steps: int, every: int, work: Path, ref_metrics
     for sig in (signal.SIGINT, signal.SIGTERM):
         logfile = work / f"{recipe}_{sig.name}.log"
         proc, _ = launch(args, logfile)
-        target = T._last_step(out) + int(rng.integers(2, every + 3))
-        wait_until(lambda target=target: T._last_step(out) >= target, proc)
+        target = C.last_step(out) + int(rng.integers(2, every + 3))
+        wait_until(lambda target=target: C.last_step(out) >= target, proc)
         t_sig = time.time()
         proc.send_signal(sig)
         rc = proc.wait(120)
@@ -314,7 +302,7 @@ def signal_campaign(recipe: str, steps: int, every: int, work: Path, ref_metrics
     ok = all(r["exit_code"] == 0 and r["status"] == "interrupted" and r["final_checkpoint_at_stop_step"]
              and not r["corrupt"] for r in results)
     return {"recipe": recipe, "stops": results, "resume_exit_code": rc,
-            "bit_exact_after_resume": T.strip(got) == T.strip(ref_metrics), "all_handled": ok and rc == 0}
+            "bit_exact_after_resume": C.strip(got) == C.strip(ref_metrics), "all_handled": ok and rc == 0}
 
 
 # ============================================================================ 1c. full disk
@@ -328,7 +316,7 @@ def fsize_campaign(recipe: str, steps: int, every: int, work: Path, ref_metrics:
     rc = proc.wait(600)
     text = logfile.read_text()
     err = next((ln for ln in text.splitlines() if "error:" in ln), "")
-    pointer = T._pointer(out)
+    pointer = C.latest_pointer(out)
     state = Checker(args, steps, every).check(out)
     proc, _ = launch(args, work / f"{recipe}_fsize_resume.log")
     rc2 = proc.wait(900)
@@ -337,21 +325,21 @@ def fsize_campaign(recipe: str, steps: int, every: int, work: Path, ref_metrics:
             "exit_code": rc, "error": err, "names_path": "ckpt-0000010.pt" in err,
             "latest_after": pointer, "previous_checkpoint_loadable": not state["corrupt"] and pointer is not None
             and pointer["step"] == 5, "temp_files_left": state["orphan_tmp"], "resume_exit_code": rc2,
-            "bit_exact_after_resume": T.strip(got) == T.strip(ref_metrics)}
+            "bit_exact_after_resume": C.strip(got) == C.strip(ref_metrics)}
 
 
 def disk_full_in_process(work: Path) -> list[dict]:
     """ENOSPC injected into synthaug.io's writes (checkpoint data, or the latest.json rename) after step 8."""
     results = []
-    reference = T.strip(read_metrics(T.trainer(T.toy_cgan(), work / "df_ref", 12).fit().metrics_path))
+    reference = C.strip(read_metrics(C.trainer(C.toy_cgan(), work / "df_ref", 12).fit().metrics_path))
     for pointer_only in (False, True):
         out = work / ("df_pointer" if pointer_only else "df_ckpt")
-        fake = T._FullDiskOS(pointer_only=pointer_only)
-        recipe = T.toy_cgan()
-        T._arm_after(recipe, fake, 7)
+        fake = C.FullDiskOS(pointer_only=pointer_only)
+        recipe = C.toy_cgan()
+        C.arm_after(recipe, fake, 7)
         sio.os = fake
         try:
-            tr = T.trainer(recipe, out, 12)
+            tr = C.trainer(recipe, out, 12)
             try:
                 tr.fit()
                 err = None
@@ -361,12 +349,12 @@ def disk_full_in_process(work: Path) -> list[dict]:
             sio.os = os
         before = (out / "checkpoints" / "latest.json").read_text()
         try:
-            chk = T.trainer(T.toy_cgan(), out, 12)
+            chk = C.trainer(C.toy_cgan(), out, 12)
             chk.load_checkpoint(chk.latest_checkpoint())
             loadable = chk.step
         except Exception as e:  # noqa: BLE001
             loadable = f"{type(e).__name__}: {e}"
-        resumed = T.trainer(T.toy_cgan(), out, 12).fit()
+        resumed = C.trainer(C.toy_cgan(), out, 12).fit()
         results.append({
             "case": "rename of latest.json fails (ENOSPC)" if pointer_only else "checkpoint data write fails (ENOSPC)",
             "raised": f"{type(err).__name__}: {err}" if err else "nothing raised",
@@ -374,12 +362,12 @@ def disk_full_in_process(work: Path) -> list[dict]:
             "errno_kept": getattr(err, "errno", None),
             "latest_after": json.loads(before), "previous_checkpoint_loadable_at_step": loadable,
             "temp_files_left": sorted(p.name for p in (out / "checkpoints").glob(".*.tmp")),
-            "resume_bit_exact": T.strip(read_metrics(resumed.metrics_path)) == reference,
+            "resume_bit_exact": C.strip(read_metrics(resumed.metrics_path)) == reference,
         })
     # the model export at the end of fit on a full disk, then a rerun
     out = work / "df_export"
-    fake = T._FullDiskOS()
-    recipe = T.toy_cgan()
+    fake = C.FullDiskOS()
+    recipe = C.toy_cgan()
     export = recipe.save_pretrained
 
     def full_then_export(path):
@@ -389,13 +377,13 @@ def disk_full_in_process(work: Path) -> list[dict]:
     recipe.save_pretrained = full_then_export
     sio.os = fake
     try:
-        T.trainer(recipe, out, 6).fit()
+        C.trainer(recipe, out, 6).fit()
         msg = "nothing raised"
     except OSError as e:
         msg = f"{type(e).__name__}: {e}"
     finally:
         sio.os = os
-    rerun = T.trainer(T.toy_cgan(), out, 6).fit()
+    rerun = C.trainer(C.toy_cgan(), out, 6).fit()
     results.append({"case": "model export at the end of fit fails (ENOSPC)", "raised": msg,
                     "names_path": "model" in msg and (".safetensors" in msg or "config.json" in msg),
                     "rerun_exports_model": (rerun.model_dir / "config.json").is_file()})
@@ -420,7 +408,7 @@ def disk_full_in_process(work: Path) -> list[dict]:
     engine.open = lambda p, mode="r", *a, **k: _Full(real_open(p, mode, *a, **k)) if "a" in mode else \
         real_open(p, mode, *a, **k)
     try:
-        T.trainer(T.toy_cgan(), work / "df_metrics", 4).fit()
+        C.trainer(C.toy_cgan(), work / "df_metrics", 4).fit()
         msg = "nothing raised"
     except OSError as e:
         msg = f"{type(e).__name__}: {e}"
@@ -430,7 +418,7 @@ def disk_full_in_process(work: Path) -> list[dict]:
     blocker = work / "a_file"
     blocker.write_text("x")
     try:
-        T.trainer(T.toy_cgan(), blocker / "run", 4).fit()
+        C.trainer(C.toy_cgan(), blocker / "run", 4).fit()
         msg = "nothing raised"
     except OSError as e:
         msg = f"{type(e).__name__}: {e}"
@@ -444,8 +432,8 @@ def divergence(work: Path) -> list[dict]:
     out = []
 
     def case(name, recipe, steps, inject_kw, expect):
-        fired = T._inject(recipe, **inject_kw)
-        tr = T.trainer(recipe, work / name, steps)
+        fired = C.inject(recipe, **inject_kw)
+        tr = C.trainer(recipe, work / name, steps)
         buf = io.StringIO()
         try:
             with contextlib.redirect_stdout(buf):
@@ -458,35 +446,35 @@ def divergence(work: Path) -> list[dict]:
         latest = tr.latest_checkpoint()
         ck = safe_torch_load(latest)
         files = sorted(tr.ckpt_dir.glob("ckpt-*.pt"))
-        poisoned = [p.name for p in files if not T.all_finite(safe_torch_load(p)["state"])]
+        poisoned = [p.name for p in files if not C.all_finite(safe_torch_load(p)["state"])]
         inj_step = inject_kw["at"] + 1
         good = (not poisoned) and (finished or ck["step"] < inj_step)
         out.append({"case": name, "injected": expect, "at_step": inj_step, "fired": fired["n"], "outcome": outcome,
                     "rollback_message": buf.getvalue().strip()[:200], "latest_step": ck["step"],
-                    "latest_finite": T.all_finite(ck["state"]), "checkpoints_with_nan": poisoned, "ok": good})
+                    "latest_finite": C.all_finite(ck["state"]), "checkpoints_with_nan": poisoned, "ok": good})
 
-    case("cgan_transient_nan_loss", T.toy_cgan(), 12, {"at": 7, "key": "d_loss"}, "NaN d_loss once")
-    case("cyclegan_transient_nan_loss", T.toy_cyclegan(12), 12, {"at": 7, "key": "cycle"}, "NaN cycle loss once")
-    case("cyclegan_persistent_nan_loss", T.toy_cyclegan(20), 20, {"at": 11, "once": False, "key": "d_loss"},
+    case("cgan_transient_nan_loss", C.toy_cgan(), 12, {"at": 7, "key": "d_loss"}, "NaN d_loss once")
+    case("cyclegan_transient_nan_loss", C.toy_cyclegan(12), 12, {"at": 7, "key": "cycle"}, "NaN cycle loss once")
+    case("cyclegan_persistent_nan_loss", C.toy_cyclegan(20), 20, {"at": 11, "once": False, "key": "d_loss"},
          "NaN/Inf d_loss at every step from 12")
-    case("cgan_nan_weight_between_checkpoints", T.toy_cgan(), 12, {"at": 6, "weights": True},
+    case("cgan_nan_weight_between_checkpoints", C.toy_cgan(), 12, {"at": 6, "weights": True},
          "a G weight set to NaN after the update of step 7")
-    case("cgan_nan_weight_at_checkpoint_step", T.toy_cgan(), 12, {"at": 4, "weights": True},
+    case("cgan_nan_weight_at_checkpoint_step", C.toy_cgan(), 12, {"at": 4, "weights": True},
          "a G weight set to NaN after the update of step 5 (a checkpoint step)")
     return out
 
 
 # ============================================================================ 3-4. tables, 5. guard
 def tables(work: Path) -> dict:
-    assets = T.make_assets(work / "assets")
+    assets = C.make_assets(work / "assets")
     res = {}
-    for name, rows in (("model_files", T.MODEL_FILE_ROWS), ("bad_inputs", T.BAD_INPUT_ROWS)):
+    for name, rows in (("model_files", C.MODEL_FILE_ROWS), ("bad_inputs", C.BAD_INPUT_ROWS)):
         entries = []
         for row in rows:
             tmp = work / name / row.id
-            ok, detail = T.check_row(row, tmp, assets)
+            ok, detail = C.check_row(row, tmp, assets)
             entries.append({"id": row.id, "api": row.api, "fed": row.fed, "ok": ok, "detail": detail[:300],
-                            "payload": row.payload, "payload_executed": T.marker_path(tmp).exists(),
+                            "payload": row.payload, "payload_executed": C.marker_path(tmp).exists(),
                             "known_gap": row.xfail})
         res[name] = entries
     return res
@@ -496,7 +484,7 @@ def file_modes(work: Path) -> dict:
     """Permissions of what a run writes, under umask 022 (a model directory is meant to be shared)."""
     old = os.umask(0o022)
     try:
-        res = T.trainer(T.toy_cgan(), work / "modes", 2).fit()
+        res = C.trainer(C.toy_cgan(), work / "modes", 2).fit()
     finally:
         os.umask(old)
     modes = {str(p.relative_to(res.out_dir)): oct(p.stat().st_mode & 0o777)
@@ -511,11 +499,11 @@ def memorization() -> dict:
     from synthaug.eval.memorization import memorization_audit
 
     real = load_breastmnist(n_per_class=40, seed=0)
-    novel = T.novel_images()
-    bank, planted = T.planted_set(real.images, novel)
+    novel = C.novel_images()
+    bank, planted = C.planted_set(real.images, novel)
     audit = memorization_audit(bank, real)
     flagged = set(np.flatnonzero(audit["flagged"]).tolist())
-    ds, gen, caught = T.guarded_dataset(real, bank)
+    ds, gen, caught = C.guarded_dataset(real, bank)
     kept_positions = [i for i in range(len(bank)) if i not in planted]
     asked = torch.cat(gen.asked)
     aligned = torch.equal(ds.labels, asked[kept_positions]) if len(ds) == len(kept_positions) else False
@@ -574,13 +562,22 @@ def plot(camps: list[dict], path: Path) -> None:
 
 
 def machine() -> dict:
-    cpu = cpu_model()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
-    return {"platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-            "git": commit.strip() + (" (working tree with uncommitted changes)" if dirty.strip() else ""),
-            "user_is_root": hasattr(os, "geteuid") and os.geteuid() == 0}
+    """``harness.machine()`` plus what this report adds: uncommitted changes in the tree, and root or not."""
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
+                               timeout=10).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return {**H.machine(), "git_dirty": dirty, "user_is_root": hasattr(os, "geteuid") and os.geteuid() == 0}
+
+
+def machine_line(m: dict) -> list[str]:
+    """The report's machine lines; reads ``harness.machine()`` keys, or the keys of reports written before it."""
+    cpus, load = m.get("nproc", m.get("cpus")), m.get("load_average", m.get("load_average_at_start"))
+    git = m.get("git") or ((m.get("git_commit") or "unknown")[:10]
+                           + (" (working tree with uncommitted changes)" if m.get("git_dirty") else ""))
+    return [f"Machine: {m['cpu']}, {cpus} CPUs (shared; load average {load} at start), {m['platform']}  ",
+            f"Python {m['python']}, torch {m['torch']}, synthaug at {git}  "]
 
 
 def report(res: dict, md_path: Path) -> None:
@@ -594,9 +591,7 @@ def report(res: dict, md_path: Path) -> None:
         "# Reliability and safety",
         "",
         f"Command: `{res['command']}`  ",
-        f"Machine: {res['machine']['cpu']}, {res['machine']['cpus']} CPUs (shared; load average "
-        f"{res['machine']['load_average_at_start']} at start), {res['machine']['platform']}  ",
-        f"Python {res['machine']['python']}, torch {res['machine']['torch']}, synthaug at {res['machine']['git']}  ",
+        *machine_line(res["machine"]),
         f"Wall time: {res['wall_s']:.0f} s ({res['mode']} mode, seed {res['seed']})",
         "",
         "## Summary",

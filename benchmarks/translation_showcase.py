@@ -39,13 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Import this checkout's package first (the script then runs from any folder, installed or not; once, while
 # the repo was being edited, ``import synthaug`` outside the root resolved to a namespace package).
 sys.path.insert(0, str(ROOT))
+from benchmarks.harness import cpu_model  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")

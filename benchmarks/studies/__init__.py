@@ -1,1 +1,1 @@
-"""One module per study, all on :mod:`benchmarks.harness`. Run a study with ``python -m benchmarks.studies.<module>``."""
+"""One module per study, on benchmarks/harness.py; run one with python -m benchmarks.studies.<module>."""

@@ -36,14 +36,14 @@ def main():
     ap.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     ap.add_argument("--model", default=None, help="a trained MNIST -> USPS translator directory (skips training)")
     ap.add_argument("--steps", type=int, default=None, help="CycleGAN steps (default 2000, --quick 10)")
-    ap.add_argument("--steps", type=int, default=None, help="classifier step budget (default 1500, --quick 40)")
+    ap.add_argument("--clf-steps", type=int, default=None, help="classifier step budget (default 1500, --quick 40)")
     args = ap.parse_args()
     data = shared_data_dir()
     if data is None or not (data / "digits" / "usps.npz").is_file():
         sys.exit("digits data not found: set SYNTHAUG_DATA to the shared data folder (digits/mnist_t10k.npz, "
                  "digits/usps.npz)")
     out, device = Path(args.out), get_device(args.device)
-    clf_steps = args.steps or (40 if args.quick else 1500)
+    clf_steps = args.clf_steps or (40 if args.quick else 1500)
     seed_everything(args.seed)
 
     subset = dict(n_per_class=50, seed=args.seed) if args.quick else {}
@@ -75,7 +75,8 @@ def main():
         print(f"trained on {name:<28} USPS test accuracy {m['accuracy']:.3f}")
     gain = results["translated_mnist"]["usps_test_accuracy"] - results["raw_mnist"]["usps_test_accuracy"]
     print(f"accuracy gain from translation: {gain:+.3f} (single seed)")
-    (out / "results.json").write_text(json.dumps({"seed": args.seed, "classifier_max_steps": clf_steps, "model_dir": str(model_dir),
+    (out / "results.json").write_text(json.dumps({"seed": args.seed, "classifier_max_steps": clf_steps,
+                                                     "model_dir": str(model_dir),
                                                   "n_mnist": len(mnist), "arms": results}, indent=2))
     print(f"wrote {grid} and {out / 'results.json'}; translator: {model_dir}")
 

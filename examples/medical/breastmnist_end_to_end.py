@@ -8,7 +8,7 @@ Uses the BreastMNIST copy shipped with synthaug (546 training images, 28x28, mal
 Four arms, one seed each: real only, real + flips/shifts, real + synthetic (``MixedDataset``, synthetic
 share 0.5) and real + synthetic + flips/shifts. Every classifier picks its epoch on the validation split
 and is scored once on the test split. One seed says little on a 156-image test set: the same comparison with
-95% confidence intervals over 5 seeds is ``benchmarks/study_medical.py --study breast`` (built on
+95% confidence intervals over 5 seeds is ``python -m benchmarks.studies.medical --study breast`` (built on
 ``synthaug.eval.compare_arms``; results in ``benchmarks/results/medical_breast.md``).
 Outputs in ``--out``: ``real_vs_synthetic.png``, ``results.json`` and the GAN run (``cgan/model``).
 """
@@ -34,10 +34,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     ap.add_argument("--steps", type=int, default=None, help="GAN steps (default 2500, --quick 20)")
-    ap.add_argument("--steps", type=int, default=None, help="classifier step budget (default 3000, --quick 20)")
+    ap.add_argument("--clf-steps", type=int, default=None, help="classifier step budget (default 2000, --quick 20)")
     args = ap.parse_args()
     steps = args.steps or (20 if args.quick else 2500)
-    clf_steps = args.steps or (20 if args.quick else 3000)
+    clf_steps = args.clf_steps or (20 if args.quick else 2000)
     out, device = Path(args.out), get_device(args.device)
     seed_everything(args.seed)
 
@@ -84,8 +84,10 @@ def main():
     for name in ("real+synthetic", "real+synthetic+flips_shifts"):
         auc = results[name]["test_auc"]
         print(f"{name}: AUC gain {auc - base:+.3f} vs real only, {auc - classical:+.3f} vs classical augmentation")
-    print("Single seed, indicative only; 95% intervals over 5 seeds: benchmarks/study_medical.py --study breast")
-    report = {"seed": args.seed, "gan_steps": run.step, "classifier_max_steps": clf_steps, "model_dir": str(run.model_dir),
+    print("Single seed, indicative only; 95% intervals over 5 seeds: "
+          "python -m benchmarks.studies.medical --study breast")
+    report = {"seed": args.seed, "gan_steps": run.step, "classifier_max_steps": clf_steps,
+              "model_dir": str(run.model_dir),
               "synthetic_share": 0.5, "arms": results}
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {grid}, {out / 'results.json'} and the model directory {run.model_dir}")

@@ -9,7 +9,7 @@ Needs ``pneumoniamnist.npz`` from the shared data folder (``$SYNTHAUG_DATA`` or 
 A conditional GAN is trained on that subset; ``SyntheticDataset(per_class={"normal": deficit})`` makes just
 the missing normal images and ``MixedDataset(balance_classes=True)`` adds them, so both classes end equal.
 Classifiers select their epoch on balanced accuracy on the validation split and are scored once on the
-full test split (624). Single seed: indicative only; ``benchmarks/study_medical.py --study pneumonia5`` runs
+full test split (624). Single seed: indicative only; ``python -m benchmarks.studies.medical --study pneumonia5`` runs
 the 5% case over 5 seeds with 95% intervals (``synthaug.eval.compare_arms``).
 Outputs in ``--out``: ``minority_real_vs_synthetic.png``, ``results.json`` and the GAN run.
 """
@@ -36,10 +36,10 @@ def main():
     ap.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     ap.add_argument("--fraction", type=float, default=0.05, help="share of the training split to keep")
     ap.add_argument("--steps", type=int, default=None, help="GAN steps (default 2000, --quick 20)")
-    ap.add_argument("--steps", type=int, default=None, help="classifier step budget (default 3000, --quick 20)")
+    ap.add_argument("--clf-steps", type=int, default=None, help="classifier step budget (default 2000, --quick 20)")
     args = ap.parse_args()
     steps = args.steps or (20 if args.quick else 2000)
-    clf_steps = args.steps or (20 if args.quick else 3000)
+    clf_steps = args.clf_steps or (20 if args.quick else 2000)
     out, device = Path(args.out), get_device(args.device)
     data = shared_data_dir()
     npz = data / "medmnist" / "pneumoniamnist.npz" if data else None

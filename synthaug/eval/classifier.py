@@ -460,5 +460,6 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
             "best_val": best, "steps_run": step, "stopped_early": bool(stopped),
             "best_in_last_10pct": bool(best_step > 0.9 * max_steps), "history": history, "n_train": n_train,
             "n_synthetic": n_syn, "steps_per_epoch": per_epoch, "synthetic_weight": float(synthetic_weight),
-            "ema_decay": ema_decay, "num_classes": k, "seed": seed, "device": str(device), "seconds": round(time.perf_counter() - t0, 3)}
+            "ema_decay": ema_decay, "num_classes": k, "seed": seed, "device": str(device),
+            "seconds": round(time.perf_counter() - t0, 3)}
     return model, info

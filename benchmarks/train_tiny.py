@@ -1,6 +1,7 @@
-"""Train a tiny cGAN or CycleGAN in its own process, for kill / signal / full-disk tests.
+"""Train a tiny cGAN or CycleGAN in its own process, for the kill / signal / full-disk checks of
+``tests/test_reliability.py`` and ``benchmarks/reliability.py`` (launched through ``reliability_cases.launch``).
 
-    python tests/scripts/train_tiny.py RECIPE OUT STEPS CKPT_EVERY [options]
+    python benchmarks/train_tiny.py RECIPE OUT STEPS CKPT_EVERY [options]
 
 RECIPE is ``cgan`` (28 px, the shipped BreastMNIST, ``--n-per-class`` images per class) or ``cyclegan``
 (32 px RGB, two small real domains: ``weather/mwd/train/{shine,rain}`` from the shared data folder, or
@@ -10,7 +11,7 @@ checkpoint in OUT, like ``synthaug train``. stdout gets one JSON line when the t
 "done" | "interrupted", "step": ...}``). Exit codes follow the CLI: 0 when the run finished or was stopped
 by SIGINT/SIGTERM with a final checkpoint, 2 on a library error (the message on stderr).
 
-Fault hooks (test instrumentation only, never used by the library):
+Fault hooks (instrumentation for these checks only, never used by the library):
 
 * ``--replace-delay S``: sleep ``S`` s just before each atomic rename, so a kill can land while a
   checkpoint's temp file is complete but not yet in place.
@@ -26,7 +27,7 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

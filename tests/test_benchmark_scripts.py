@@ -1,0 +1,57 @@
+"""Benchmark scripts: machine facts come from ``benchmarks/harness.py`` only, no benchmark imports a test file,
+and (``slow``) ``benchmarks/cgan_quality.py --quick`` runs end to end."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+
+
+def _sources():
+    return sorted(p for p in BENCHMARKS.rglob("*.py") if "results" not in p.parts)
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(BENCHMARKS)))
+def test_benchmark_imports_no_test_file_and_no_private_machine_module(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            names = []
+        for name in names:
+            assert not name.split(".")[0].startswith(("test", "conftest")), f"{path.name} imports {name}"
+            assert name.split(".")[-1] != "machine", f"{path.name} imports {name}: use benchmarks.harness"
+        # a path into tests/ (e.g. loaded with importlib): the folder name as a string constant
+        assert not (isinstance(node, ast.Constant) and node.value == "tests"), f"{path.name} reaches into tests/"
+    assert not (BENCHMARKS / "machine.py").exists()
+
+
+@pytest.mark.slow
+def test_cgan_quality_quick_writes_its_report(shared_data):
+    if not (shared_data / "medmnist" / "pneumoniamnist.npz").is_file():
+        pytest.skip("PneumoniaMNIST is not in the shared data folder")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "cgan_quality.py"), "--quick", "--threads", "1"],
+                          cwd=str(REPO), env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    out = REPO / "runs" / "studies_quick"
+    res = json.loads((out / "cgan_quality.json").read_text())
+    assert res["meta"]["quick"] and res["meta"]["seeds"] == [0, 1] and res["meta"]["cpu"]
+    assert [r["seed"] for r in res["runs"]] == [0, 1]
+    for r in res["runs"]:
+        assert {"fid", "kid_mean", "precision", "recall", "density", "coverage"} <= set(r["synthetic"])
+        assert r["cas"]["real_reference"] is not None and "fraction_flagged" in r["memorization"]
+    md = (out / "cgan_quality.md").read_text()
+    assert md.startswith("# QUICK SMOKE TEST") and "Classification Accuracy Score" in md
