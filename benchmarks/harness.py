@@ -27,7 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
-RUNS = ROOT / "runs" / "studies"
+RESULT_CACHE = RESULTS / "cache"  # per (study, seed, arm) results: small JSON, committed so studies resume
+RUNS = ROOT / "runs" / "studies"  # trained generators and translators: large, not committed
 DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
@@ -109,20 +110,29 @@ def config_hash(config) -> str:
 
 
 class Cache:
-    """Artefacts keyed by a hash of their full configuration, under ``root/<kind>/<hash>``.
+    """Artefacts keyed by a hash of their full configuration: JSON results under ``results_root/<kind>/<hash>.json``,
+    model folders under ``models_root/<kind>/<hash>/`` (default: both under ``root``).
 
     ``result(kind, config, compute)`` returns the saved result of an identical configuration or computes,
-    saves (atomically) and returns it; ``directory(kind, config)`` is a folder for a model whose
-    ``study_config.json`` records the configuration that made it.
+    saves (atomically) and returns it; ``has(kind, config)`` says whether it is saved; ``directory(kind,
+    config)`` is a folder for a model whose ``study_config.json`` records the configuration that made it.
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, models_root: Path | None = None):
         self.root = Path(root)
+        self.models_root = Path(models_root) if models_root is not None else self.root
+
+    def _saved(self, kind: str, config: dict) -> dict | None:
+        saved = read_json(self.root / kind / f"{config_hash(config)}.json")
+        return saved if saved and saved.get("config") == to_jsonable(config) else None
+
+    def has(self, kind: str, config: dict) -> bool:
+        return self._saved(kind, config) is not None
 
     def result(self, kind: str, config: dict, compute: Callable[[], dict]) -> dict:
         path = self.root / kind / f"{config_hash(config)}.json"
-        saved = read_json(path)
-        if saved and saved.get("config") == to_jsonable(config):
+        saved = self._saved(kind, config)
+        if saved:
             return {**saved["result"], "cached": True}
         t0 = time.perf_counter()
         result = compute()
@@ -131,7 +141,7 @@ class Cache:
         return result
 
     def directory(self, kind: str, config: dict) -> Path:
-        d = self.root / kind / config_hash(config)
+        d = self.models_root / kind / config_hash(config)
         saved = read_json(d / "study_config.json")
         if saved is not None and saved != to_jsonable(config):
             shutil.rmtree(d)  # a hash collision with another configuration: never reuse it

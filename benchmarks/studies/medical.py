@@ -17,8 +17,10 @@ exactly as a user would, step chosen on validation (early stopping), scored once
 * ``synthetic`` = the share (0, 0.25 or 0.5) with the best validation score, derived from the arms above without
   retraining and reported with how often share 0 was chosen; ``synthetic_only_cas`` (train on synthetic only).
 
-Every artefact is cached under ``runs/studies/`` by a hash of its full configuration: a rerun resumes, and a
-changed setting retrains. Reports: ``benchmarks/results/medical_<study>.{md,json,png}`` and the study's records in
+Every artefact is cached by a hash of its full configuration -- per-arm results under
+``benchmarks/results/cache/`` (committed), generators under ``runs/studies/`` -- so a rerun resumes (a generator
+is retrained only if an arm that needs it is missing) and a changed setting retrains.
+Reports: ``benchmarks/results/medical_<study>.{md,json,png}`` and the study's records in
 ``benchmarks/results/headline.json``. ``--quick`` (breast, seeds 0 1, a few steps) writes under
 ``runs/studies_quick/`` and is run by the tests.
 """
@@ -124,14 +126,16 @@ def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, only: 
     out: dict[str, dict] = {}
 
     def arm(name, spec, synthetic=None, classical=None):
-        r = cache.result("arms", {**arm_cfg, "arm": name, "spec": spec, "generator": gen_key},
+        key = gen_key if spec["extra"] == "gan" else None  # arms without a generator do not depend on it
+        r = cache.result("arms", {**arm_cfg, "arm": name, "spec": spec, "generator": key},
                          lambda: run_arm(name, train, val, test, synthetic=synthetic, ratio=spec["ratio"],
                                          classical=classical, seed=seed, device="cpu", **clf))
         print(f"[{study} seed {seed}] {name:34s} AUC {r['test_auc']:.4f} bal.acc {r['test_balanced_accuracy']:.4f}"
               f" best step {r['best_step']}/{r['max_steps']}{' (cached)' if r.get('cached') else ''}", flush=True)
         return r
 
-    gen_key = None
+    gen_cfg = {**data_cfg, "gan_steps": cfg["gan_steps"], "cgan": CGANConfig().__dict__}
+    gen_key = H.config_hash(gen_cfg)
     for name, spec in specs.items():
         if spec["extra"] is None:
             out[name] = arm(name, spec, classical=spec["classical"])
@@ -141,39 +145,46 @@ def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, only: 
     for name, spec in specs.items():
         if spec["extra"] == "copies":
             out[name] = arm(name, spec, synthetic=real_copies(train, need))
-    if not any(s["extra"] == "gan" for s in specs.values()):
+    gan_specs = {a: s for a, s in specs.items() if s["extra"] == "gan"}
+    if not gan_specs:
         return out
-    gen_cfg = {**data_cfg, "gan_steps": cfg["gan_steps"], "cgan": CGANConfig().__dict__}
-    gen_key = H.config_hash(gen_cfg)
-    gen = train_generator(cache, train, gen_cfg, seed)
-    t0 = time.perf_counter()
-    pool = SyntheticDataset(gen, per_class=dict(enumerate(need.tolist())), seed=10_000 + seed)
-    print(f"[{study} seed {seed}] cGAN {cfg['gan_steps']} steps ready; pool {pool.class_counts()} "
-          f"({time.perf_counter() - t0:.1f} s)", flush=True)
     kinds = [k for k in CLASSICAL if f"classical_{k}" in out]
     best_kind = max(kinds, key=lambda k: (out[f"classical_{k}"]["val_score"], -kinds.index(k))) if kinds else None
-    for name, spec in specs.items():
-        if spec["extra"] == "gan":
-            classical = best_kind if spec["classical"] == "best" else spec["classical"]
-            out[name] = {**arm(name, {**spec, "classical": classical}, synthetic=pool, classical=classical),
-                         **({"classical_kind_chosen_on_val": classical} if spec["classical"] == "best" else {})}
+    gan_specs = {a: {**s, "classical": best_kind if s["classical"] == "best" else s["classical"]}
+                 for a, s in gan_specs.items()}
+    cas_cfg = {**arm_cfg, "generator": gen_key}
+    eval_cfg = {**data_cfg, "generator": gen_key, "encoder_steps": QUICK["encoder_steps"] if quick else 1500}
+    figure = None if figs is None else Path(f"{figs}_real_vs_synthetic.png")
+    todo = ([a for a, s in gan_specs.items()
+             if not cache.has("arms", {**arm_cfg, "arm": a, "spec": s, "generator": gen_key})]
+            + ([] if only is not None or (cache.has("cas", cas_cfg) and cache.has("generator_eval", eval_cfg)
+                                          and (figure is None or figure.is_file())) else ["cas/eval/figure"]))
+    pool = None
+    if todo:  # the generator is needed (trained, or loaded from runs/studies/) only for what is not cached
+        gen = train_generator(cache, train, gen_cfg, seed)
+        t0 = time.perf_counter()
+        pool = SyntheticDataset(gen, per_class=dict(enumerate(need.tolist())), seed=10_000 + seed)
+        print(f"[{study} seed {seed}] cGAN {cfg['gan_steps']} steps ready; pool {pool.class_counts()} "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    for name, spec in gan_specs.items():
+        out[name] = arm(name, spec, synthetic=pool, classical=spec["classical"])
+        if specs[name]["classical"] == "best":
+            out[name]["classical_kind_chosen_on_val"] = spec["classical"]
     if only is None:
-        c = cache.result("cas", {**arm_cfg, "generator": gen_key},
+        c = cache.result("cas", cas_cfg,
                          lambda: cas(pool.images, pool.labels, val, test, seed=seed, device="cpu", **clf))
         out["synthetic_only_cas"] = {"arm": "synthetic_only_cas", "seed": seed, "test_auc": c["cas_auc"],
                                      "test_accuracy": c["cas_accuracy"],
                                      "test_balanced_accuracy": c["cas_balanced_accuracy"], "val_score": c["val_score"],
                                      "best_in_last_10pct": c["best_in_last_10pct"], "seconds": c["seconds"]}
-        out["_generator_eval"] = cache.result("generator_eval", {**data_cfg, "generator": gen_key,
-                                                                 "encoder_steps": QUICK["encoder_steps"] if quick
-                                                                 else 1500},
+        out["_generator_eval"] = cache.result("generator_eval", eval_cfg,
                                               lambda: generator_eval(train, val, pool, seed, quick))
-        if figs is not None:
+        if figure is not None and pool is not None:
             imgs, labels = [], []
             for k, cname in enumerate(train.class_names):
                 imgs += [train.images[train.labels == k][:8], pool.images[pool.labels == k][:8]]
                 labels += [f"real {cname}", f"synthetic {cname}"]
-            save_grid(torch.cat(imgs), f"{figs}_real_vs_synthetic.png", nrow=8, row_labels=labels,
+            save_grid(torch.cat(imgs), figure, nrow=8, row_labels=labels,
                       title=f"{study} seed {seed}, cGAN {cfg['gan_steps']} steps")
     print(f"[{study} seed {seed}] done ({time.perf_counter() - t_seed:.0f} s this run)", flush=True)
     return out
@@ -327,7 +338,8 @@ def main(argv=None) -> int:
         cache = H.Cache(results_dir)
     else:
         seeds = args.seeds or [0, 1, 2, 3, 4]
-        cache, results_dir = H.Cache(args.runs_dir or H.RUNS), H.RESULTS
+        cache = H.Cache(H.RESULT_CACHE, args.runs_dir or H.RUNS)
+        results_dir = H.RESULTS
     clf = classifier_settings(args.arch, args.quick)
     only = None if args.arch == "small_cnn" else ["real_only", "synthetic@0.25", "synthetic_balance"]
     suffix = "" if args.arch == "small_cnn" else f"_{args.arch}"
