@@ -311,3 +311,64 @@ def test_mixed_under_dataloader_with_two_workers(gen_dir, real):
     batch = next(iter(DataLoader(mix, batch_size=80, num_workers=2)))
     want = torch.stack([plain[i][0].flip(-1) for i in range(80)])
     assert torch.allclose(batch[0], want, atol=1e-6, rtol=0)
+
+
+# --- filtering and weighting ------------------------------------------------------------------------------
+class _ByBrightness(torch.nn.Module):
+    """A 'classifier' that calls an image class 1 when its mean is above 0 (confidently)."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([-10 * m, 10 * m], dim=1)
+
+
+def test_sample_filter_confidence_and_distance():
+    from synthaug.augment import SampleFilter
+
+    bright, dark = torch.full((4, 1, 8, 8), 0.5), torch.full((4, 1, 8, 8), -0.5)
+    images, labels = torch.cat([bright, dark]), torch.tensor([1, 1, 1, 1, 1, 1, 0, 0])
+    keep = SampleFilter(_ByBrightness(), min_confidence=0.9)(images, labels)
+    assert keep.tolist() == [True] * 4 + [False, False, True, True]
+    ref = (torch.cat([bright + 0.01 * torch.arange(4).view(4, 1, 1, 1), dark]), torch.tensor([1] * 4 + [0] * 4))
+    f = SampleFilter(encoder=lambda x: x.flatten(1), reference=ref, quantile=1.0)
+    far = torch.full((1, 1, 8, 8), 0.99)
+    mask = f(torch.cat([bright[:1], far]), torch.tensor([1, 1]))
+    assert mask.tolist() == [True, False] and f.last_report[1]["dropped_atypical"] == 1
+    with pytest.raises(ValueError, match="classifier / encoder"):
+        SampleFilter()
+    with pytest.raises(ValueError, match="encoder / reference"):
+        SampleFilter(encoder=lambda x: x.flatten(1))
+
+
+def test_synthetic_dataset_keep_replaces_rejected_samples(gen_dir):
+    calls = []
+
+    def keep_even_pixels(x, y):  # a deterministic, content-based filter that rejects about half
+        calls.append(len(y))
+        return (x.flatten(1).sum(1) * 1000).long() % 2 == 0
+
+    syn = SyntheticDataset(gen_dir, per_class={"a": 6, "b": 4}, seed=3, keep=keep_even_pixels)
+    assert syn.class_counts() == {"a": 6, "b": 4} and len(calls) >= 2
+    assert bool(keep_even_pixels(syn.images, syn.labels).all())
+    rep = syn.filter_report
+    assert rep["a"]["kept"] == 6 and rep["a"]["generated"] >= 6 and 0 < rep["a"]["kept_fraction"] <= 1
+    again = SyntheticDataset(gen_dir, per_class={"a": 6, "b": 4}, seed=3, keep=keep_even_pixels)
+    assert torch.equal(again.images, syn.images)
+    with pytest.warns(UserWarning, match="short"):
+        none = SyntheticDataset(gen_dir, per_class={"a": 3, "b": 0}, seed=3, keep=lambda x, y: torch.zeros(len(y),
+                                dtype=torch.bool), max_draws=2)
+    assert len(none) == 0 and none.filter_report["a"]["kept"] == 0
+    with pytest.raises(ValueError, match="keep"):
+        SyntheticDataset(gen_dir, n=4, mode="on_the_fly", keep=keep_even_pixels)
+
+
+def test_weighted_cross_entropy_matches_a_hand_computation():
+    from synthaug.augment import weighted_cross_entropy
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    y = torch.tensor([0, 0, 1])
+    per = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    got = weighted_cross_entropy(logits, y, torch.tensor([False, True, True]), 0.5)
+    assert got.item() == pytest.approx(((per[0] + 0.5 * per[1] + 0.5 * per[2]) / 2.0).item())
+    assert weighted_cross_entropy(logits, y, torch.zeros(3, dtype=torch.bool), 0.5).item() == \
+        pytest.approx(per.mean().item())

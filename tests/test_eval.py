@@ -39,6 +39,7 @@ from synthaug.eval import (
     run_arms,
     score_arm,
     summarise,
+    train_arm,
     train_classifier,
 )
 
@@ -441,3 +442,16 @@ def test_paired_test_is_not_fooled_by_float_noise():
     assert paired_test([0.1 + 0.2, 0.7], [0.3, 0.7])["n_zero"] == 2
     constant_shift = paired_test([0.675, 0.6875, 0.7], [0.6625, 0.675, 0.6875])
     assert math.isnan(constant_shift["p_value"]) and constant_shift["mean_diff"] == pytest.approx(0.0125)
+
+
+def test_two_stage_arm_fine_tunes_on_real_only():
+    train, val, test = toy_set(32, 0), toy_set(16, 1), toy_set(16, 2)
+    pool = toy_set(64, 3)
+    kw = dict(max_steps=4, eval_every=2, width=8, seed=0)
+    model, info, ts = train_arm(train, val, synthetic=pool, ratio=0.5, finetune_steps=4, **kw)
+    assert info["stage1"]["n_synthetic"] == 32 and info["finetune_steps"] == 4
+    assert info["n_train"] == 32 and info["n_synthetic"] == 32  # stage 2 saw the real images only
+    row = score_arm("two_stage", model, info, ts, test, seed=0, ratio=0.5)
+    assert row["stage1"]["best_val"] == info["stage1"]["best_val"] and row["n_real"] == 32
+    _, plain, _ = train_arm(train, val, synthetic=pool, ratio=0.5, **kw)
+    assert plain["best_val"] == info["stage1"]["best_val"]  # stage 1 is the plain mixed arm

@@ -3,6 +3,8 @@
 * :class:`SyntheticDataset` -- samples of a class-conditional generator as a torch ``Dataset``
   (generated once in memory, or on the fly and deterministic per index; sharded to disk).
 * :class:`MixedDataset` -- real + synthetic at a stated share, or synthetic top-up to balance classes.
+* :class:`SampleFilter` -- keep synthetic samples a real-trained classifier / encoder finds typical of their
+  class; :func:`weighted_cross_entropy` -- synthetic items weigh less in the loss.
 * Translator transforms applied with a probability: :class:`GANTransform` (torchvision v2),
   :class:`GANTranslate` (albumentations), :class:`RandGANTranslate` / :class:`RandGANTranslated` (MONAI).
 
@@ -17,6 +19,8 @@ import importlib
 _EXPORTS = {
     "SyntheticDataset": "datasets",
     "MixedDataset": "mixed",
+    "SampleFilter": "filtering",
+    "weighted_cross_entropy": "filtering",
     "ModelHandle": "handle",
     "to_model_range": "handle",
     "reseed_transform": "handle",

@@ -83,6 +83,11 @@ class SyntheticDataset(Dataset):
         reference: the real training images the guard compares with: an
             :class:`~synthaug.data.ImageDataset` or a float ``(N, C, H, W)`` tensor in [-1, 1] of the
             generator's channels and size (at least 2 images). Required with ``drop_near_copies``.
+        keep: ``"memory"`` mode only: a callable ``keep(images, labels) -> bool mask`` (e.g.
+            :class:`~synthaug.augment.SampleFilter`); rejected samples are replaced by new ones drawn with
+            derived seeds until every class has its count (at most ``max_draws`` times the requested number
+            are generated; a class still short is then left short, with a warning). ``filter_report`` holds
+            per class the numbers generated and kept and the kept fraction.
     """
 
     #: samples removed by the memorisation guard (0 when it is off, and for sets reopened from shards)
@@ -92,7 +97,8 @@ class SyntheticDataset(Dataset):
     def __init__(self, generator, n: int | None = None, per_class: int | Mapping | None = None, seed: int = 0,
                  mode: str = "memory", truncation: float = 1.0, batch_size: int = 256,
                  transform: Callable | None = None, cache_blocks: int = 0, device=None,
-                 drop_near_copies: float | None = None, reference=None):
+                 drop_near_copies: float | None = None, reference=None, keep: Callable | None = None,
+                 max_draws: int = 20):
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {list(MODES)}, found {mode!r}")
         self._handle = (generator if isinstance(generator, ModelHandle)
@@ -114,10 +120,16 @@ class SyntheticDataset(Dataset):
         self.labels = _layout_labels(_class_counts(n, per_class, self.class_names))
         self.mode = mode
         reference_images = self._check_guard(drop_near_copies, reference, mode)
+        if keep is not None and (mode != "memory" or not callable(keep)):
+            raise ValueError(f"keep: expected a callable filter with mode='memory', found "
+                             f"{type(keep).__name__} with mode={mode!r}")
+        self.filter_report: dict[str, dict] | None = None
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self.images: torch.Tensor | None = None
         if mode == "memory":
             self.images = self._generate_range(0, len(self.labels), self._handle.get())
+            if keep is not None:
+                self._apply_filter(keep, _check_int("max_draws", max_draws, 1))
             if self._handle.path is not None:
                 self._handle._model = None  # weights are no longer needed in this process
             if reference_images is not None:
@@ -170,6 +182,46 @@ class SyntheticDataset(Dataset):
             warnings.warn(f"SyntheticDataset: dropped {n_dropped} of {n} generated samples as near-copies of the "
                           f"reference (training) images (nearest-real distance ratio < {self.drop_near_copies:.3g}); "
                           f"{len(self.labels)} remain", stacklevel=3)
+
+    def _apply_filter(self, keep: Callable, max_draws: int) -> None:
+        """Keep what ``keep`` accepts; replace the rest with fresh samples, class by class, deterministically."""
+        import warnings
+
+        c = self.num_classes
+        want = torch.bincount(self.labels, minlength=c)
+        got_x, got_y = [], []
+        have = torch.zeros(c, dtype=torch.int64)
+        generated = torch.zeros(c, dtype=torch.int64)
+        x, y, draw = self.images, self.labels, 0
+        model = self._handle.get()
+        while True:
+            mask = torch.as_tensor(keep(x, y)).bool().reshape(-1)
+            if len(mask) != len(y):
+                raise ValueError(f"keep: expected one bool per sample ({len(y)}), found {len(mask)}")
+            generated += torch.bincount(y, minlength=c)
+            for k in range(c):
+                idx = torch.nonzero(mask & (y == k)).flatten()[: int(want[k] - have[k])]
+                got_x.append(x[idx])
+                got_y.append(y[idx])
+                have[k] += len(idx)
+            short = (want - have).clamp_min(0)
+            draw += 1
+            if int(short.sum()) == 0 or int(generated.sum()) >= max_draws * int(want.sum()):
+                break
+            rate = (have.float() / generated.clamp_min(1).float()).clamp_min(0.05)
+            ask = torch.ceil(short.float() / rate).long() * (short > 0)
+            y = _layout_labels(ask.tolist())
+            x, _ = model.sample(len(y), labels=y, truncation=self.truncation, seed=_block_seed(self.seed, 2**40 + draw),
+                                batch_size=self.batch_size)
+        order = torch.argsort(torch.cat(got_y), stable=True)
+        self.images, self.labels = torch.cat(got_x)[order].contiguous(), torch.cat(got_y)[order].contiguous()
+        self.filter_report = {
+            name: {"requested": int(want[k]), "generated": int(generated[k]), "kept": int(have[k]),
+                   "kept_fraction": float(have[k]) / max(int(generated[k]), 1)}
+            for k, name in enumerate(self.class_names)}
+        if int((want - have).sum()):
+            warnings.warn(f"SyntheticDataset: the filter left classes short after generating {max_draws}x the "
+                          f"requested number: {self.filter_report}", stacklevel=3)
 
     # --- properties ---------------------------------------------------------------------------------
     @property
@@ -333,7 +385,7 @@ class SyntheticDataset(Dataset):
         ds.model_config = dict(source or {"source": "tensors"})
         ds.seed, ds.batch_size, ds.truncation, ds.cache_blocks = 0, 256, 1.0, 0
         ds.transform, ds.mode, ds._cache = transform, "memory", OrderedDict()
-        ds.labels, ds.images = lab.contiguous(), images.float().contiguous()
+        ds.labels, ds.images, ds.filter_report = lab.contiguous(), images.float().contiguous(), None
         return ds
 
     def __repr__(self) -> str:

@@ -38,13 +38,17 @@ class MixedDataset(Dataset):
     (float CHW in [-1, 1]; PIL and uint8 are scaled automatically; float [0, 1] needs
     ``real_transform=to_model_range``) or of dicts (MONAI) read through ``image_key`` / ``label_key``.
     ``transform`` is applied to every item's image (real and synthetic alike). ``check`` compares the real
-    data's image size, channels and number of classes with the generator's.
+    data's image size, channels and number of classes with the generator's. ``keep`` (with a generator): a
+    sample filter such as :class:`~synthaug.augment.SampleFilter`; the synthetic samples are then generated
+    in memory and rejected ones replaced (see ``SyntheticDataset(keep=...)``; the counts per class are in
+    ``self.synthetic.filter_report``). With ``return_source=True`` items carry ``is_synthetic``, for loss
+    weighting (:func:`~synthaug.augment.weighted_cross_entropy`).
     """
 
     def __init__(self, real, synthetic, ratio: float | None = None, balance_classes: bool = False, seed: int = 0,
                  check: bool = True, return_source: bool = False, transform: Callable | None = None,
                  real_transform: Callable | None = None, image_key: str = "image", label_key: str = "label",
-                 class_mix: str = "real"):
+                 class_mix: str = "real", keep: Callable | None = None):
         if ratio is not None and balance_classes:
             raise ValueError(f"ratio / balance_classes: expected exactly one of them, found ratio={ratio!r} "
                              f"and balance_classes=True")
@@ -91,10 +95,14 @@ class MixedDataset(Dataset):
         counts = synthetic_counts(real_labels.numpy(), len(self.class_names), ratio=ratio,
                                   balance=self.balance_classes, class_mix=class_mix)
         if isinstance(synthetic, SyntheticDataset):
+            if keep is not None:
+                raise ValueError("keep: expected a generator to filter its samples, found a SyntheticDataset; "
+                                 "build it with SyntheticDataset(..., keep=...) instead")
             self.synthetic = synthetic
             index = pick_synthetic(synthetic.labels.numpy(), counts, self.seed, synthetic.class_names)
         else:
-            self.synthetic = SyntheticDataset(target, seed=self.seed, mode="on_the_fly",
+            mode = "on_the_fly" if keep is None else "memory"
+            self.synthetic = SyntheticDataset(target, seed=self.seed, mode=mode, keep=keep,
                                               per_class=dict(enumerate(counts.tolist())))
             index = np.arange(len(self.synthetic))
         self.synthetic_index = torch.as_tensor(index, dtype=torch.int64)

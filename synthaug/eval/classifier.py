@@ -21,6 +21,7 @@ from sklearn import metrics as skm
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 
+from ..augment.filtering import weighted_cross_entropy
 from ..utils import ema_with_warmup, get_device, seed_everything
 
 __all__ = [
@@ -344,7 +345,8 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
                      batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
                      transform: Callable | None = None, seed: int = 0, device=None, select_on: str = "auc",
                      width: int = 32, num_classes: int | None = None, synthetic_weight: float = 1.0,
-                     ema_decay: float | None = None, progress: bool = False) -> tuple[nn.Module, dict]:
+                     ema_decay: float | None = None, init_state: dict | None = None,
+                     progress: bool = False) -> tuple[nn.Module, dict]:
     """Train a classifier for up to ``max_steps`` optimiser steps, stopping early on validation, and keep the
     weights of the evaluation with the best validation ``select_on``.
 
@@ -357,7 +359,8 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     lower loss; ties keep the earlier step); with ``val_ds=None`` the last step is kept. Items flagged
     ``is_synthetic`` weigh ``synthetic_weight`` in the loss. With ``ema_decay`` (e.g. 0.99) an exponential
     moving average of the weights (with a warm-up, :func:`~synthaug.utils.ema_with_warmup`) is what gets
-    evaluated, selected and returned. Deterministic under ``seed`` on CPU.
+    evaluated, selected and returned. ``init_state``: a state dict of the same architecture to start from
+    (fine-tuning). Deterministic under ``seed`` on CPU.
 
     Returns ``(model, info)``; ``info`` holds ``best_step``, ``best_epoch`` (1-based, epochs of the training
     set), ``best_val``, ``steps_run``, ``stopped_early``, ``best_in_last_10pct`` (the selected step is in the
@@ -389,6 +392,8 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     device = get_device(device)
     seed_everything(seed)
     model = build_classifier(arch, img0.shape[0], k, int(img0.shape[-1]), width=width).to(device)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(max_steps))
     ema = (AveragedModel(model, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True)
@@ -413,13 +418,11 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
             if transform is not None:
                 x = transform(x)
             x, y = x.to(device), y.to(device)
-            losses = F.cross_entropy(model(x), y, reduction="none")
+            logits = model(x)
             if syn is not None and synthetic_weight != 1.0:
-                w = torch.where(torch.as_tensor(syn, device=device).bool().flatten(),
-                                torch.tensor(float(synthetic_weight), device=device), torch.tensor(1.0, device=device))
-                loss = (losses * w).sum() / w.sum().clamp_min(1e-12)
+                loss = weighted_cross_entropy(logits, y, syn, synthetic_weight)
             else:
-                loss = losses.mean()
+                loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

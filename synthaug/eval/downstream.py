@@ -110,12 +110,13 @@ def real_copies(real_train, counts) -> SyntheticDataset:
 
 
 def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, seed: int = 0,
-                       class_mix: str = "real") -> Dataset:
+                       class_mix: str = "real", keep=None) -> Dataset:
     """The training set of an arm, built exactly as a user would: ``real_train`` alone (ratio 0) or
     ``MixedDataset(real_train, synthetic, ratio=..., class_mix=..., seed=seed, return_source=True)``; items
     ``(image, label, is_synthetic)``. ``ratio="balance"`` tops every class up to the largest real class.
     ``synthetic``: a generator (model or path), a :class:`SyntheticDataset` or in-memory (images, labels).
-    Which samples, and how many per class, is decided by :mod:`synthaug.augment.plan`."""
+    Which samples, and how many per class, is decided by :mod:`synthaug.augment.plan`. ``keep``: a sample
+    filter for a generator (see ``MixedDataset``)."""
     ratio = _check_ratio(ratio)
     if synthetic is None:
         if ratio != 0.0:
@@ -125,7 +126,7 @@ def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, see
     if not isinstance(synthetic, (str, Path, GeneratorModel)):
         synthetic = as_synthetic_dataset(synthetic, _class_names(real_train, k))
     kw = {"balance_classes": True} if ratio == "balance" else {"ratio": ratio, "class_mix": class_mix}
-    return MixedDataset(real_train, synthetic, seed=seed, return_source=True, **kw)
+    return MixedDataset(real_train, synthetic, seed=seed, return_source=True, keep=keep, **kw)
 
 
 def _transform(classical):
@@ -162,19 +163,35 @@ def score_arm(arm: str, model, info: dict, train_set, test, *, seed: int, ratio=
             "best_epoch": info["best_epoch"], "steps_run": info["steps_run"], "stopped_early": info["stopped_early"],
             "best_in_last_10pct": info["best_in_last_10pct"], "select_on": sel, "val_score": info["best_val"],
             f"val_{sel}": info["best_val"], "synthetic_weight": info["synthetic_weight"],
+            **({"stage1": info["stage1"]} if "stage1" in info else {}),
+            **({"filter_report": report} if (report := getattr(getattr(train_set, "synthetic", None),
+                                                                  "filter_report", None)) else {}),
             **{f"test_{k}": m[k] for k in ("accuracy", "balanced_accuracy", "auc", "loss", "per_class_recall")},
             "n_test": m["n"], "seconds": round(seconds if seconds is not None else info["seconds"], 2)}
 
 
 def train_arm(real_train, val, *, synthetic=None, ratio: float | str = 0.0, classical=None, seed: int = 0,
-              class_mix: str = "real", device=None, num_classes: int | None = None, **train_kw):
+              class_mix: str = "real", device=None, num_classes: int | None = None, keep=None,
+              finetune_steps: int = 0, finetune_lr: float | None = None, **train_kw):
     """Train one arm (no test data involved): ``(model, info, train_set)``. ``train_kw`` go to
-    :func:`train_classifier` over :data:`TRAIN_DEFAULTS`."""
-    train_set = mixed_training_set(real_train, synthetic, ratio, seed, class_mix)
+    :func:`train_classifier` over :data:`TRAIN_DEFAULTS` (``synthetic_weight`` < 1 down-weights synthetic
+    items). ``keep``: a sample filter applied when ``synthetic`` is a generator (``MixedDataset(keep=...)``).
+    ``finetune_steps`` > 0: two-stage training -- after the mixed set, fine-tune on the real data only
+    (learning rate ``finetune_lr``, default a tenth of the first stage's), again selected on validation;
+    ``info["stage1"]`` keeps the first stage's facts."""
+    train_set = mixed_training_set(real_train, synthetic, ratio, seed, class_mix, keep=keep)
     transform, _ = _transform(classical)
     kw = {**TRAIN_DEFAULTS, **train_kw}
-    model, info = train_classifier(train_set, val, transform=transform, seed=seed, device=device,
-                                   num_classes=num_classes or _num_classes(real_train, val), **kw)
+    k = num_classes or _num_classes(real_train, val)
+    model, info = train_classifier(train_set, val, transform=transform, seed=seed, device=device, num_classes=k,
+                                   **kw)
+    if finetune_steps:
+        stage1 = {key: info[key] for key in ("best_step", "best_val", "steps_run", "n_synthetic", "seconds")}
+        n_syn = info["n_synthetic"]
+        kw2 = {**kw, "max_steps": int(finetune_steps), "lr": finetune_lr or kw["lr"] / 10}
+        model, info = train_classifier(real_train, val, transform=transform, seed=seed, device=device,
+                                       num_classes=k, init_state=model.state_dict(), **kw2)
+        info = {**info, "stage1": stage1, "n_synthetic": n_syn, "finetune_steps": int(finetune_steps)}
     return model, info, train_set
 
 
