@@ -32,6 +32,7 @@ from synthaug.eval import (
     nearest_neighbour_panel,
     paired_test,
     precision_recall,
+    pseudo_label_arm,
     quick_gain,
     real_copies,
     resnet18_small,
@@ -455,3 +456,16 @@ def test_two_stage_arm_fine_tunes_on_real_only():
     assert row["stage1"]["best_val"] == info["stage1"]["best_val"] and row["n_real"] == 32
     _, plain, _ = train_arm(train, val, synthetic=pool, ratio=0.5, **kw)
     assert plain["best_val"] == info["stage1"]["best_val"]  # stage 1 is the plain mixed arm
+
+
+def test_pseudo_label_self_training():
+    train, val, test = toy_set(16, 0), toy_set(16, 1), toy_set(16, 2)
+    pool = toy_set(40, 5)
+    row = pseudo_label_arm("pseudo_label", train, pool.images, val, test, threshold=0.6, seed=0,
+                           true_labels=pool.labels, max_steps=30, eval_every=5, width=8, lr=3e-3, batch_size=16,
+                           select_on="loss")
+    assert row["n_real"] == 16 and 0 < row["n_pseudo"] <= 40 and sum(row["pseudo_per_class"]) == row["n_pseudo"]
+    assert row["pseudo_label_accuracy"] > 0.9  # the toy classes are separable
+    assert 0 <= row["test_auc"] <= 1
+    with pytest.raises(ValueError, match="threshold"):
+        pseudo_label_arm("x", train, pool.images, val, test, threshold=0.0)

@@ -25,7 +25,7 @@ from ..augment.datasets import SyntheticDataset
 from ..augment.mixed import MixedDataset
 from ..augment.plan import synthetic_counts
 from ..models import GeneratorModel
-from .classifier import CLASSICAL_KINDS, classical_augment, evaluate, train_classifier
+from .classifier import CLASSICAL_KINDS, classical_augment, evaluate, predict_proba, train_classifier
 from .stats import paired_test, summarise
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "train_arm",
     "score_arm",
     "run_arm",
+    "pseudo_label_arm",
     "choose_ratio",
     "cas",
     "quick_gain",
@@ -208,6 +209,44 @@ def run_arm(arm: str, real_train, val, test, *, synthetic=None, ratio: float | s
                                        seed=seed, class_mix=class_mix, device=device, **train_kw)
     return score_arm(arm, model, info, train_set, test, seed=seed, ratio=ratio,
                      classical_name=_transform(classical)[1], device=device, seconds=time.perf_counter() - t0)
+
+
+def pseudo_label_arm(arm: str, real_train, unlabelled, val, test, *, threshold: float = 0.9, seed: int = 0,
+                     classical=None, device=None, true_labels=None, **train_kw) -> dict:
+    """Self-training, the classifier-only semi-supervised baseline: train on ``real_train`` (step chosen on
+    ``val``), label the ``unlabelled`` images (float NCHW in [-1, 1]) whose top class probability is at least
+    ``threshold``, retrain from scratch on the labelled plus pseudo-labelled images, and score ``test`` once.
+    ``true_labels`` of the pool (optional, diagnostics only: never used for a choice) give the pseudo-labels'
+    accuracy. The row adds ``n_pseudo``, ``pseudo_per_class`` and ``pseudo_label_accuracy``."""
+    from ..data import ImageDataset
+
+    if not 0.0 < float(threshold) <= 1.0:
+        raise ValueError(f"threshold: expected a probability in (0, 1], found {threshold!r}")
+    images = unlabelled.images if hasattr(unlabelled, "images") else unlabelled
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        raise TypeError(f"unlabelled: expected float images (N, C, H, W) in [-1, 1], found "
+                        f"{type(unlabelled).__name__}")
+    t0 = time.perf_counter()
+    k = _num_classes(real_train, val)
+    teacher, _, _ = train_arm(real_train, val, classical=classical, seed=seed, device=device, num_classes=k,
+                              **train_kw)
+    proba, _ = predict_proba(teacher, TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), device)
+    conf, pseudo = proba.max(1), proba.argmax(1)
+    chosen = np.flatnonzero(conf >= float(threshold))
+    x, y = _pool(real_train, "real_train")
+    names = _class_names(real_train, k)
+    combined = ImageDataset(torch.cat([x, images[torch.from_numpy(chosen)]]),
+                            torch.cat([y, torch.from_numpy(pseudo[chosen]).long()]), names, name="labelled+pseudo")
+    model, info, train_set = train_arm(combined, val, classical=classical, seed=seed, device=device, num_classes=k,
+                                       **train_kw)
+    row = score_arm(arm, model, info, train_set, test, seed=seed, classical_name=_transform(classical)[1],
+                    device=device, seconds=time.perf_counter() - t0)
+    acc = None
+    if true_labels is not None and len(chosen):
+        acc = float((torch.as_tensor(true_labels).long().reshape(-1)[torch.from_numpy(chosen)]
+                     == torch.from_numpy(pseudo[chosen]).long()).float().mean())
+    return {**row, "n_real": len(x), "n_pseudo": int(len(chosen)), "threshold": float(threshold),
+            "pseudo_per_class": np.bincount(pseudo[chosen], minlength=k).tolist(), "pseudo_label_accuracy": acc}
 
 
 def choose_ratio(real_train, val, synthetic, ratios: Sequence[float] = (0, 0.25, 0.5, 0.75), *,
