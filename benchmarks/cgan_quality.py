@@ -33,22 +33,14 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import harness as H  # noqa: E402
 from benchmarks.studies.medical import (HARNESS_VERSION, QUICK, STUDIES, classifier_settings,  # noqa: E402
-                                        load_splits, train_generator)
+                                        generator_config, load_splits, train_generator)
 from synthaug.augment import SyntheticDataset  # noqa: E402
 from synthaug.eval import cas, distribution_metrics, mean_ci, memorization_audit, train_feature_encoder  # noqa: E402
-from synthaug.train.cgan import CGANConfig  # noqa: E402
 
 STUDY = "pneumonia10"
 DEFAULT_STEPS = 700
 ENCODER_STEPS = 1500
 KEYS = ("fid", "kid_mean", "precision", "recall", "density", "coverage")
-
-
-def generator_config(cfg: dict, seed: int, n_train: int) -> dict:
-    """The generator's cache key, built as ``benchmarks/studies/medical.py`` builds it: the same data, seed and
-    steps give the same cached generator."""
-    return {"harness": HARNESS_VERSION, "study_data": {k: cfg[k] for k in ("data", "fraction")}, "seed": seed,
-            "n_train": n_train, "gan_steps": cfg["gan_steps"], "cgan": CGANConfig().__dict__}
 
 
 def run_seed(seed: int, cfg: dict, clf: dict, encoder_steps: int, cache: H.Cache) -> dict:

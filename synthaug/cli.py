@@ -1,6 +1,7 @@
 """Command line: a thin layer over the Python API.
 
     synthaug train cgan --data breastmnist --out runs/breast --steps 3000
+    synthaug train cgan --data breastmnist --n-per-class 20 --unlabelled rest --out runs/semi
     synthaug sample runs/breast/model --n 200 --out synth/
     synthaug info runs/breast/model
 """
@@ -30,6 +31,51 @@ def load_training_data(data: str, split: str = "train", size: int | None = None,
         ds = sd.load_image_folder(path, size=size, channels=channels or 3)
         return ds.subsample(fraction=fraction, n_per_class=n_per_class, seed=seed) if (fraction or n_per_class) else ds
     raise FileNotFoundError(f"--data: expected 'breastmnist', an .npz file or an image folder, found {data!r}")
+
+
+def load_labelled_and_rest(data: str, split: str = "train", size: int | None = None, channels: int | None = None,
+                           fraction: float | None = None, n_per_class: int | None = None, seed: int = 0):
+    """``(labelled, rest)``: what :func:`load_training_data` returns, and the images of the same split it left
+    out (``--unlabelled rest``), as an :class:`~synthaug.data.ImageDataset` whose labels are to be ignored."""
+    from .data import stratified_indices
+
+    if fraction is None and n_per_class is None:
+        raise ValueError("--unlabelled: 'rest' means the --data images left out by --fraction or --n-per-class, "
+                         "found neither (every image is labelled)")
+    full = load_training_data(data, split=split, size=size, channels=channels)
+    keep = stratified_indices(full.labels, fraction, n_per_class, seed, class_names=full.class_names)
+    left = _indices_not_in(len(full), keep)
+    if len(left) == 0:
+        raise ValueError(f"--unlabelled: expected images left out of the labelled subset for 'rest', found none "
+                         f"(all {len(full)} are labelled)")
+    return full.subset(keep), full.subset(left)
+
+
+def _indices_not_in(n: int, keep):
+    """Indices in ``range(n)`` not in ``keep`` (int64, ascending)."""
+    import torch
+
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[torch.as_tensor(keep, dtype=torch.int64)] = False
+    return torch.nonzero(mask).flatten()
+
+
+def load_unlabelled(spec: str, like, split: str = "train", size: int | None = None, channels: int | None = None):
+    """Resolve ``--unlabelled`` (other than ``rest``): ``breastmnist`` (shipped; its ``split``), an ``.npz``
+    file (its ``split``; resized only with ``--size``), or an image folder (flat or class sub-folders, labels
+    ignored; read at ``--size`` or else the labelled images' size, with ``--channels`` or else theirs). ``like``
+    is the labelled dataset. Returns an :class:`~synthaug.data.ImageDataset` whose labels are to be ignored."""
+    from . import data as sd
+
+    if spec == "breastmnist":  # like --data breastmnist: never resized
+        return sd.load_breastmnist(split=split)
+    path = Path(spec)
+    if not (path.suffix == ".npz" and path.is_file()) and not path.is_dir():
+        raise FileNotFoundError(f"--unlabelled: expected 'rest', 'breastmnist', an .npz file or an image folder, "
+                                f"found {spec!r}")
+    if path.suffix == ".npz":
+        return load_domain(spec, size, like.channels, split=split)
+    return load_domain(spec, size or like.image_size[0], channels or like.channels)
 
 
 def _resized(ds, size: int | None):
@@ -81,16 +127,34 @@ def _train_cgan(args) -> int:
 
     init_distributed(args.device)  # a no-op unless started by torchrun
     seed_everything(args.seed)
-    data = load_training_data(args.data, split=args.split, size=args.size, channels=args.channels,
-                              fraction=args.fraction, n_per_class=args.n_per_class, seed=args.seed)
+    kw = dict(split=args.split, size=args.size, channels=args.channels, fraction=args.fraction,
+              n_per_class=args.n_per_class, seed=args.seed)
+    unlabelled = None
+    if args.unlabelled == "rest":
+        data, unlabelled = load_labelled_and_rest(args.data, **kw)
+    else:
+        data = load_training_data(args.data, **kw)
+        if args.unlabelled:
+            unlabelled = load_unlabelled(args.unlabelled, data, split=args.unlabelled_split, size=args.size,
+                                         channels=args.channels)
     print(data.summary())
+    if unlabelled is not None:
+        print(f"unlabelled: {len(unlabelled)} images {tuple(unlabelled.images.shape[1:])} from {args.unlabelled!r}")
+    elif args.pseudo_label_threshold is not None:
+        raise ValueError("--pseudo-label-threshold: needs --unlabelled (the pool to pseudo-label), found none")
     cfg = CGANConfig(generator=args.arch, loss=args.loss, batch_size=args.batch_size, lr_g=args.lr_g,
                      lr_d=args.lr_d, n_critic=args.n_critic, diffaug="" if args.no_diffaug else args.diffaug,
                      ada=args.ada, r1_gamma=args.r1, label_smoothing=args.label_smoothing,
                      ema_decay=args.ema_decay, sync_batchnorm=args.sync_batchnorm,
                      g_kwargs=json.loads(args.g_kwargs),
-                     d_kwargs=json.loads(args.d_kwargs))
-    recipe = CGANRecipe(data, cfg, device=args.device, seed=args.seed)
+                     d_kwargs=json.loads(args.d_kwargs), pseudo_label_threshold=args.pseudo_label_threshold,
+                     pseudo_label_classifier=json.loads(args.pseudo_label_classifier)
+                     if args.pseudo_label_classifier else None)
+    recipe = CGANRecipe(data, cfg, device=args.device, seed=args.seed, unlabelled=unlabelled)
+    semi = recipe.pseudo_label_summary()
+    if semi is not None and semi["pseudo_label_threshold"] is not None:
+        print(f"pseudo-labelled: {semi['n_pseudo_labelled']} of {semi['n_unlabelled']} unlabelled images at "
+              f"probability >= {semi['pseudo_label_threshold']} {semi['pseudo_labels_per_class']}")
     result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
                      log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
     _report(result)
@@ -255,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments")
     p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments")
     p.add_argument("--sync-batchnorm", action="store_true", help="under torchrun on CUDA: SyncBatchNorm")
+    p.add_argument("--unlabelled", default=None, metavar="PATH_OR_SPEC",
+                   help="semi-supervised: unlabelled images for the unconditional part of D. 'rest' (the --data "
+                        "images left out by --fraction/--n-per-class), 'breastmnist', an .npz file, or an image "
+                        "folder (flat or class folders; labels ignored; read at --size or the labelled size)")
+    p.add_argument("--unlabelled-split", default="train", help="split of 'breastmnist' / an .npz for --unlabelled")
+    p.add_argument("--pseudo-label-threshold", type=float, default=None,
+                   help="unlabelled images a classifier trained on the labelled set gives this probability or more "
+                        "join the conditional set with that class (default: off)")
+    p.add_argument("--pseudo-label-classifier", default=None,
+                   help="JSON dict overriding the pseudo-labelling classifier's settings (e.g. max_steps, width)")
     _add_common_train(p)
     p.set_defaults(func=_train_cgan)
 

@@ -98,6 +98,14 @@ def load_splits(cfg: dict, seed: int):
     return train, load_medmnist(path, "val"), load_medmnist(path, "test")
 
 
+def generator_config(cfg: dict, seed: int, n_train: int, cgan: CGANConfig | None = None) -> dict:
+    """The full configuration of a seed's generator (its cache key). Settings left at None are dropped, so a new
+    optional ``CGANConfig`` field does not invalidate generators trained before it existed."""
+    settings = {k: v for k, v in (cgan or CGANConfig()).__dict__.items() if v is not None}
+    return {"harness": HARNESS_VERSION, "study_data": {k: cfg[k] for k in ("data", "fraction")}, "seed": seed,
+            "n_train": n_train, "gan_steps": cfg["gan_steps"], "cgan": settings}
+
+
 def train_generator(cache: H.Cache, train, gen_cfg: dict, seed: int) -> GeneratorModel:
     run_dir = cache.directory("cgan", gen_cfg)
     model_dir = run_dir / "model"
@@ -134,7 +142,7 @@ def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, only: 
               f" best step {r['best_step']}/{r['max_steps']}{' (cached)' if r.get('cached') else ''}", flush=True)
         return r
 
-    gen_cfg = {**data_cfg, "gan_steps": cfg["gan_steps"], "cgan": CGANConfig().__dict__}
+    gen_cfg = generator_config(cfg, seed, len(train))
     gen_key = H.config_hash(gen_cfg)
     for name, spec in specs.items():
         if spec["extra"] is None:

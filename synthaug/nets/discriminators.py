@@ -94,6 +94,29 @@ class ProjectionDiscriminator(nn.Module):
         cls = self.classifier(h) if self.classifier is not None else None
         return adv, cls
 
+    def forward_parts(self, x: torch.Tensor, y: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The two terms of the adversarial logit, kept apart, and the class logits, from one pass.
+
+        Returns ``(unconditional (N,), projection (N,) or None, class logits (N, num_classes) or None)``:
+        ``unconditional = linear(h)`` models the marginal ratio ``log p(x) / q(x)`` and needs no label;
+        ``projection = <embed(y), h>`` models ``log p(y|x) / q(y|x)``; it is None without ``y`` or with
+        ``projection=False``. ``unconditional + projection`` is :meth:`forward`'s logit. Semi-supervised
+        training scores unlabelled real images with the unconditional term alone.
+        """
+        x = check_images_input(x, self.channels, self.image_size)
+        if y is not None:
+            y = check_labels(y, self.num_classes, x.shape[0])
+        h = self.features(x)
+        uncond = self.linear(h).squeeze(1)
+        proj = (self.embed(y) * h).sum(dim=1) if y is not None and self.embed is not None else None
+        cls = self.classifier(h) if self.classifier is not None else None
+        return uncond, proj, cls
+
+    def forward_unconditional(self, x: torch.Tensor) -> torch.Tensor:
+        """The label-free part of the adversarial logit (N,): ``linear(h)``, for images without a class."""
+        return self.forward_parts(x)[0]
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Adversarial logits (N,)."""
         return self.forward_with_class(x, y)[0]

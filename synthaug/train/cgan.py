@@ -1,9 +1,16 @@
-"""Conditional GAN recipe: class-conditional generator vs projection discriminator, for scarce data."""
+"""Conditional GAN recipe: class-conditional generator vs projection discriminator, for scarce data.
+
+Optionally semi-supervised: a pool of unlabelled images trains the discriminator's label-free term, and
+confident pseudo-labels can add some of them to the class-conditional set (see :class:`CGANRecipe`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import random
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
@@ -15,6 +22,13 @@ from .sampler import BatchSampler
 from ..utils import ema_with_warmup
 
 LOSSES = ("minimax", "nonsaturating", "hinge", "lsgan", "wgan")
+
+# The pseudo-labelling classifier: arguments of synthaug.eval.classifier.train_classifier, plus val_fraction
+# (a stratified share of the labelled images held out to pick the step with the lowest validation loss, so
+# the confidences come from a classifier that is not simply fitted to its training images).
+PSEUDO_LABEL_CLASSIFIER = {"arch": "small_cnn", "width": 16, "max_steps": 300, "batch_size": 64, "lr": 1e-3,
+                           "weight_decay": 1e-4, "patience": 5, "eval_every": None, "ema_decay": None,
+                           "val_fraction": 0.2}
 
 
 @dataclass
@@ -47,6 +61,11 @@ class CGANConfig:
     ema_decay: float = 0.999
     sync_batchnorm: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
     amp: bool = True
+    # semi-supervised (CGANRecipe(..., unlabelled=...)): unlabelled images whose pseudo-label probability is
+    # >= this join the class-conditional set (None: off); pseudo_label_classifier overrides entries of
+    # PSEUDO_LABEL_CLASSIFIER (None: those defaults)
+    pseudo_label_threshold: float | None = None
+    pseudo_label_classifier: dict | None = None
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -63,20 +82,164 @@ class CGANConfig:
             raise ValueError(f"ema_decay: expected a value in [0, 1), found {self.ema_decay}")
         if self.ac_weight > 0 and not self.d_kwargs.get("ac_head", False):
             raise ValueError("ac_weight > 0 needs an AC-GAN head: set d_kwargs={'ac_head': True}")
+        t = self.pseudo_label_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1):
+            raise ValueError(f"pseudo_label_threshold: expected None or a probability in (0, 1], found {t!r}")
+        opts = self.pseudo_label_classifier
+        if opts is not None:
+            if not isinstance(opts, dict):
+                raise TypeError(f"pseudo_label_classifier: expected None or a dict of classifier settings, found "
+                                f"{type(opts).__name__}")
+            unknown = sorted(set(opts) - set(PSEUDO_LABEL_CLASSIFIER))
+            if unknown:
+                raise ValueError(f"pseudo_label_classifier: expected keys among {sorted(PSEUDO_LABEL_CLASSIFIER)}, "
+                                 f"found unknown {unknown}")
+            vf = opts.get("val_fraction", 0.0)
+            if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
+                raise ValueError(f"pseudo_label_classifier: expected val_fraction in [0, 1), found {vf!r}")
+
+
+class PseudoLabels:
+    """The pseudo-labelling classifier's verdict on every unlabelled image: top probability and class.
+
+    Saved in the checkpoint (``extras["pseudo_labels"]``), so a resumed run trains on exactly the pseudo-labels
+    of the run it continues, whatever a re-trained classifier would say on another device.
+    """
+
+    def __init__(self, n: int):
+        self.n = int(n)
+        self.confidence = torch.zeros(self.n, dtype=torch.float64)
+        self.predicted = torch.zeros(self.n, dtype=torch.int64)
+
+    def selected(self, threshold: float) -> torch.Tensor:
+        """Indices (int64) of the unlabelled images whose top probability is >= ``threshold``."""
+        return torch.nonzero(self.confidence >= threshold).flatten()
+
+    def state_dict(self) -> dict:
+        return {"confidence": self.confidence.clone(), "predicted": self.predicted.clone(), "n": self.n}
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["n"]) != self.n:
+            raise ValueError(f"checkpoint: expected pseudo-labels for {self.n} unlabelled images, found them for "
+                             f"{state['n']} (was the unlabelled pool changed?)")
+        self.confidence = state["confidence"].clone().to(torch.float64)
+        self.predicted = state["predicted"].clone().to(torch.int64)
+
+
+def train_pseudo_labeller(data, options: dict, seed: int, device) -> torch.nn.Module:
+    """Train the classifier that pseudo-labels the unlabelled pool (deterministic under ``seed`` on CPU).
+
+    ``data`` is the labelled :class:`~synthaug.data.ImageDataset`; ``options`` are
+    :data:`PSEUDO_LABEL_CLASSIFIER`'s entries. With ``val_fraction`` > 0 and every class present in the held-out
+    part, the step with the lowest validation loss is kept; otherwise the last step. Returns the model in eval
+    mode (its class logits are read by the recipe).
+    """
+    from ..data import stratified_indices
+    from ..eval.classifier import train_classifier
+
+    opts = dict(options)
+    val_fraction = float(opts.pop("val_fraction"))
+    train_ds, val_ds = data, None
+    if val_fraction > 0:
+        keep = stratified_indices(data.labels, fraction=1 - val_fraction, seed=seed, class_names=data.class_names)
+        rest = torch.ones(len(data), dtype=torch.bool)
+        rest[keep] = False
+        held = torch.nonzero(rest).flatten()
+        if len(held) and len(torch.unique(data.labels[held])) == data.num_classes:
+            train_ds, val_ds = data.subset(keep), data.subset(held)
+    opts["batch_size"] = min(int(opts["batch_size"]), len(train_ds))
+    model, _ = train_classifier(train_ds, val_ds, seed=seed, device=device, num_classes=data.num_classes,
+                                select_on="loss", **opts)
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _global_rng_kept():
+    """Restore python's, numpy's and torch's global RNG states afterwards (train_classifier reseeds them)."""
+    py, npy = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+
+
+def _unlabelled_images(unlabelled, like: torch.Tensor) -> torch.Tensor:
+    """The unlabelled pool as a float32 (N, C, H, W) CPU tensor shaped like the labelled images ``like``."""
+    from ..data import ImageDataset, validate_images
+
+    if isinstance(unlabelled, ImageDataset):
+        x = unlabelled.images
+    elif isinstance(unlabelled, torch.Tensor):
+        x = validate_images(unlabelled, name="unlabelled")
+    else:
+        raise TypeError(f"unlabelled: expected an ImageDataset (its labels are ignored) or a float tensor "
+                        f"(N, C, H, W) in [-1, 1], found {type(unlabelled).__name__}")
+    if x.shape[1] != like.shape[1]:
+        raise ValueError(f"unlabelled: expected {like.shape[1]} channel(s) like the labelled data, found "
+                         f"{x.shape[1]} (shape {tuple(x.shape)})")
+    if tuple(x.shape[-2:]) != tuple(like.shape[-2:]):
+        raise ValueError(f"unlabelled: expected {like.shape[-2]}x{like.shape[-1]} images like the labelled data, "
+                         f"found {x.shape[-2]}x{x.shape[-1]} (resize them first; nothing is resized silently)")
+    return x.detach().to("cpu", torch.float32)
 
 
 class CGANRecipe(Recipe):
-    """Train a class-conditional generator on an :class:`~synthaug.data.ImageDataset`."""
+    """Train a class-conditional generator on an :class:`~synthaug.data.ImageDataset`.
+
+    **Semi-supervised** (``unlabelled`` given: an ImageDataset whose labels are ignored, or a float tensor
+    (N, C, H, W) in [-1, 1], same channels and size as ``data``). The projection discriminator's logit is
+    ``psi(h) + <embed(y), h>``: by Miyato & Koyama's derivation ``psi`` estimates the marginal ratio
+    ``log p(x) / q(x)`` and the projection term ``log p(y|x) / q(y|x)``. Only the first needs a label, so the
+    discriminator plays two games on each step (the split of semi-supervised conditional GANs, Sricharan et al.
+    2017):
+
+    * conditional: labelled reals (plus confident pseudo-labelled ones) against fakes of the same classes,
+      scored with the full logit, exactly as without ``unlabelled`` (AC loss, R1 and WGAN-GP included);
+    * unconditional: a batch drawn from ALL real images (labelled + unlabelled, one resumable sampler
+      ``"all_real"``) against the same fakes, scored with ``psi(h)`` alone (R1 / WGAN-GP applied to it too).
+
+    The two losses are summed; the generator plays both games (its loss on the full logit plus its loss on
+    ``psi`` of the same fakes). No "unknown class" embedding is needed, and unlabelled images never
+    train the class embedding. ADA's overfitting signal still reads the labelled reals. The discriminator
+    must expose ``forward_parts`` (the ``"projection"`` one does; ``forward_parts(x)[0]`` is ``psi``). With
+    ``unlabelled=None`` training is unchanged, bit for bit.
+
+    **Pseudo-labels** (``config.pseudo_label_threshold``): a small classifier
+    (:func:`train_pseudo_labeller`, settings in :data:`PSEUDO_LABEL_CLASSIFIER`) trained on ``data`` under
+    ``seed`` scores the unlabelled pool once, at construction, leaving the global RNG states untouched; images
+    whose top probability is >= the threshold join the conditional set with that class (and stay in the
+    unconditional pool). The classifier is not refreshed during training. The verdicts are
+    saved in every checkpoint, so a resumed run uses the same pseudo-labels. ``config.json`` records
+    ``semi_supervised``: image counts, threshold and pseudo-labels per class.
+
+    Example::
+
+        from synthaug.data import load_breastmnist
+        from synthaug.train import CGANConfig, CGANRecipe, Trainer
+
+        train = load_breastmnist()                               # 546 images
+        labelled = train.subsample(n_per_class=20, seed=0)       # pretend only 40 carry labels
+        recipe = CGANRecipe(labelled, CGANConfig(pseudo_label_threshold=0.95), unlabelled=train.images)
+        Trainer(recipe, "runs/semi", steps=3000).fit()
+
+    (The pool may hold the labelled images too; they then count twice in the unconditional game. The CLI's
+    ``--n-per-class 20 --unlabelled rest`` passes exactly the images left out.)
+    """
 
     name = "cgan"
 
-    def __init__(self, data, config: CGANConfig | None = None, device=None, seed: int = 0):
+    def __init__(self, data, config: CGANConfig | None = None, device=None, seed: int = 0, *, unlabelled=None):
         from ..diffaug import AdaptiveAugment
         from ..losses import GANLoss
         from ..nets import create_net
 
         config = config or CGANConfig()
         config.validate()
+        if unlabelled is None and config.pseudo_label_threshold is not None:
+            raise ValueError(f"pseudo_label_threshold: needs an unlabelled pool to label (pass unlabelled=...), "
+                             f"found unlabelled=None with threshold {config.pseudo_label_threshold}")
         super().__init__(config, device=device, seed=seed)
         if len(data) == 0:
             raise ValueError("data: expected at least one training image, found an empty dataset")
@@ -123,6 +286,89 @@ class CGANRecipe(Recipe):
             self.amp = False  # penalties need plain float32 gradients
             self.scaler = torch.amp.GradScaler("cuda", enabled=False)
         self._grid_z = torch.randn(8 * self.num_classes, self.G.z_dim, generator=torch.Generator().manual_seed(1234))
+        self.unlabelled: torch.Tensor | None = None
+        self.pseudo: PseudoLabels | None = None
+        if unlabelled is not None:
+            self._setup_semi_supervised(data, unlabelled)
+
+    # ------------------------------------------------------ semi-supervised
+    def _setup_semi_supervised(self, data, unlabelled) -> None:
+        cfg = self.config
+        self.unlabelled = _unlabelled_images(unlabelled, like=self.images)
+        if not callable(getattr(self.D, "forward_parts", None)):
+            raise ValueError(f"discriminator: expected one whose unconditional and class terms can be scored apart "
+                             f"(forward_parts) to use unlabelled images, found {cfg.discriminator!r} "
+                             f"({type(self.D).__name__})")
+        self.labelled_images, self.labelled_labels = self.images, self.labels
+        self.real_pool = torch.cat([self.images, self.unlabelled])
+        self.samplers["all_real"] = BatchSampler(len(self.real_pool), cfg.batch_size,
+                                                 seed=(self.seed + 1_000_003) % 2**63)
+        if cfg.pseudo_label_threshold is None:
+            return
+        if self.num_classes < 2:
+            raise ValueError(f"pseudo_label_threshold: needs at least two classes to choose between, found "
+                             f"{self.num_classes} ({self.class_names}); with one class every image is of it: "
+                             "pass them as labelled data")
+        self.pseudo = PseudoLabels(len(self.unlabelled))
+        self._pseudo_label(data)
+        self.extras["pseudo_labels"] = self.pseudo
+        self._use_pseudo_labels()
+
+    def _pseudo_label(self, data) -> None:
+        """Train the pseudo-labeller on the labelled data and score the unlabelled pool."""
+        from ..data import ImageDataset
+
+        labelled = ImageDataset(self.labelled_images, self.labelled_labels, self.class_names,
+                                name=getattr(data, "name", "labelled"))
+        options = {**PSEUDO_LABEL_CLASSIFIER, **(self.config.pseudo_label_classifier or {})}
+        with _global_rng_kept():
+            model = train_pseudo_labeller(labelled, options, seed=self.seed, device=self.device)
+        model.eval()
+        conf, pred = [], []
+        with torch.no_grad():
+            for i in range(0, len(self.unlabelled), 256):
+                p = torch.softmax(model(self.unlabelled[i:i + 256].to(self.device)).double(), dim=1).cpu()
+                c, k = p.max(dim=1)
+                conf.append(c)
+                pred.append(k)
+        conf, pred = torch.cat(conf), torch.cat(pred).long()
+        if self.dist.enabled:  # every rank trains on rank 0's verdicts (GPU kernels need not agree bit for bit)
+            import torch.distributed as dist
+
+            dev = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+            conf, pred = conf.to(dev), pred.to(dev)
+            dist.broadcast(conf, src=0)
+            dist.broadcast(pred, src=0)
+            conf, pred = conf.cpu(), pred.cpu()
+        self.pseudo.confidence, self.pseudo.predicted = conf, pred
+
+    def _use_pseudo_labels(self) -> None:
+        """Conditional set = labelled images + the confidently pseudo-labelled ones; restart its sampler."""
+        idx = self.pseudo.selected(self.config.pseudo_label_threshold)
+        self.images = torch.cat([self.labelled_images, self.unlabelled[idx]])
+        self.labels = torch.cat([self.labelled_labels, self.pseudo.predicted[idx]])
+        self.samplers["data"] = BatchSampler(len(self.images), self.config.batch_size, seed=self.seed)
+
+    def pseudo_label_summary(self) -> dict | None:
+        """``semi_supervised`` of config.json: image counts, threshold, pseudo-labels per class (None if supervised)."""
+        if self.unlabelled is None:
+            return None
+        thr = self.config.pseudo_label_threshold
+        out = {"n_labelled": len(self.labelled_images), "n_unlabelled": len(self.unlabelled),
+               "pseudo_label_threshold": thr, "n_pseudo_labelled": 0, "pseudo_labels_per_class": None}
+        if self.pseudo is not None:
+            idx = self.pseudo.selected(thr)
+            counts = torch.bincount(self.pseudo.predicted[idx], minlength=self.num_classes).tolist()
+            out.update(n_pseudo_labelled=len(idx), pseudo_labels_per_class=dict(zip(self.class_names, counts)),
+                       pseudo_label_classifier={**PSEUDO_LABEL_CLASSIFIER,
+                                                **(self.config.pseudo_label_classifier or {})})
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.pseudo is not None and "pseudo_labels" in state.get("extras", {}):
+            self.pseudo.load_state_dict(state["extras"]["pseudo_labels"])  # before the samplers: it sizes "data"
+            self._use_pseudo_labels()
+        super().load_state_dict(state)
 
     # ---------------------------------------------------------------- steps
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,9 +384,17 @@ class CGANRecipe(Recipe):
         idx = self.batch_indices("data")
         return self.images[idx].to(self.device), self.labels[idx].to(self.device)
 
+    def _d_unconditional(self, x: torch.Tensor) -> torch.Tensor:
+        return self.D.forward_parts(x)[0]
+
+    def _all_real_batch(self) -> torch.Tensor:
+        return self.real_pool[self.batch_indices("all_real")].to(self.device)
+
     def _d_step(self) -> dict:
         cfg = self.config
+        semi = self.unlabelled is not None
         x, y = self._real_batch()
+        x_all = self._all_real_batch() if semi else None
         z = self.noise(len(y), self.G.z_dim)
         with torch.no_grad(), self.autocast():
             fake = self.G(z, y)
@@ -150,23 +404,42 @@ class CGANRecipe(Recipe):
             if need_r1:
                 xr = xr.detach().requires_grad_(True)
             real_out, real_cls = self.D.forward_with_class(xr, y)
-            fake_out, fake_cls = self.D.forward_with_class(self._aug(fake.float()), y)
+            if semi:
+                fake_u, fake_proj, _ = self.D.forward_parts(self._aug(fake.float()), y)
+                fake_out = fake_u if fake_proj is None else fake_u + fake_proj
+            else:
+                fake_out, fake_cls = self.D.forward_with_class(self._aug(fake.float()), y)
             loss = self.gan_loss.d_loss(real_out.float(), fake_out.float(), label_smoothing=cfg.label_smoothing)
             if cfg.ac_weight > 0:
                 loss = loss + cfg.ac_weight * F.cross_entropy(real_cls.float(), y)
+            if semi:  # the unconditional game: any real image against the same fakes, label-free term only
+                xa = self._aug(x_all)
+                if need_r1:
+                    xa = xa.detach().requires_grad_(True)
+                all_out = self._d_unconditional(xa)
+                loss = loss + self.gan_loss.d_loss(all_out.float(), fake_u.float(),
+                                                   label_smoothing=cfg.label_smoothing)
         if cfg.loss == "wgan":
             from ..losses import gradient_penalty
 
             loss = loss + cfg.gp_weight * gradient_penalty(lambda t: self.D(t, y), self._aug(x), self._aug(fake))
+            if semi:
+                loss = loss + cfg.gp_weight * gradient_penalty(self._d_unconditional, self._aug(x_all),
+                                                               self._aug(fake))
         if need_r1:
             from ..losses import r1_penalty
 
             loss = loss + cfg.r1_gamma / 2 * r1_penalty(real_out, xr)
+            if semi:
+                loss = loss + cfg.r1_gamma / 2 * r1_penalty(all_out, xa)
         self.optimize(loss, "D", self.D.parameters(), cfg.grad_clip)
         if cfg.ada:
             self.augment.update(real_out.detach())
-        return {"d_loss": loss.item(), "d_real": real_out.float().mean().item(),
-                "d_fake": fake_out.float().mean().item()}
+        out = {"d_loss": loss.item(), "d_real": real_out.float().mean().item(),
+               "d_fake": fake_out.float().mean().item()}
+        if semi:
+            out["d_real_all"] = all_out.float().mean().item()
+        return out
 
     def _g_step(self) -> dict:
         cfg = self.config
@@ -174,8 +447,13 @@ class CGANRecipe(Recipe):
         z = self.noise(len(y), self.G.z_dim)
         with self.autocast():
             fake = self.G(z, y)
-            out, cls = self.D.forward_with_class(self._aug(fake), y)
-            loss = self.gan_loss.g_loss(out.float())
+            if self.unlabelled is not None:  # both games: full logit and the label-free term of the same fakes
+                uncond, proj, cls = self.D.forward_parts(self._aug(fake), y)
+                out = uncond if proj is None else uncond + proj
+                loss = self.gan_loss.g_loss(out.float()) + self.gan_loss.g_loss(uncond.float())
+            else:
+                out, cls = self.D.forward_with_class(self._aug(fake), y)
+                loss = self.gan_loss.g_loss(out.float())
             if cfg.ac_weight > 0:
                 loss = loss + cfg.ac_weight * F.cross_entropy(cls.float(), y)
         self.optimize(loss, "G", self.G.parameters(), cfg.grad_clip)
@@ -203,7 +481,7 @@ class CGANRecipe(Recipe):
         return imgs, 8, self.class_names
 
     def model_config(self) -> dict:
-        return {
+        cfg = {
             "kind": "cgan",
             "image_size": self.image_size,
             "channels": self.channels,
@@ -212,6 +490,9 @@ class CGANRecipe(Recipe):
             "nets": {"generator": self.g_spec},
             "train": self.config_dict(),
         }
+        if self.unlabelled is not None:
+            cfg["semi_supervised"] = self.pseudo_label_summary()
+        return cfg
 
     def save_pretrained(self, path) -> None:
         write_model_dir(path, self.model_config(), {"generator": self.ema.module.state_dict()})
@@ -219,4 +500,6 @@ class CGANRecipe(Recipe):
     def config_dict(self) -> dict:
         cfg = super().config_dict()
         cfg["seed"] = self.seed
+        if getattr(self, "unlabelled", None) is not None:  # a resumed run must use a pool of the same size
+            cfg["unlabelled"] = len(self.unlabelled)
         return cfg
