@@ -198,6 +198,29 @@ def headline_record(study: str, arm: str, reference_arm: str | None, metric: str
             "p": num(p.get("p_value")), **({"note": p["no_test_reason"]} if p.get("no_test_reason") else {})}
 
 
+def pair_records(study: str, results: dict[str, list[dict]], metric: str, pairs, readme=(),
+                 generator_arms=(), n_generator_seeds: int | None = None) -> list[dict]:
+    """Headline records for ``pairs`` of (arm, reference arm or None): the arm's mean and interval over seeds and
+    its paired difference to the reference (``synthaug.eval.compare_results``). Pairs whose arms are missing are
+    skipped; pairs listed in ``readme`` are flagged for the README table, in that order."""
+    from synthaug.eval import compare_results, mean_ci
+
+    readme = list(readme)
+    out = []
+    for arm, ref in pairs:
+        if not results.get(arm) or (ref is not None and not results.get(ref)):
+            continue
+        row = {"arm": arm, **mean_ci([r[metric] for r in results[arm]])}
+        paired = None if ref is None else compare_results({ref: results[ref], arm: results[arm]}, metric=metric,
+                                                          baseline=ref, classical=[])["vs_baseline"].get(arm)
+        rec = headline_record(study, arm, ref, metric, row, paired,
+                              n_generator_seeds if arm in generator_arms else None)
+        if (arm, ref) in readme:
+            rec.update(readme=True, readme_order=readme.index((arm, ref)))
+        out.append(rec)
+    return out
+
+
 def update_headline(study: str, records: list[dict], path: Path = HEADLINE) -> Path:
     """Replace ``study``'s records in ``headline.json`` (other studies' records are kept)."""
     for r in records:

@@ -372,3 +372,12 @@ def test_weighted_cross_entropy_matches_a_hand_computation():
     assert got.item() == pytest.approx(((per[0] + 0.5 * per[1] + 0.5 * per[2]) / 2.0).item())
     assert weighted_cross_entropy(logits, y, torch.zeros(3, dtype=torch.bool), 0.5).item() == \
         pytest.approx(per.mean().item())
+
+
+def test_allow_short_takes_what_a_filtered_pool_has(gen_dir, real):
+    syn = SyntheticDataset(gen_dir, per_class={"a": 2, "b": 25}, seed=2)
+    with pytest.raises(ValueError, match="at least 30 samples of class 'a'"):
+        MixedDataset(real, syn, ratio=0.5)
+    with pytest.warns(UserWarning, match="short of"):
+        mix = MixedDataset(real, syn, ratio=0.5, allow_short=True)
+    assert mix.counts()["synthetic"] == {"a": 2, "b": 10} and mix.shortfall == {"a": 28}

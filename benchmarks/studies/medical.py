@@ -251,32 +251,15 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
         if a in complete and ctrl in complete:
             copies[f"{a} - {ctrl}"] = compare_results({ctrl: complete[ctrl], a: complete[a]}, metric="test_auc",
                                                       baseline=ctrl, classical=[])["vs_baseline"][a]
-    n_gen = len(seeds)
-    summ = {r["arm"]: r for r in auc["summary"]}
-    readme = {("real_only", None): 0, (best_c, "real_only"): 1, ("synthetic@0.25", best_c): 2,
-              ("synthetic_balance", best_c): 3, ("synthetic@0.25+best_classical", best_c): 4,
-              ("synthetic@0.25", "real_copies@0.25"): 5, ("synthetic", best_c): 6}
-    records = []
-
-    def add(arm, ref, paired):
-        rec = H.headline_record(study, arm, ref, "test_auc", summ[arm], paired,
-                                n_gen if arm.startswith("synthetic") else None)
-        if (arm, ref) in readme:
-            rec.update(readme=True, readme_order=readme[(arm, ref)])
-        if arm == "synthetic":
+    gen_arms = [a for a in complete if a.startswith("synthetic")]
+    pairs = [("real_only", None)] + [(a, "real_only") for a in complete if a.startswith("classical")]
+    pairs += [(a, best_c) for a in gen_arms] + [(a, a.replace("synthetic", "real_copies")) for a in gen_arms]
+    readme = [("real_only", None), (best_c, "real_only"), ("synthetic@0.25", best_c), ("synthetic_balance", best_c),
+              ("synthetic@0.25+best_classical", best_c), ("synthetic@0.25", "real_copies@0.25"), ("synthetic", best_c)]
+    records = H.pair_records(study, complete, "test_auc", pairs, readme, gen_arms, len(seeds))
+    for rec in records:
+        if rec["arm"] == "synthetic":
             rec["chosen_share_0"] = f"{shares.count(0.0)}/{len(shares)}"
-        records.append(rec)
-
-    for a in complete:
-        if a == "real_only":
-            add(a, None, None)
-        elif a.startswith("classical"):
-            add(a, "real_only", auc["vs_baseline"].get(a))
-        else:
-            add(a, best_c, auc["vs_best_classical"].get(a))
-            ctrl = a.replace("synthetic", "real_copies")
-            if f"{a} - {ctrl}" in copies:
-                add(a, ctrl, copies[f"{a} - {ctrl}"])
     out = {"study": study, "quick": quick, "seeds": seeds, "config": cfg, "classifier": clf,
            "arms_seeds": n, "comparisons": comps, "synthetic_vs_real_copies": copies,
            "chosen_share_by_seed": dict(zip([r["seed"] for r in chosen_rows], shares)),

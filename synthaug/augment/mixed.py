@@ -42,13 +42,15 @@ class MixedDataset(Dataset):
     sample filter such as :class:`~synthaug.augment.SampleFilter`; the synthetic samples are then generated
     in memory and rejected ones replaced (see ``SyntheticDataset(keep=...)``; the counts per class are in
     ``self.synthetic.filter_report``). With ``return_source=True`` items carry ``is_synthetic``, for loss
-    weighting (:func:`~synthaug.augment.weighted_cross_entropy`).
+    weighting (:func:`~synthaug.augment.weighted_cross_entropy`). ``allow_short``: when a :class:`SyntheticDataset`
+    pool (e.g. a filtered one) holds fewer samples of a class than the share asks for, take all it has instead of
+    raising; the missing numbers are in :attr:`shortfall` and a warning says so.
     """
 
     def __init__(self, real, synthetic, ratio: float | None = None, balance_classes: bool = False, seed: int = 0,
                  check: bool = True, return_source: bool = False, transform: Callable | None = None,
                  real_transform: Callable | None = None, image_key: str = "image", label_key: str = "label",
-                 class_mix: str = "real", keep: Callable | None = None):
+                 class_mix: str = "real", keep: Callable | None = None, allow_short: bool = False):
         if ratio is not None and balance_classes:
             raise ValueError(f"ratio / balance_classes: expected exactly one of them, found ratio={ratio!r} "
                              f"and balance_classes=True")
@@ -99,13 +101,20 @@ class MixedDataset(Dataset):
                 raise ValueError("keep: expected a generator to filter its samples, found a SyntheticDataset; "
                                  "build it with SyntheticDataset(..., keep=...) instead")
             self.synthetic = synthetic
-            index = pick_synthetic(synthetic.labels.numpy(), counts, self.seed, synthetic.class_names)
+            index = pick_synthetic(synthetic.labels.numpy(), counts, self.seed, synthetic.class_names, allow_short)
         else:
             mode = "on_the_fly" if keep is None else "memory"
             self.synthetic = SyntheticDataset(target, seed=self.seed, mode=mode, keep=keep,
                                               per_class=dict(enumerate(counts.tolist())))
             index = np.arange(len(self.synthetic))
         self.synthetic_index = torch.as_tensor(index, dtype=torch.int64)
+        got = np.bincount(self.synthetic.labels[self.synthetic_index].numpy(), minlength=len(counts))
+        self.shortfall = {name: int(n) for name, n in zip(self.class_names, counts - got[:len(counts)]) if n > 0}
+        if self.shortfall:
+            import warnings
+
+            warnings.warn(f"MixedDataset: the synthetic pool was short of {self.shortfall} samples (allow_short=True); "
+                          f"the mixed set holds {len(self.synthetic_index)} synthetic samples", stacklevel=2)
         self.n_real = len(real)
         self.source = torch.cat([torch.zeros(self.n_real, dtype=torch.bool),
                                  torch.ones(len(self.synthetic_index), dtype=torch.bool)])

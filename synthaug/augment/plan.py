@@ -43,9 +43,10 @@ def synthetic_counts(real_labels, num_classes: int, ratio: float | None = None, 
     return allocate_counts(total, weights).astype(np.int64)
 
 
-def pick_synthetic(pool_labels, counts, seed: int, class_names=None) -> np.ndarray:
+def pick_synthetic(pool_labels, counts, seed: int, class_names=None, allow_short: bool = False) -> np.ndarray:
     """Sorted indices into a synthetic pool: ``counts[c]`` samples of each class c, drawn without replacement,
-    deterministically under ``seed``. Raises if the pool holds too few of a class."""
+    deterministically under ``seed``. Raises if the pool holds too few of a class, unless ``allow_short``
+    (then all of that class are taken; the caller reports the shortfall)."""
     pool = np.asarray(pool_labels, dtype=np.int64).reshape(-1)
     rng = np.random.default_rng(int(seed))
     picked = []
@@ -53,6 +54,8 @@ def pick_synthetic(pool_labels, counts, seed: int, class_names=None) -> np.ndarr
         if k == 0:
             continue
         members = np.flatnonzero(pool == c)
+        if allow_short:
+            k = min(int(k), len(members))
         if len(members) < k:
             name = class_names[c] if class_names is not None else c
             raise ValueError(f"synthetic: expected at least {k} samples of class {name!r} in the pool, found "

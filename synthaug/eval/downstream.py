@@ -111,7 +111,7 @@ def real_copies(real_train, counts) -> SyntheticDataset:
 
 
 def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, seed: int = 0,
-                       class_mix: str = "real", keep=None) -> Dataset:
+                       class_mix: str = "real", keep=None, allow_short: bool = False) -> Dataset:
     """The training set of an arm, built exactly as a user would: ``real_train`` alone (ratio 0) or
     ``MixedDataset(real_train, synthetic, ratio=..., class_mix=..., seed=seed, return_source=True)``; items
     ``(image, label, is_synthetic)``. ``ratio="balance"`` tops every class up to the largest real class.
@@ -127,7 +127,8 @@ def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, see
     if not isinstance(synthetic, (str, Path, GeneratorModel)):
         synthetic = as_synthetic_dataset(synthetic, _class_names(real_train, k))
     kw = {"balance_classes": True} if ratio == "balance" else {"ratio": ratio, "class_mix": class_mix}
-    return MixedDataset(real_train, synthetic, seed=seed, return_source=True, keep=keep, **kw)
+    return MixedDataset(real_train, synthetic, seed=seed, return_source=True, keep=keep, allow_short=allow_short,
+                        **kw)
 
 
 def _transform(classical):
@@ -165,6 +166,7 @@ def score_arm(arm: str, model, info: dict, train_set, test, *, seed: int, ratio=
             "best_in_last_10pct": info["best_in_last_10pct"], "select_on": sel, "val_score": info["best_val"],
             f"val_{sel}": info["best_val"], "synthetic_weight": info["synthetic_weight"],
             **({"stage1": info["stage1"]} if "stage1" in info else {}),
+            **({"shortfall": train_set.shortfall} if getattr(train_set, "shortfall", None) else {}),
             **({"filter_report": report} if (report := getattr(getattr(train_set, "synthetic", None),
                                                                   "filter_report", None)) else {}),
             **{f"test_{k}": m[k] for k in ("accuracy", "balanced_accuracy", "auc", "loss", "per_class_recall")},
@@ -173,14 +175,14 @@ def score_arm(arm: str, model, info: dict, train_set, test, *, seed: int, ratio=
 
 def train_arm(real_train, val, *, synthetic=None, ratio: float | str = 0.0, classical=None, seed: int = 0,
               class_mix: str = "real", device=None, num_classes: int | None = None, keep=None,
-              finetune_steps: int = 0, finetune_lr: float | None = None, **train_kw):
+              allow_short: bool = False, finetune_steps: int = 0, finetune_lr: float | None = None, **train_kw):
     """Train one arm (no test data involved): ``(model, info, train_set)``. ``train_kw`` go to
     :func:`train_classifier` over :data:`TRAIN_DEFAULTS` (``synthetic_weight`` < 1 down-weights synthetic
     items). ``keep``: a sample filter applied when ``synthetic`` is a generator (``MixedDataset(keep=...)``).
     ``finetune_steps`` > 0: two-stage training -- after the mixed set, fine-tune on the real data only
     (learning rate ``finetune_lr``, default a tenth of the first stage's), again selected on validation;
     ``info["stage1"]`` keeps the first stage's facts."""
-    train_set = mixed_training_set(real_train, synthetic, ratio, seed, class_mix, keep=keep)
+    train_set = mixed_training_set(real_train, synthetic, ratio, seed, class_mix, keep=keep, allow_short=allow_short)
     transform, _ = _transform(classical)
     kw = {**TRAIN_DEFAULTS, **train_kw}
     k = num_classes or _num_classes(real_train, val)

@@ -1,5 +1,5 @@
-"""The study harness (benchmarks/harness.py) and the medical study's --quick mode; the README table is
-generated from headline.json."""
+"""The study harness (benchmarks/harness.py), the --quick modes of the medical and few-labels studies, and the
+README table generated from headline.json."""
 
 import json
 
@@ -71,3 +71,19 @@ def test_medical_quick_runs_resumes_and_reports(tmp_path):
 
 def test_readme_table_is_generated_from_headline():
     assert readme_tables.main(["--check"]) == 0
+
+
+def test_few_labels_quick_runs_every_arm(tmp_path):
+    from benchmarks.studies import few_labels
+
+    argv = ["--study", "breast_labels25", "--quick", "--threads", "1", "--runs-dir", str(tmp_path)]
+    assert few_labels.main(argv) == 0
+    out = json.loads((tmp_path / "quick_breast_labels25.json").read_text())
+    arms = {r["arm"] for r in out["comparison"]["summary"]}
+    assert {"real_only", "pseudo_label", "real_only_all_labels", "synthetic@0.25", "semi_synthetic@0.25",
+            "semi_synthetic@0.25_filtered", "semi_synthetic@0.25_w0.5", "semi_synthetic@0.25_twostage",
+            "real_copies@0.25"} <= arms
+    assert all(set(H.HEADLINE_KEYS) <= set(r) for r in out["headline"])
+    semi = [r for r in out["headline"] if r["arm"].startswith("semi")]
+    assert semi and all(r["n_generator_seeds"] == 2 for r in semi)
+    assert any(r["reference_arm"] == out["comparison"]["best_classical"] for r in semi)
