@@ -45,7 +45,7 @@ from synthaug.augment import SyntheticDataset  # noqa: E402
 from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import load_breastmnist, load_medmnist  # noqa: E402
 from synthaug.eval import (TRAIN_DEFAULTS, bar_chart, cas, compare_results, distribution_metrics,  # noqa: E402
-                           markdown_table, memorization_audit, real_copies, run_arm, train_feature_encoder)
+                           markdown_table, mean_ci, memorization_audit, real_copies, run_arm, train_feature_encoder)
 from synthaug.models import GeneratorModel  # noqa: E402
 from synthaug.train.cgan import CGANConfig, CGANRecipe  # noqa: E402
 from synthaug.train.engine import Trainer  # noqa: E402
@@ -315,6 +315,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke test: breast, seeds 0 1, a few steps")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
+    p.add_argument("--arms", nargs="+", default=None, choices=list(arm_specs()),
+                   help="run (and cache) only these arms, e.g. in chunks; prints their means, writes no report")
     p.add_argument("--runs-dir", type=Path, default=None,
                    help="cache and quick reports (default runs/studies, or runs/studies_quick with --quick)")
     args = p.parse_args(argv)
@@ -333,12 +335,19 @@ def main(argv=None) -> int:
         results_dir = H.RESULTS
     clf = classifier_settings(args.arch, args.quick)
     only = None if args.arch == "small_cnn" else ["real_only", "synthetic@0.25", "synthetic_balance"]
+    if args.arms:
+        only = [a for a in args.arms if only is None or a in only]
     suffix = "" if args.arch == "small_cnn" else f"_{args.arch}"
     for study in studies:
         cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if args.quick else {})}
         prefix = results_dir / f"medical{'_quick' if args.quick else ''}_{study}{suffix}"
         per_seed = {s: run_seed(study, s, cfg, clf, cache, only, prefix if s == seeds[0] else None, args.quick)
                     for s in seeds}
+        if args.arms:
+            for a in only:
+                v = [per_seed[s][a]["test_auc"] for s in seeds if a in per_seed[s]]
+                print(f"[{study}] {a}: test AUC {H.fmt_ci({'arm': a, **mean_ci(v)})} over {len(v)} seeds", flush=True)
+            continue
         out = report(study + suffix, per_seed, cfg, clf, meta, prefix, args.quick, time.perf_counter() - t0)
         if not args.quick and not args.no_headline and len(seeds) >= 5:
             H.update_headline(study + suffix, out["headline"])
