@@ -10,7 +10,7 @@ target: its training images are used without labels for the CycleGAN, its test s
 No USPS label is used for training or model selection (each classifier keeps its last epoch); a classifier
 trained on labelled USPS is reported as the upper bound. Published reference (CyCADA, Hoffman et al. 2018,
 MNIST->USPS accuracy): source only 82.2, CyCADA 95.6, target-supervised 96.3 -- other nets and sizes, for scale.
-Single seed; ``benchmarks/study_domain.py --study digits`` asks the same question over 5 seeds, with 95% intervals.
+Single seed; ``python -m benchmarks.studies.digits`` asks the same question over 5 seeds, with 95% intervals.
 Outputs in ``--out``: ``mnist_to_usps.png`` (rows: MNIST | MNIST->USPS | real USPS), ``results.json``.
 """
 

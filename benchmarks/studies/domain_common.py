@@ -1,0 +1,243 @@
+"""What the three domain studies (``digits``, ``weather``, ``driving``) share: the command line and output paths,
+a CycleGAN trained per seed and cached by its full configuration, cached arms, albumentations on tensors, paired
+comparisons, plain-language verdicts, headline records and the report's closing section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import harness as H  # noqa: E402
+from synthaug.eval import compare_results  # noqa: E402
+from synthaug.models import TranslatorModel  # noqa: E402
+from synthaug.train.engine import Trainer  # noqa: E402
+from synthaug.train.translation import CycleGANConfig, CycleGANRecipe  # noqa: E402
+
+HARNESS_VERSION = 1  # bump when a change of code (not of settings) must invalidate cached domain results
+
+
+class Study:
+    """One invocation of a study: its arguments, seeds, cache, output prefix, machine facts and a logger.
+
+    Full runs keep per-arm results under ``benchmarks/results/cache/`` (committed, so a study resumes anywhere),
+    translators under ``runs/studies/`` and write ``benchmarks/results/domain_<name>.*``; ``--quick`` keeps
+    everything under ``runs/studies_quick/`` (or ``--runs-dir``), writes ``domain_quick_<name>.*`` there and never
+    touches headline.json.
+    """
+
+    def __init__(self, name: str, doc: str, argv=None):
+        p = argparse.ArgumentParser(prog=f"python -m benchmarks.studies.{name}", description=doc.split("\n\n")[0])
+        p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 3 4 (--quick: 0 1)")
+        p.add_argument("--quick", action="store_true", help="smoke test: 2 seeds, a few steps, runs/studies_quick")
+        p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+        p.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
+        p.add_argument("--runs-dir", type=Path, default=None,
+                       help="translators (default runs/studies), or everything with --quick (runs/studies_quick)")
+        self.args = p.parse_args(argv)
+        torch.set_num_threads(self.args.threads)
+        self.name, self.quick, self.t0 = name, self.args.quick, time.perf_counter()
+        self.seeds = self.args.seeds or ([0, 1] if self.quick else [0, 1, 2, 3, 4])
+        if self.quick:
+            quick_dir = self.args.runs_dir or H.ROOT / "runs" / "studies_quick"
+            self.cache, self.prefix = H.Cache(quick_dir), quick_dir / f"domain_quick_{name}"
+        else:
+            self.cache = H.Cache(H.RESULT_CACHE, self.args.runs_dir or H.RUNS)
+            self.prefix = H.RESULTS / f"domain_{name}"
+        words = sys.argv[1:] if argv is None else [str(a) for a in argv]
+        self.meta = {**H.machine(), "command": "OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m "
+                                               f"benchmarks.studies.{name} " + " ".join(words)}
+
+    def log(self, msg: str) -> None:
+        print(f"[{self.name} {time.perf_counter() - self.t0:6.0f} s] {msg}", flush=True)
+
+    def out(self, suffix: str) -> Path:
+        """An output file next to the report, e.g. ``out('_examples.png')``."""
+        return Path(f"{self.prefix}{suffix}")
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def finish(self, records: list[dict]) -> None:
+        """Headline records: full runs with at least 5 seeds only."""
+        if not self.quick and not self.args.no_headline and len(self.seeds) >= 5:
+            H.update_headline(self.name, records)
+        self.log(f"wrote {self.prefix}.md/.json/.png; {self.wall() / 60:.1f} min")
+
+
+# --- translators -------------------------------------------------------------------------------------------
+def cyclegan_config(steps: int, ngf: int, n_blocks: int, ndf: int, n_layers: int, batch_size: int) -> CycleGANConfig:
+    """The study's CycleGAN: ResNet generator, PatchGAN, LSGAN, lambda_cycle 10, identity 0.5 (library defaults)."""
+    return CycleGANConfig(steps=steps, g_kwargs={"ngf": ngf, "n_blocks": n_blocks},
+                          d_kwargs={"ndf": ndf, "n_layers": n_layers}, batch_size=batch_size, amp=False)
+
+
+def translator_config(study: str, data: dict, cfg: CycleGANConfig, seed: int) -> dict:
+    """Everything that defines a trained translator (its cache key). Settings that are off (None, or the
+    task-consistency fields while ``lambda_task`` is 0) are left out, so adding such an option to the library
+    keeps existing translators valid."""
+    gan = {k: v for k, v in asdict(cfg).items() if v is not None}
+    if not gan.get("lambda_task"):
+        gan = {k: v for k, v in gan.items() if k != "lambda_task" and not k.startswith("task_")}
+    return {"harness": HARNESS_VERSION, "study": study, "data": data, "seed": seed, "cyclegan": gan}
+
+
+def translator(st: Study, config: dict, cfg: CycleGANConfig, domains, names: tuple[str, str]):
+    """The CycleGAN of ``config`` as two lazy getters ``(model, info)``. ``model()`` loads it from
+    ``runs/studies/cyclegan/<hash>/`` or trains it there first (``CycleGANRecipe`` + ``Trainer``, seed
+    ``config['seed']``; a killed run resumes from its checkpoint); ``domains()`` gives the two training sets.
+    ``info()`` is its training record, kept in the result cache, so a report of cached arms trains nothing."""
+
+    def train() -> TranslatorModel:
+        d = st.cache.directory("cyclegan", config)
+        if not (d / "model" / "config.json").is_file() or H.read_json(d / "translator_info.json") is None:
+            a, b = domains()
+            t0 = time.perf_counter()
+            res = Trainer(CycleGANRecipe(a, b, cfg, device="cpu", seed=config["seed"], names=names), d, cfg.steps,
+                          log_every=max(1, cfg.steps // 40), sample_every=cfg.steps,
+                          ckpt_every=max(1, cfg.steps // 4), progress=False).fit()
+            if res.interrupted or res.model_dir is None:
+                raise SystemExit(f"CycleGAN training interrupted at step {res.step}; rerun the command to resume")
+            secs = time.perf_counter() - t0
+            H.write_json(d / "translator_info.json", {
+                "steps": cfg.steps, "seconds": round(secs, 1), "s_per_step": round(secs / cfg.steps, 4),
+                "n_a": len(a), "n_b": len(b), "last_losses": {k: round(v, 4) for k, v in res.last_metrics.items()}})
+            st.log(f"seed {config['seed']}: CycleGAN {names[0]}->{names[1]} {cfg.steps} steps in {secs:.0f} s")
+        return TranslatorModel.from_pretrained(d / "model", device="cpu")
+
+    model = lazy(train)
+
+    def info() -> dict:
+        def record() -> dict:
+            model()
+            return H.read_json(st.cache.directory("cyclegan", config) / "translator_info.json")
+
+        return {**st.cache.result("translators", config, record), "key": H.config_hash(config),
+                "seed": config["seed"]}
+
+    return model, lazy(info)
+
+
+def translator_on_disk(st: Study, config: dict) -> bool:
+    """Whether the trained translator is in the model folder (the example grids need it; results do not)."""
+    return (st.cache.models_root / "cyclegan" / H.config_hash(config) / "model" / "config.json").is_file()
+
+
+def lazy(fn):
+    """A zero-argument function computed on first call only (a pool or translator no uncached arm needs is never
+    built)."""
+    box = []
+
+    def get():
+        if not box:
+            box.append(fn())
+        return box[0]
+
+    return get
+
+
+# --- arms and training sets --------------------------------------------------------------------------------
+def cached_arm(st: Study, seed: int, base: dict, name: str, spec: dict, compute, metric: str) -> dict:
+    """One arm of one seed, cached by ``base`` (data, seed, classifier) + its name and ``spec``."""
+    r = st.cache.result("arms", {**base, "arm": name, "spec": spec}, compute)
+    st.log(f"seed {seed} {name:36s} {metric} {r[metric]:.4f} (val {r['val_score']:.4f}, step {r['best_step']}/"
+           f"{r['max_steps']}, {r.get('seconds', 0):.0f} s{', cached' if r.get('cached') else ''})")
+    return r
+
+
+def topup(train, images: torch.Tensor, label: int) -> TensorDataset:
+    """``train`` plus ``images`` all labelled ``label``, items ``(image, label, is_synthetic)``: a top-up of one
+    class to a given count, which ``MixedDataset`` (shares and class balancing only) cannot express."""
+    x = torch.cat([train.images, images.float()])
+    y = torch.cat([train.labels, torch.full((len(images),), int(label), dtype=torch.int64)])
+    flag = torch.cat([torch.zeros(len(train), dtype=torch.bool), torch.ones(len(images), dtype=torch.bool)])
+    ds = TensorDataset(x, y, flag)
+    ds.num_classes, ds.class_names = train.num_classes, list(train.class_names)
+    return ds
+
+
+def albumentations_on(images: torch.Tensor, transform, seed: int) -> torch.Tensor:
+    """An albumentations transform (``p=1``) on float NCHW images in [-1, 1], one ``Compose`` seeded with
+    ``seed`` for the whole batch (new random parameters per image)."""
+    import albumentations as A
+
+    aug = A.Compose([transform], seed=int(seed))
+    u8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = np.stack([aug(image=np.ascontiguousarray(im))["image"] for im in u8])
+    return (torch.from_numpy(out).permute(0, 3, 1, 2).float() / 127.5 - 1.0).clamp(-1, 1)
+
+
+# --- comparisons and records ---------------------------------------------------------------------------------
+def by_arm(per_seed: dict[int, dict], order) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """``{arm: [result per seed]}`` in ``order`` for the arms every seed has, and how many seeds each arm has."""
+    seeds = sorted(per_seed)
+    n = {a: sum(a in per_seed[s] for s in seeds) for a in order}
+    return {a: [per_seed[s][a] for s in seeds] for a in order if n[a] == len(seeds) and n[a]}, n
+
+
+def paired(results: dict, arm: str, ref: str, metric: str) -> dict | None:
+    """Paired difference ``arm - ref`` over seeds (``None`` if either arm is missing or only one seed)."""
+    if arm not in results or ref not in results or len(results[arm]) < 2:
+        return None
+    return compare_results({ref: results[ref], arm: results[arm]}, metric=metric, baseline=ref,
+                           classical=[])["vs_baseline"].get(arm)
+
+
+def diff_table(results: dict, pairs: list[tuple[str, str]], metric: str, scale: float = 1.0) -> list[str]:
+    """Markdown rows ``| arm - ref | difference |`` for the given pairs."""
+    rows = ["| comparison | difference in " + metric.replace("test_", "test ") + " [95% CI], p |", "|---|---|"]
+    for arm, ref in pairs:
+        t = paired(results, arm, ref, metric)
+        if t is not None:
+            rows.append(f"| `{arm}` - `{ref}` | {H.fmt_diff(t, scale=scale)} |")
+    return rows
+
+
+def verdict(results: dict, arm: str, ref: str, metric: str, scale: float = 100.0, unit: str = " points") -> str:
+    """A plain reading of ``arm - ref``: better / worse (the interval excludes 0) or not distinguishable."""
+    t = paired(results, arm, ref, metric)
+    if t is None:
+        return f"`{arm}` vs `{ref}`: not enough paired seeds"
+    d = t["mean_diff"] * scale
+    if t.get("no_test_reason") or t["p_value"] is None or math.isnan(t["p_value"]):
+        return f"`{arm}` vs `{ref}`: {d:+.1f}{unit} (no test: {t.get('no_test_reason') or 'undefined'})"
+    ci = f"{d:+.1f}{unit} [{t['lo'] * scale:+.1f}, {t['hi'] * scale:+.1f}], p = {t['p_value']:.3f}"
+    word = "better than" if t["lo"] > 0 else "worse than" if t["hi"] < 0 else "not distinguishable from"
+    return f"`{arm}` is {word} `{ref}`: {ci}"
+
+
+def run_section(st: Study, results: dict, translators: list[dict], extra_seconds: dict | None = None) -> list[str]:
+    """The report's closing lines: selection, wall time per arm and translator, machine, command."""
+    m = st.meta
+    secs = {a: float(np.mean([r.get("seconds") or 0 for r in rs])) for a, rs in results.items()}
+    lines = ["## Run", "", H.selection_line(results), "", "| step | mean seconds per seed |", "|---|---|"]
+    lines += [f"| arm `{a}` | {s:.0f} |" for a, s in secs.items()]
+    for kind in sorted({t.get("kind", "translator") for t in translators}):
+        ts = [t for t in translators if t.get("kind", "translator") == kind]
+        lines.append(f"| {kind} ({ts[0]['steps']} steps) | {np.mean([t['seconds'] for t in ts]):.0f} "
+                     f"({np.mean([t['s_per_step'] for t in ts]):.3f} s/step) |")
+    lines += [f"| {k} | {v:.0f} |" for k, v in (extra_seconds or {}).items()]
+    total = sum(sum(r.get("seconds") or 0 for r in rs) for rs in results.values()) + sum(
+        t["seconds"] for t in translators)
+    lines += ["", f"Compute recorded for these results (arms + translators, all seeds): {total / 60:.1f} min; this "
+              f"invocation: {st.wall() / 60:.1f} min (cached arms and translators are not retrained).", "",
+              f"Machine: {m['nproc']} CPUs ({m['cpu']}), torch {m['torch']} with {m['torch_threads']} thread(s), "
+              f"Python {m['python']}, load average at start {m['load_average']} (the cores were shared with other "
+              f"jobs, so times are indicative); commit {m['git_commit'][:10]}.", "", f"Command: `{m['command']}`", ""]
+    return lines
+
+
+def quick_banner(st: Study) -> list[str]:
+    return ["**QUICK SMOKE TEST: a few steps, 2 seeds. These numbers are not results.**", ""] if st.quick else []
