@@ -3,6 +3,8 @@
     synthaug train cgan --data breastmnist --out runs/breast --steps 3000
     synthaug train cgan --data breastmnist --n-per-class 20 --unlabelled rest --out runs/semi
     synthaug sample runs/breast/model --n 200 --out synth/
+    synthaug train cyclegan --a mnist.npz --b usps.npz --size 28 --channels 1 --lambda-task 1 --out runs/m2u
+    synthaug translate runs/m2u/model --in mnist.npz --labels --out translated/
     synthaug info runs/breast/model
 """
 
@@ -90,8 +92,12 @@ def _resized(ds, size: int | None):
     return ImageDataset(images.clamp(-1, 1), ds.labels, ds.class_names, name=f"{ds.name}@{size}px")
 
 
-def load_domain(spec: str, size: int | None, channels: int, split: str = "train"):
-    """One translation domain: an ``.npz`` file (its ``split``) or a folder of images (flat or class folders)."""
+def load_domain(spec: str, size: int | None, channels: int, split: str = "train", labelled: bool = False,
+                arg: str = "--a"):
+    """One translation domain: an ``.npz`` file (its ``split``) or a folder of images (flat or class folders).
+
+    With ``labelled`` the labels are kept (a labelled ``.npz`` or class folders ``root/<class>/*.png``; a flat
+    folder raises ``ValueError`` naming ``arg``); otherwise class folders are flattened into one class."""
     import torch
 
     from . import data as sd
@@ -102,8 +108,14 @@ def load_domain(spec: str, size: int | None, channels: int, split: str = "train"
     if size is None:
         raise ValueError("--size: required for image folders (images are resized and center-cropped to it)")
     if path.is_dir() and any(p.suffix.lower() in sd.IMAGE_EXTENSIONS for p in path.iterdir()):
+        if labelled:
+            raise ValueError(f"{arg}: expected labelled images (class folders root/<class>/*.png or a labelled "
+                             f".npz), found a flat folder of images in {str(path)!r}")
         return sd.load_image_dir(path, size=size, channels=channels)
-    ds = sd.load_image_folder(path, size=size, channels=channels)  # class folders, flattened into one domain
+    ds = sd.load_image_folder(path, size=size, channels=channels)
+    if labelled:
+        return ds
+    # class folders, flattened into one domain
     return sd.ImageDataset(ds.images, torch.zeros(len(ds), dtype=torch.int64), [path.name], name=path.name)
 
 
@@ -171,16 +183,29 @@ def _train_translator(args) -> int:
     seed_everything(args.seed)
     g_kw, d_kw = json.loads(args.g_kwargs), json.loads(args.d_kwargs)
     if args.recipe == "cyclegan":
-        a = load_domain(args.a, args.size, args.channels)
-        b = load_domain(args.b, args.size, args.channels)
+        task = args.lambda_task > 0
+        if not task and (args.task_classifier is not None or args.task_min_accuracy is not None):
+            raise ValueError(f"--lambda-task: --task-classifier / --task-min-accuracy set the task loss, found "
+                             f"--lambda-task {args.lambda_task}; set it > 0")
+        a = load_domain(args.a, args.size, args.channels, labelled=task, arg="--a")
+        b = load_domain(args.b, args.size, args.channels, arg="--b")
         print(f"domain A: {len(a)} images {tuple(a.images.shape[1:])}; domain B: {len(b)} images "
               f"{tuple(b.images.shape[1:])}")
+        if task:
+            print(f"task loss: domain A's labels {a.class_counts()}")
         cfg = CycleGANConfig(steps=args.steps, generator=args.arch, batch_size=args.batch_size, lr=args.lr,
                              lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity,
                              g_kwargs={**CycleGANConfig().g_kwargs, **g_kw},
-                             d_kwargs={**CycleGANConfig().d_kwargs, **d_kw})
+                             d_kwargs={**CycleGANConfig().d_kwargs, **d_kw}, lambda_task=args.lambda_task,
+                             task_start_step=args.task_start_step, task_min_accuracy=args.task_min_accuracy,
+                             task_classifier=_json_dict(args.task_classifier, "--task-classifier"))
         recipe = CycleGANRecipe(a, b, cfg, device=args.device, seed=args.seed,
                                 names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
+        if recipe.task is not None:
+            info = recipe.task.info
+            print(f"task classifier: accuracy {info['accuracy']:.3f} ({info['accuracy_on']}); the task loss is "
+                  + (f"on from step {cfg.task_start_step}" if recipe.task.reliable
+                     else f"OFF (below --task-min-accuracy {cfg.task_min_accuracy})"))
     else:
         pairs = sd.load_paired(args.data, size=args.size, channels=args.channels)
         print(f"pairs: {len(pairs)}")
@@ -194,6 +219,78 @@ def _train_translator(args) -> int:
     return 0
 
 
+def _json_dict(text: str | None, arg: str) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{arg}: expected a JSON object, found {text!r} ({e})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{arg}: expected a JSON object, found {type(value).__name__} {text!r}")
+    return value
+
+
+def _translate_labelled(args, model) -> int:
+    """``translate --labels``: translate a labelled set, keep what the label check accepts, write class folders and
+    report.json."""
+    from PIL import Image
+
+    from . import data as sd
+    from .io import atomic_write_bytes
+    from .models import ClassifierModel
+    from .utils import to_uint8_images
+
+    c_in = model.channels_a if args.direction == "A2B" else model.channels_b
+    src = Path(args.inp)
+    if src.suffix == ".npz":
+        data = _resized(sd.load_npz(src, split=args.split), args.size)
+    elif src.is_dir():
+        data = sd.load_image_folder(src, size=args.size or model.image_size, channels=c_in)
+    else:
+        raise FileNotFoundError(f"--in: expected class folders root/<class>/*.png or a labelled .npz with --labels, "
+                                f"found {args.inp!r}")
+    if args.classifier == "none":
+        if args.min_confidence is not None:
+            raise ValueError("--min-confidence: needs a classifier, found --classifier none")
+        classifier = None
+    elif args.classifier == "task":
+        if model.task_classifier is None:
+            raise ValueError(f"--classifier: the translator {args.model!r} has no task classifier (trained without "
+                             "--lambda-task); pass --classifier PATH (a classifier model directory) or "
+                             "--classifier none to keep every translation")
+        classifier = model.task_classifier
+    else:
+        classifier = ClassifierModel.from_pretrained(args.classifier, device=args.device)
+    names = classifier.class_names if classifier is not None else data.class_names
+    if classifier is not None and names != data.class_names:
+        raise ValueError(f"--in: expected the classifier's classes {names}, found {data.class_names} in "
+                         f"{args.inp!r} (class folder names or the npz's classes must match)")
+    x, y, report = model.translate_labelled(data.images, data.labels, args.direction, classifier=classifier,
+                                            min_confidence=args.min_confidence, class_names=data.class_names,
+                                            batch_size=args.batch_size, size_policy=args.size_policy)
+    out = Path(args.out)
+    counters: dict[int, int] = {}
+    for img, lab in zip(to_uint8_images(x), y.tolist()):
+        d = out / data.class_names[lab].replace("/", "_")
+        d.mkdir(parents=True, exist_ok=True)
+        i = counters.get(lab, 0)
+        counters[lab] = i + 1
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(d / f"{i:06d}.png")
+    report = {"model": str(args.model), "input": str(args.inp), **report}
+    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2).encode())
+    print(f"translated {report['checked']} labelled images {args.direction}; kept {report['kept']} "
+          f"({_pct(report['kept_fraction'])}) by rule: {report['rule'] or 'none (no label check)'}")
+    for name, r in report["per_class"].items():
+        print(f"  {name}: kept {r['kept']} of {r['checked']} ({_pct(r['kept_fraction'])})")
+    print(f"wrote class folders and report.json to {out}")
+    return 0
+
+
+def _pct(fraction) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
+
+
 def _translate(args) -> int:
     import torch
     from PIL import Image
@@ -203,6 +300,10 @@ def _translate(args) -> int:
     from .utils import to_uint8_images
 
     model = TranslatorModel.from_pretrained(args.model, device=args.device)
+    if args.labels:
+        return _translate_labelled(args, model)
+    if args.classifier != "task" or args.min_confidence is not None:
+        raise ValueError("--classifier / --min-confidence: the label check needs --labels (a labelled input set)")
     src, out = Path(args.inp), Path(args.out)
     files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if src.is_dir() else []
     if not files:
@@ -343,6 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--arch", default="resnet", help="generator: resnet or unet")
             p.add_argument("--lambda-cycle", type=float, default=10.0)
             p.add_argument("--lambda-identity", type=float, default=0.5)
+            p.add_argument("--lambda-task", type=float, default=0.0,
+                           help="task-consistency weight (CyCADA): > 0 reads domain A WITH its labels (class folders "
+                                "or a labelled .npz), trains a classifier on them and makes translations keep "
+                                "their label (default: 0, off)")
+            p.add_argument("--task-start-step", type=int, default=0, help="first step of the task loss")
+            p.add_argument("--task-min-accuracy", type=float, default=None,
+                           help="the task loss is used only if the classifier's held-out accuracy reaches this")
+            p.add_argument("--task-classifier", default=None,
+                           help="JSON dict overriding the task classifier's settings (arch, width, max_steps, "
+                                "val_fraction, ...)")
         else:
             p.add_argument("--data", required=True, help="folder with A/ and B/ holding same-named images")
             p.add_argument("--arch", default="unet", help="generator: unet or resnet")
@@ -355,9 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common_train(p)
         p.set_defaults(func=_train_translator, batch_size=1 if recipe == "cyclegan" else 4)
 
-    p = sub.add_parser("translate", help="translate a folder of images with a trained translator")
+    p = sub.add_parser("translate", help="translate a folder of images (or, with --labels, a labelled set checked "
+                                         "by a classifier) with a trained translator")
     p.add_argument("model")
-    p.add_argument("--in", dest="inp", required=True, help="input folder (searched recursively)")
+    p.add_argument("--in", dest="inp", required=True,
+                   help="input folder (searched recursively); with --labels class folders or an .npz")
     p.add_argument("--out", required=True, help="output folder (same layout, PNG)")
     p.add_argument("--direction", default="A2B", help="A2B or B2A (CycleGAN)")
     p.add_argument("--size-policy", default="resize", choices=["resize", "native"],
@@ -365,6 +478,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="resize inputs to this size first (shorter side + crop)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None)
+    p.add_argument("--labels", action="store_true",
+                   help="--in is a labelled set (class folders root/<class>/*.png or an .npz): keep the translations "
+                        "whose label the classifier still finds, write them as class folders plus report.json "
+                        "(kept fraction per class)")
+    p.add_argument("--split", default="train", help="split of an .npz --in (with --labels)")
+    p.add_argument("--classifier", default="task",
+                   help="with --labels: 'task' (the translator's own task classifier, default), a classifier model "
+                        "directory, or 'none' (no label check)")
+    p.add_argument("--min-confidence", type=float, default=None,
+                   help="with --labels: keep a translation when the classifier gives its label at least this "
+                        "probability (default: when its top class is the label)")
     p.set_defaults(func=_translate)
 
     p = sub.add_parser("sample", help="write samples of a trained generator as PNG folders")

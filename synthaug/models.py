@@ -1,7 +1,9 @@
 """Trained models as directories: ``config.json`` + ``*.safetensors``, loadable without training code or data.
 
 :class:`GeneratorModel` wraps a class-conditional generator (``sample``); :class:`TranslatorModel` wraps
-one or two image-to-image generators (``translate``). :func:`load_model` reads either.
+one or two image-to-image generators (``translate``, and ``translate_labelled`` with a label check);
+:class:`ClassifierModel` wraps an image classifier (a translator's task classifier, or one a user saved).
+:func:`load_model` reads any of them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from .utils import check_images, get_device, to_uint8_images
 
 GENERATOR_KINDS = ("cgan",)
 TRANSLATOR_KINDS = ("cyclegan", "pix2pix")
+CLASSIFIER_KINDS = ("classifier",)
+TASK_CLASSIFIER_DIR = "task_classifier"  # a translator's task classifier: a classifier model directory inside it
 
 
 def _build_nets(path: Path, cfg: dict) -> dict[str, torch.nn.Module]:
@@ -172,13 +176,153 @@ class GeneratorModel:
         return images, y
 
 
-class TranslatorModel:
-    """A trained image-to-image translator (CycleGAN: both directions; Pix2Pix: A2B only)."""
+def classifier_spec(net: torch.nn.Module, image_size: int | None = None) -> dict:
+    """How to rebuild ``net`` with :func:`synthaug.eval.classifier.build_classifier`: ``{"arch", "in_channels",
+    "num_classes", "image_size", "width"}``. ``net`` is a ``SmallCNN``, ``LeNet`` or ``resnet18_small`` of
+    :mod:`synthaug.eval.classifier`; ``image_size`` (the input size) is needed where the net does not tell it
+    (ResNet-18; LeNet, where it is checked). Anything else raises ``TypeError``: such a net cannot be stored."""
+    from .eval.classifier import LeNet, SmallCNN, build_classifier
 
-    def __init__(self, nets: dict[str, torch.nn.Module], config: dict, device=None):
+    what = (f"a classifier of synthaug.eval.classifier (small_cnn, lenet or resnet18_small, as built by "
+            f"build_classifier), found {type(net).__name__}")
+    if not isinstance(net, torch.nn.Module):
+        raise TypeError(f"classifier: expected {what}")
+    if isinstance(net, SmallCNN):
+        spec = {"arch": "small_cnn", "in_channels": net.in_channels, "num_classes": net.num_classes,
+                "image_size": net.image_size, "width": int(net.body[0][0].out_channels)}
+    elif isinstance(net, LeNet):
+        side = int(round((net.fc[1].in_features / 50) ** 0.5))
+        size = image_size if image_size is not None else (side * 2 + 4) * 2 + 4
+        if ((int(size) - 4) // 2 - 4) // 2 != side:
+            raise ValueError(f"image_size: expected a size this LeNet was built for (its fc layer reads {side}x{side} "
+                             f"maps), found {size}")
+        spec = {"arch": "lenet", "in_channels": int(net.body[0].in_channels), "num_classes": int(net.head.out_features),
+                "image_size": int(size), "width": 32}
+    elif type(net).__name__ == "ResNet" and isinstance(getattr(net, "maxpool", None), torch.nn.Identity):
+        if image_size is None:
+            raise ValueError("image_size: needed to describe a resnet18_small classifier (it takes any size)")
+        spec = {"arch": "resnet18_small", "in_channels": int(net.conv1.in_channels),
+                "num_classes": int(net.fc.out_features), "image_size": int(image_size), "width": 32}
+    else:
+        raise TypeError(f"classifier: expected {what}")
+    own = net.state_dict()
+    with torch.random.fork_rng(devices=[]):  # building a net to compare draws init weights: not from the caller's RNG
+        rebuilt = build_classifier(**spec).state_dict()
+    if set(own) != set(rebuilt) or any(own[k].shape != rebuilt[k].shape for k in own):
+        raise TypeError(f"classifier: expected {what} (its weights do not fit build_classifier({spec}))")
+    return spec
+
+
+class ClassifierModel:
+    """A trained image classifier as a model directory: ``config.json`` (kind ``"classifier"``: architecture,
+    image size, channels, class names, training facts) and ``classifier.safetensors``.
+
+    The architecture is one of :mod:`synthaug.eval.classifier` (``small_cnn``, ``lenet``, ``resnet18_small``), so
+    the directory loads without training code. Wrap a trained net with :meth:`from_module`. Calling the model
+    gives class logits (``model.net`` is the ``nn.Module``, in eval mode); :meth:`predict_proba` gives
+    probabilities. A translator trained with a task loss holds its classifier as such a directory
+    (``task_classifier/``), loaded as :attr:`TranslatorModel.task_classifier`.
+    """
+
+    kind = "classifier"
+
+    def __init__(self, net: torch.nn.Module, config: dict, device=None):
+        self.device = get_device(device)
+        self.net = net.to(self.device).eval()
+        self.config = config
+
+    num_classes = property(lambda self: int(self.config["num_classes"]))
+    image_size = property(lambda self: int(self.config["image_size"]))
+    channels = property(lambda self: int(self.config["channels"]))
+    class_names = property(lambda self: list(self.config["class_names"]))
+
+    @classmethod
+    def from_module(cls, net: torch.nn.Module, class_names: Sequence[str] | None = None,
+                    image_size: int | None = None, info: dict | None = None, device=None) -> "ClassifierModel":
+        """Wrap a trained classifier of :mod:`synthaug.eval.classifier` (see :func:`classifier_spec`)."""
+        spec = classifier_spec(net, image_size)
+        names = [str(c) for c in class_names] if class_names is not None else \
+            [str(i) for i in range(spec["num_classes"])]
+        if len(names) != spec["num_classes"]:
+            raise ValueError(f"class_names: expected {spec['num_classes']} names (the classifier's outputs), "
+                             f"found {len(names)}")
+        cfg = {"kind": "classifier", "classifier": spec, "image_size": spec["image_size"],
+               "channels": spec["in_channels"], "num_classes": spec["num_classes"], "class_names": names,
+               "info": dict(info or {})}
+        return cls(net, cfg, device=device if device is not None else _module_device(net))
+
+    @classmethod
+    def from_pretrained(cls, path, device=None) -> "ClassifierModel":
+        from .eval.classifier import build_classifier
+
+        path = Path(path)
+        cfg = read_model_config(path, required=("kind", "classifier", "image_size", "channels", "num_classes",
+                                                "class_names"), kinds=CLASSIFIER_KINDS,
+                                hint=" (expected a classifier directory)")
+        _check_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
+        spec = cfg["classifier"]
+        try:
+            net = build_classifier(**spec)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"model: {str(path / 'config.json')!r}: classifier: cannot build {spec!r} ({e})") \
+                from None
+        load_state_into(net, path / "classifier.safetensors", "classifier")
+        return cls(net, cfg, device=device)
+
+    def save_pretrained(self, path) -> Path:
+        """Write config.json + classifier.safetensors."""
+        return write_model_dir(path, self.config, {"classifier": self.net.state_dict()})
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images.to(self.device))
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities ``(N, num_classes)`` (float32, CPU) of float NCHW images in [-1, 1]."""
+        return _predict_proba(self.net, images, batch_size, self.device)
+
+
+def _module_device(net: torch.nn.Module) -> torch.device:
+    p = next(iter(net.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def _predict_proba(net: torch.nn.Module, images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
+    was = net.training
+    net.eval()
+    out = [torch.softmax(net(images[i:i + batch_size].to(device)).float(), dim=1).cpu()
+           for i in range(0, len(images), batch_size)]
+    net.train(was)
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def _label_report(labels: torch.Tensor, keep: torch.Tensor, class_names: list[str], **head) -> dict:
+    """Checked / kept / kept fraction, overall and per class (classes without images: fraction None)."""
+    k = len(class_names)
+    checked = torch.bincount(labels, minlength=k)
+    kept = torch.bincount(labels[keep], minlength=k)
+    per_class = {name: {"checked": int(checked[i]), "kept": int(kept[i]),
+                        "kept_fraction": float(kept[i]) / int(checked[i]) if int(checked[i]) else None}
+                 for i, name in enumerate(class_names)}
+    n, m = len(labels), int(keep.sum())
+    return {**head, "checked": n, "kept": m, "kept_fraction": m / n if n else None, "per_class": per_class}
+
+
+class TranslatorModel:
+    """A trained image-to-image translator (CycleGAN: both directions; Pix2Pix: A2B only).
+
+    A translator trained with a task loss (``lambda_task > 0``) carries its frozen source classifier as
+    :attr:`task_classifier` (a :class:`ClassifierModel`, else None); :meth:`translate_labelled` uses it by default
+    to keep only the translations whose label it still recognises.
+    """
+
+    def __init__(self, nets: dict[str, torch.nn.Module], config: dict, device=None,
+                 task_classifier: ClassifierModel | None = None):
         self.device = get_device(device)
         self.nets = {k: v.to(self.device).eval() for k, v in nets.items()}
         self.config = config
+        self.task_classifier = task_classifier
 
     kind = property(lambda self: self.config["kind"])
     image_size = property(lambda self: int(self.config["image_size"]))
@@ -194,10 +338,20 @@ class TranslatorModel:
                                 hint=" (expected a translator; load generators with GeneratorModel or load_model)")
         _check_fields(cfg, path, ("image_size", "channels_a", "channels_b"))
         _expect(cfg, path, image_size=image_size, channels_a=channels)
-        return cls(_build_nets(path, cfg), cfg, device=device)
+        task = None
+        if isinstance(cfg.get("task_consistency"), dict):
+            sub = path / TASK_CLASSIFIER_DIR
+            if not sub.is_dir():
+                raise ValueError(f"model {str(path)!r}: config.json records a task loss but its classifier "
+                                 f"directory {str(sub)!r} is missing")
+            task = ClassifierModel.from_pretrained(sub, device=device)
+        return cls(_build_nets(path, cfg), cfg, device=device, task_classifier=task)
 
     def save_pretrained(self, path) -> Path:
-        return write_model_dir(path, self.config, {k: v.state_dict() for k, v in self.nets.items()})
+        out = write_model_dir(path, self.config, {k: v.state_dict() for k, v in self.nets.items()})
+        if self.task_classifier is not None:
+            self.task_classifier.save_pretrained(Path(path) / TASK_CLASSIFIER_DIR)
+        return out
 
     def directions(self) -> list[str]:
         return sorted(k[2:] for k in self.nets if k.startswith("G_"))
@@ -237,13 +391,119 @@ class TranslatorModel:
         out = torch.cat(outs)
         return out[0] if squeeze else out
 
+    def _label_checker(self, classifier, min_confidence):
+        """(nn.Module or None, its class names or None, its input size or None) for ``translate_labelled``."""
+        if isinstance(classifier, str):
+            if classifier != "task":
+                raise ValueError(f"classifier: expected 'task', a ClassifierModel, an nn.Module or None, found "
+                                 f"{classifier!r}")
+            if self.task_classifier is None:
+                raise ValueError("classifier: expected a classifier to check labels with, found 'task' but this "
+                                 "translator has no task classifier (it was trained without lambda_task); pass "
+                                 "classifier=<ClassifierModel or nn.Module>, or classifier=None to keep every "
+                                 "translation")
+            classifier = self.task_classifier
+        if classifier is None:
+            if min_confidence is not None:
+                raise ValueError(f"min_confidence: needs a classifier, found classifier=None with min_confidence="
+                                 f"{min_confidence!r}")
+            return None, None, None
+        if isinstance(classifier, ClassifierModel):
+            return classifier.net, classifier.class_names, classifier.image_size
+        if isinstance(classifier, torch.nn.Module):
+            return classifier, None, None
+        raise TypeError(f"classifier: expected 'task', a ClassifierModel, an nn.Module returning logits or None, "
+                        f"found {type(classifier).__name__}")
 
-def load_model(path, **expected) -> GeneratorModel | TranslatorModel:
-    """Load any synthaug model directory (generator or translator) by its ``kind``."""
+    def translate_labelled(self, images: torch.Tensor, labels, direction: str = "A2B", classifier="task",
+                           min_confidence: float | None = None, class_names: Sequence[str] | None = None,
+                           batch_size: int = 16, size_policy: str = "resize"):
+        """Translate a labelled set and keep the translations whose label survived; returns
+        ``(images, labels, report)`` (the kept ones, in input order).
+
+        ``classifier``: ``"task"`` (default: this translator's :attr:`task_classifier`), a :class:`ClassifierModel`,
+        an ``nn.Module`` returning class logits, or None (no check: every translation is kept). With
+        ``min_confidence=None`` a translation is kept when the classifier's top class is its label (the label is
+        preserved); with a probability p it is kept when the classifier gives its label a probability >= p
+        (:class:`~synthaug.augment.SampleFilter`). ``report``: the rule, and ``checked`` / ``kept`` /
+        ``kept_fraction`` overall and in ``per_class`` (keyed by ``class_names``, else the classifier's, else the
+        indices; a class with no images has fraction None).
+        """
+        net, clf_names, clf_size = self._label_checker(classifier, min_confidence)
+        if min_confidence is not None and (isinstance(min_confidence, bool) or not isinstance(
+                min_confidence, (int, float)) or not 0.0 <= float(min_confidence) <= 1.0):
+            raise ValueError(f"min_confidence: expected a probability in [0, 1] or None, found {min_confidence!r}")
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) == 0:
+            raise ValueError(f"images: expected a float batch (N, C, H, W) of at least one image, found "
+                             f"{type(images).__name__} of shape {tuple(getattr(images, 'shape', ()))}")
+        y = torch.as_tensor(labels)
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"labels: expected integer class indices, found dtype {y.dtype}")
+        y = y.to(torch.int64).reshape(-1)
+        if len(y) != len(images):
+            raise ValueError(f"labels: expected one label per image ({len(images)}), found {len(y)}")
+        names = [str(c) for c in class_names] if class_names is not None else clf_names
+        device = _module_device(net) if net is not None else None
+        if net is not None:  # one image first: a classifier that does not fit fails before the whole set runs
+            first = self.translate(images[:1], direction=direction, size_policy=size_policy)
+            if clf_size is not None and tuple(first.shape[-2:]) != (clf_size, clf_size):
+                raise ValueError(f"images: the classifier reads {clf_size}x{clf_size} images, found translations of "
+                                 f"{tuple(first.shape[-2:])}; resize the inputs to {clf_size} first")
+            k = int(_predict_proba(net, first, 1, device).shape[-1])
+            if names is not None and len(names) != k:
+                raise ValueError(f"class_names: expected {k} names (the classifier's class outputs), found "
+                                 f"{len(names)}")
+        else:
+            k = len(names) if names is not None else int(y.max()) + 1
+        if int(y.min()) < 0 or int(y.max()) >= k:
+            raise ValueError(f"labels: expected class indices in [0, {k - 1}] ({k} classes), found range "
+                             f"[{int(y.min())}, {int(y.max())}]")
+        out = self.translate(images, direction=direction, batch_size=batch_size, size_policy=size_policy)
+        head = {"direction": direction, "rule": None, "min_confidence": min_confidence}
+        if net is None:
+            keep = torch.ones(len(y), dtype=torch.bool)
+        elif min_confidence is None:
+            head["rule"] = "label preserved (classifier's top class == label)"
+            keep = _predict_proba(net, out, 256, device).argmax(1) == y
+        else:
+            from .augment.filtering import SampleFilter
+
+            head["rule"] = f"classifier's probability of the label >= {float(min_confidence):g}"
+            keep = SampleFilter(net, float(min_confidence), device=device)(out, y)
+        report = _label_report(y, keep, names or [str(i) for i in range(k)], **head)
+        return out[keep], y[keep], report
+
+    def translated_dataset(self, data, direction: str = "A2B", classifier="task",
+                           min_confidence: float | None = None, batch_size: int = 16, size_policy: str = "resize"):
+        """A :class:`~synthaug.augment.SyntheticDataset` of the label-checked translations of ``data`` (an
+        ``ImageDataset``: ``.images``, ``.labels``, ``.class_names``), ready for ``MixedDataset(real, pool, ...,
+        allow_short=True)``. Arguments as in :meth:`translate_labelled`; its per-class counts are the dataset's
+        ``filter_report`` and the whole report is ``model_config["label_check"]``."""
+        from .augment.datasets import SyntheticDataset
+
+        for attr in ("images", "labels", "class_names"):
+            if not hasattr(data, attr):
+                raise TypeError(f"data: expected a labelled ImageDataset (.images, .labels, .class_names), found "
+                                f"{type(data).__name__} without .{attr}")
+        x, y, report = self.translate_labelled(data.images, data.labels, direction, classifier=classifier,
+                                               min_confidence=min_confidence, class_names=data.class_names,
+                                               batch_size=batch_size, size_policy=size_policy)
+        if len(y) == 0:
+            raise ValueError(f"data: the label check kept none of the {len(data.labels)} translations ({report})")
+        ds = SyntheticDataset.from_tensors(x, y, data.class_names, source={
+            "source": "translator", "kind": self.kind, "direction": direction, "label_check": report})
+        ds.filter_report = report["per_class"]
+        return ds
+
+
+def load_model(path, **expected) -> GeneratorModel | TranslatorModel | ClassifierModel:
+    """Load any synthaug model directory (generator, translator or classifier) by its ``kind``."""
     cfg = read_model_config(path)
     if cfg["kind"] in GENERATOR_KINDS:
         return GeneratorModel.from_pretrained(path, **expected)
     if cfg["kind"] in TRANSLATOR_KINDS:
         return TranslatorModel.from_pretrained(path, **expected)
-    raise ValueError(f"model {str(path)!r}: expected kind in {GENERATOR_KINDS + TRANSLATOR_KINDS}, "
+    if cfg["kind"] in CLASSIFIER_KINDS:
+        return ClassifierModel.from_pretrained(path, **expected)
+    raise ValueError(f"model {str(path)!r}: expected kind in {GENERATOR_KINDS + TRANSLATOR_KINDS + CLASSIFIER_KINDS}, "
                      f"found {cfg['kind']!r}")

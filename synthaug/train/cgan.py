@@ -6,11 +6,8 @@ confident pseudo-labels can add some of them to the class-conditional set (see :
 
 from __future__ import annotations
 
-import contextlib
-import random
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
@@ -18,6 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from ..io import write_model_dir
 from . import distributed
 from .recipe import Recipe
+from .helper_classifier import global_rng_kept, train_helper_classifier
 from .sampler import BatchSampler
 from ..utils import ema_with_warmup
 
@@ -134,35 +132,8 @@ def train_pseudo_labeller(data, options: dict, seed: int, device) -> torch.nn.Mo
     part, the step with the lowest validation loss is kept; otherwise the last step. Returns the model in eval
     mode (its class logits are read by the recipe).
     """
-    from ..data import stratified_indices
-    from ..eval.classifier import train_classifier
-
-    opts = dict(options)
-    val_fraction = float(opts.pop("val_fraction"))
-    train_ds, val_ds = data, None
-    if val_fraction > 0:
-        keep = stratified_indices(data.labels, fraction=1 - val_fraction, seed=seed, class_names=data.class_names)
-        rest = torch.ones(len(data), dtype=torch.bool)
-        rest[keep] = False
-        held = torch.nonzero(rest).flatten()
-        if len(held) and len(torch.unique(data.labels[held])) == data.num_classes:
-            train_ds, val_ds = data.subset(keep), data.subset(held)
-    opts["batch_size"] = min(int(opts["batch_size"]), len(train_ds))
-    model, _ = train_classifier(train_ds, val_ds, seed=seed, device=device, num_classes=data.num_classes,
-                                select_on="loss", **opts)
-    return model.eval()
-
-
-@contextlib.contextmanager
-def _global_rng_kept():
-    """Restore python's, numpy's and torch's global RNG states afterwards (train_classifier reseeds them)."""
-    py, npy = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
+    net, _, _, _ = train_helper_classifier(data, {"select_on": "loss", **options}, seed, device)
+    return net
 
 
 def _unlabelled_images(unlabelled, like: torch.Tensor) -> torch.Tensor:
@@ -321,7 +292,7 @@ class CGANRecipe(Recipe):
         labelled = ImageDataset(self.labelled_images, self.labelled_labels, self.class_names,
                                 name=getattr(data, "name", "labelled"))
         options = {**PSEUDO_LABEL_CLASSIFIER, **(self.config.pseudo_label_classifier or {})}
-        with _global_rng_kept():
+        with global_rng_kept():
             model = train_pseudo_labeller(labelled, options, seed=self.seed, device=self.device)
         model.eval()
         conf, pred = [], []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,15 @@ class CycleGANConfig:
     betas: tuple = (0.5, 0.999)
     decay_start: int | None = None
     amp: bool = True
+    # task consistency (CyCADA's semantic loss; synthaug.train.task_loss): with lambda_task > 0 a classifier f_S
+    # trained on domain A's labels (settings: task_loss.TASK_CLASSIFIER, overridden by task_classifier) must give
+    # A->B translations their source label and B->A translations its own label of the real B image. The term is
+    # on from task_start_step, and only if f_S's held-out accuracy reaches task_min_accuracy (None: no bar).
+    # With lambda_task = 0 these fields are left out of config.json and checkpoints (training is unchanged).
+    lambda_task: float = 0.0
+    task_start_step: int = 0
+    task_min_accuracy: float | None = None
+    task_classifier: dict | None = None
 
 
 @dataclass
@@ -118,16 +128,38 @@ class _TranslationRecipe(Recipe):
 
 
 class CycleGANRecipe(_TranslationRecipe):
-    """Unpaired translation A <-> B with cycle-consistency, identity loss and a pool of past fakes."""
+    """Unpaired translation A <-> B with cycle-consistency, identity loss and a pool of past fakes.
+
+    **Task consistency** (``config.lambda_task > 0``; CyCADA's semantic loss): domain A is the labelled source
+    (``domain_a.labels`` and ``.class_names``). A classifier f_S is trained on it at construction (deterministic under
+    ``seed``; settings :data:`~synthaug.train.task_loss.TASK_CLASSIFIER` overridden by ``config.task_classifier``),
+    or ``task_classifier`` is used (a ``ClassifierModel`` or a net of :mod:`synthaug.eval.classifier`), then
+    frozen. The generator loss gains ``lambda_task * (CE(f_S(G_A2B(a)), y_a) + CE(f_S(G_B2A(b)), argmax f_S(b)))``
+    from step ``task_start_step`` on, provided f_S's held-out accuracy reaches ``task_min_accuracy``. f_S's weights
+    and its labels of the B images are checkpointed; the exported model holds f_S as ``task_classifier/`` and
+    config.json a ``task_consistency`` section. With ``lambda_task = 0`` training is unchanged, bit for bit.
+
+    Example::
+
+        a = load_npz("mnist.npz", size=28)            # labelled source
+        b = load_npz("usps.npz", size=28)             # target (its labels are not used)
+        cfg = CycleGANConfig(steps=4000, lambda_task=1.0, task_start_step=500, task_min_accuracy=0.9)
+        Trainer(CycleGANRecipe(a, b, cfg, names=("mnist", "usps")), "runs/m2u", 4000).fit()
+    """
 
     name = "cyclegan"
 
     def __init__(self, domain_a, domain_b, config: CycleGANConfig | None = None, device=None, seed: int = 0,
-                 names: tuple[str, str] = ("A", "B")):
+                 names: tuple[str, str] = ("A", "B"), *, task_classifier=None):
         from ..image_pool import ImagePool
         from ..losses import GANLoss
+        from .task_loss import check_task_settings
 
         config = config or CycleGANConfig()
+        check_task_settings(config)
+        if task_classifier is not None and not config.lambda_task > 0:
+            raise ValueError("task_classifier: a classifier for the task loss was given, found lambda_task = "
+                             f"{config.lambda_task}; set lambda_task > 0 to use it")
         super().__init__(config, device=device, seed=seed)
         self.A, self.B = _check_domain(domain_a, "domain_a"), _check_domain(domain_b, "domain_b")
         if self.A.shape[1] != self.B.shape[1]:
@@ -150,12 +182,23 @@ class CycleGANRecipe(_TranslationRecipe):
         self.pool_B = ImagePool(config.pool_size, seed=self.seed + 3)
         self.extras = {"pool_A": self.pool_A, "pool_B": self.pool_B}
         self.gan_loss = GANLoss(config.loss)
+        self.task = None
+        if config.lambda_task > 0:
+            from .task_loss import TaskConsistency
+
+            self.task = TaskConsistency(domain_a, self.B, weight=config.lambda_task,
+                                        start_step=config.task_start_step, min_accuracy=config.task_min_accuracy,
+                                        options=config.task_classifier, classifier=task_classifier,
+                                        seed=self.seed, device=self.device)
+            self.source_labels = domain_a.labels
+            self.extras["task"] = self.task
+            self.task.warn_if_unreliable()
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg, n = self.config, self.nets
         self._train_mode()
-        real_a = self.A[self.batch_indices("A")].to(self.device)
-        real_b = self.B[self.batch_indices("B")].to(self.device)
+        idx_a, idx_b = self.batch_indices("A"), self.batch_indices("B")
+        real_a, real_b = self.A[idx_a].to(self.device), self.B[idx_b].to(self.device)
         self._set_requires_grad(self._d_names, False)
         with self.autocast():
             fake_b, fake_a = n["G_A2B"](real_a), n["G_B2A"](real_b)
@@ -167,6 +210,9 @@ class CycleGANRecipe(_TranslationRecipe):
             if cfg.lambda_identity > 0:
                 idt = F.l1_loss(n["G_A2B"](real_b), real_b) + F.l1_loss(n["G_B2A"](real_a), real_a)
                 loss_g = loss_g + cfg.lambda_cycle * cfg.lambda_identity * idt
+            if self.task is not None:  # A->B keeps the true label; B->A keeps f_S's label of the real B image
+                task = self.task(step, [(fake_b, self.source_labels[idx_a]), (fake_a, self.task.target_labels[idx_b])])
+                loss_g = loss_g + self.task.weight * task
         self.optimize(loss_g, "G", [p for k in self._g_names for p in n[k].parameters()])
         self._set_requires_grad(self._d_names, True)
         pooled_b, pooled_a = self.pool_B.query(fake_b.detach()), self.pool_A.query(fake_a.detach())
@@ -175,8 +221,11 @@ class CycleGANRecipe(_TranslationRecipe):
                             + self.gan_loss.d_loss(n["D_A"](real_a), n["D_A"](pooled_a)))
         self.optimize(loss_d, "D", [p for k in self._d_names for p in n[k].parameters()])
         self._step_schedulers()
-        return {"g_adv": adv.item(), "cycle": cycle.item(), "identity": idt.item(), "d_loss": loss_d.item(),
-                "lr": self.optimizers["G"].param_groups[0]["lr"]}
+        out = {"g_adv": adv.item(), "cycle": cycle.item(), "identity": idt.item(), "d_loss": loss_d.item(),
+               "lr": self.optimizers["G"].param_groups[0]["lr"]}
+        if self.task is not None:
+            out["task"] = task.item()
+        return out
 
     @torch.no_grad()
     def sample_grid(self):
@@ -191,9 +240,25 @@ class CycleGANRecipe(_TranslationRecipe):
         return torch.cat([r.float().cpu() for r in rows]), k, [an, f"{an}->{bn}", f"{an}->{bn}->{an}",
                                                                  bn, f"{bn}->{an}", f"{bn}->{an}->{bn}"]
 
+    def config_dict(self) -> dict:
+        cfg = super().config_dict()
+        if not cfg.get("lambda_task"):  # off: config.json and checkpoints exactly as without the option
+            from .task_loss import TASK_FIELDS
+
+            for key in TASK_FIELDS:
+                cfg.pop(key, None)
+        return cfg
+
     def save_pretrained(self, path) -> None:
-        self._export(path, {"kind": "cyclegan", "channels_a": self.channels, "channels_b": self.channels,
-                            "domains": self.domain_names})
+        extra = {"kind": "cyclegan", "channels_a": self.channels, "channels_b": self.channels,
+                 "domains": self.domain_names}
+        if self.task is not None:
+            extra["task_consistency"] = self.task.summary(self.domain_names[0])
+        self._export(path, extra)
+        if self.task is not None:
+            from ..models import TASK_CLASSIFIER_DIR
+
+            self.task.classifier_model(self.domain_names[0]).save_pretrained(Path(path) / TASK_CLASSIFIER_DIR)
 
 
 class Pix2PixRecipe(_TranslationRecipe):

@@ -1,0 +1,50 @@
+"""A small classifier a recipe trains for itself on its labelled data (the semi-supervised cGAN's pseudo-labeller,
+the translators' task classifier): a stratified held-out share picks the step, and the global RNG states are left
+as they were, so training it does not shift the recipe's own random stream."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["global_rng_kept", "train_helper_classifier"]
+
+
+@contextlib.contextmanager
+def global_rng_kept():
+    """Restore python's, numpy's and torch's global RNG states afterwards (train_classifier reseeds them)."""
+    py, npy = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+
+
+def train_helper_classifier(data, options: dict, seed: int, device):
+    """Train on ``data`` (an ``ImageDataset``) with ``options`` (``train_classifier`` arguments plus
+    ``val_fraction``), deterministically under ``seed``. With ``val_fraction`` > 0 and every class present in the
+    held-out part, that part selects the step; otherwise the last step is kept. Returns ``(net in eval mode,
+    info, train_ds, val_ds or None)``."""
+    from ..data import stratified_indices
+    from ..eval.classifier import train_classifier
+
+    opts = dict(options)
+    val_fraction = float(opts.pop("val_fraction"))
+    train_ds, val_ds = data, None
+    if val_fraction > 0:
+        keep = stratified_indices(data.labels, fraction=1 - val_fraction, seed=seed, class_names=data.class_names)
+        rest = torch.ones(len(data), dtype=torch.bool)
+        rest[keep] = False
+        held = torch.nonzero(rest).flatten()
+        if len(held) and len(torch.unique(data.labels[held])) == data.num_classes:
+            train_ds, val_ds = data.subset(keep), data.subset(held)
+    opts["batch_size"] = min(int(opts["batch_size"]), len(train_ds))
+    with global_rng_kept():
+        net, info = train_classifier(train_ds, val_ds, seed=seed, device=device, num_classes=data.num_classes,
+                                     **opts)
+    return net.eval(), info, train_ds, val_ds
