@@ -18,6 +18,7 @@ CASES = [
     ("medical/breastmnist_end_to_end.py", False,
      ["real_vs_synthetic.png", "results.json", "cgan_quick/model/config.json"]),
     ("medical/pneumonia_topup.py", True, ["minority_real_vs_synthetic.png", "results.json"]),
+    ("medical/few_labels.py", True, ["samples.png", "results.json"]),
     ("medical/monai_pipeline.py", False, ["monai_pipeline.png", "volumes/case000_0.nii.gz"]),
     ("medical/albumentations_pipeline.py", False, ["albumentations_pipeline.png"]),
     ("driving/fog_translation.py", True, ["fog_comparison.png", "pipeline_batch.png"]),
