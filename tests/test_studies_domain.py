@@ -55,6 +55,10 @@ def test_digits_quick_runs_every_arm_and_rerun_trains_nothing(tmp_path, monkeypa
     assert {("source+translated", "real_copies@0.5"), ("target_oracle", "source_only")} <= {
         (r["arm"], r["reference_arm"]) for r in out["headline"]}
     assert [t["seed"] for t in out["translators"]] == [0, 1] and len({t["key"] for t in out["translators"]}) == 2
+    assert all(t["task_translator"]["key"] != t["key"] for t in out["translators"])  # a second translator per seed
+    assert ("source+translated_task", "classical_digits") in {(r["arm"], r["reference_arm"]) for r in out["headline"]}
+    checked = out["comparison"]["results"]["source+translated_task_filtered"]
+    assert all(0 <= r["label_check"]["kept"] <= r["label_check"]["checked"] for r in checked)
     oracle = out["comparison"]["results"]["target_oracle"]
     assert all(0.0 <= r["reader_translated_mnist"] <= 1.0 for r in oracle)
     assert "Protocol check" in md and "MNIST val split" in md

@@ -51,10 +51,16 @@ FULL = dict(size=28, n_train_cap=None, n_target_cap=None,
                             select_on="accuracy"))
 QUICK = dict(FULL, n_train_cap=600, n_target_cap=600, translator=dict(FULL["translator"], steps=6),
              classifier=dict(FULL["classifier"], max_steps=12, eval_every=4, patience=2))
+# The task-consistency translator (issue 14, CyCADA's semantic loss): the same CycleGAN plus lambda_task 1 from the
+# first step, with a LeNet f_S trained on the MNIST train images (20% held out), on only if f_S reaches 90% there.
+TASK = dict(lambda_task=1.0, task_start_step=0, task_min_accuracy=0.9,
+            task_classifier={"arch": "lenet", "max_steps": 800, "eval_every": 100, "patience": 4})
 RATIO = 0.5
 ORDER = ("source_only", "classical_digits", "translated_only", "source+translated",
-         "source+translated+classical_digits", f"real_copies@{RATIO}", "target_oracle")
-TRANSLATED = {"translated_only", "source+translated", "source+translated+classical_digits"}
+         "source+translated+classical_digits", "source+translated_task", "source+translated_task_filtered",
+         f"real_copies@{RATIO}", "target_oracle")
+TRANSLATED = {"translated_only", "source+translated", "source+translated+classical_digits", "source+translated_task",
+              "source+translated_task_filtered"}
 METRIC = "test_accuracy"
 LITERATURE = "CyCADA (Hoffman et al. 2018): source only 82.2, CyCADA 95.6, target-supervised 96.3"
 
@@ -91,6 +97,20 @@ def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
     translated = C.lazy(lambda: model().translate(src.images, "A2B", batch_size=256))
     pool = C.lazy(lambda: SyntheticDataset.from_tensors(translated(), src.labels, src.class_names,
                                                         source={"source": "CycleGAN MNIST->USPS", "seed": seed}))
+    task_cfg = C.cyclegan_config(**cfg["translator"])
+    for k, v in TASK.items():
+        setattr(task_cfg, k, dict(v) if isinstance(v, dict) else v)
+    if st.quick:
+        task_cfg.task_classifier = {**task_cfg.task_classifier, "max_steps": 8, "eval_every": 4}
+        task_cfg.task_min_accuracy = None
+    task_conf = C.translator_config("digits", data_key, task_cfg, seed)
+    task_model, task_info = C.translator(st, task_conf, task_cfg, lambda: (src, d["usps_images"]), ("mnist", "usps"))
+    task_pool = C.lazy(lambda: SyntheticDataset.from_tensors(
+        task_model().translate(src.images, "A2B", batch_size=256), src.labels, src.class_names,
+        source={"source": "CycleGAN + task loss MNIST->USPS", "seed": seed}))
+    # label check by the translator's own f_S (trained on MNIST labels only: no USPS label is used)
+    checked_pool = C.lazy(lambda: task_model().translated_dataset(src, "A2B", batch_size=256))
+    task_key = H.config_hash(task_conf)
     copies = real_copies(src, synthetic_counts(src.labels.numpy(), src.num_classes, ratio=RATIO))
     base = {"harness": C.HARNESS_VERSION, "study": "digits", "data": data_key, "seed": seed, "classifier": clf}
     tkey = H.config_hash(tconf)
@@ -104,6 +124,12 @@ def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
                                                 "cpu")["accuracy"]
         return r
 
+    def filtered_arm() -> dict:
+        pool_ = checked_pool()
+        r = run_arm("source+translated_task_filtered", src, val, test, synthetic=pool_, ratio=RATIO,
+                    allow_short=True, **kw)
+        return {**r, "label_check": pool_.model_config.get("label_check")}
+
     computes = {
         "source_only": ({}, lambda: run_arm("source_only", src, val, test, **kw)),
         "classical_digits": ({"classical": "digits"},
@@ -116,6 +142,10 @@ def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
                                                lambda: run_arm("source+translated+classical_digits", src, val, test,
                                                                synthetic=pool(), ratio=RATIO, classical="digits",
                                                                **kw)),
+        "source+translated_task": ({"translator": task_key, "ratio": RATIO}, lambda: run_arm(
+            "source+translated_task", src, val, test, synthetic=task_pool(), ratio=RATIO, **kw)),
+        "source+translated_task_filtered": ({"translator": task_key, "ratio": RATIO, "label_check": "task f_S"},
+                                            lambda: filtered_arm()),
         f"real_copies@{RATIO}": ({"ratio": RATIO}, lambda: run_arm(f"real_copies@{RATIO}", src, val, test,
                                                                    synthetic=copies, ratio=RATIO, **kw)),
         "target_oracle": ({"translator": tkey, "reader": True}, oracle),
@@ -125,10 +155,15 @@ def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
         tm = model()
         first = [int(np.flatnonzero(src.labels.numpy() == c)[0]) for c in range(10)]
         ufirst = [int(np.flatnonzero(d["o_train"].labels.numpy() == c)[0]) for c in range(10)]
-        save_grid(torch.cat([src.images[first], tm.translate(src.images[first], "A2B"), d["o_train"].images[ufirst]]),
-                  st.out("_examples.png"), nrow=10, row_labels=["MNIST", "MNIST->USPS", "real USPS"],
+        rows = [src.images[first], tm.translate(src.images[first], "A2B")]
+        labels = ["MNIST", "MNIST->USPS"]
+        if C.translator_on_disk(st, task_conf):
+            rows.append(task_model().translate(src.images[first], "A2B"))
+            labels.append("+ task loss")
+        save_grid(torch.cat(rows + [d["o_train"].images[ufirst]]),
+                  st.out("_examples.png"), nrow=10, row_labels=labels + ["real USPS"],
                   title=f"digits at 28 px, translator of seed {seed} ({tcfg.steps} steps)")
-    return out, {**tinfo(), "kind": "CycleGAN MNIST<->USPS"}
+    return out, {**tinfo(), "kind": "CycleGAN MNIST<->USPS", "task_translator": task_info()}
 
 
 def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
@@ -139,9 +174,14 @@ def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
     copies = f"real_copies@{RATIO}"
     pairs = [("source_only", None), ("classical_digits", "source_only"), ("translated_only", "source_only"),
              ("source+translated", "source_only"), ("source+translated", best_c), ("source+translated", copies),
-             ("source+translated+classical_digits", best_c), (copies, "source_only"), ("target_oracle", "source_only")]
+             ("source+translated+classical_digits", best_c), ("source+translated_task", "source_only"),
+             ("source+translated_task", best_c), ("source+translated_task", "source+translated"),
+             ("source+translated_task_filtered", "source_only"), ("source+translated_task_filtered", best_c),
+             ("source+translated_task_filtered", "source+translated_task"), (copies, "source_only"),
+             ("target_oracle", "source_only")]
     readme = [("source_only", None), ("classical_digits", "source_only"), ("source+translated", "source_only"),
               ("source+translated", copies), ("source+translated+classical_digits", best_c),
+              ("source+translated_task", best_c), ("source+translated_task_filtered", best_c),
               ("target_oracle", "source_only")]
     recs = H.pair_records("digits", results, METRIC, pairs, readme, TRANSLATED, len(per_seed))
     summ = {r["arm"]: r for r in comp["summary"]}
@@ -175,6 +215,9 @@ def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
          f"- Arms: `source_only`; `classical_digits` (`classical_augment('digits')`: random affine, stroke-width "
          f"jitter); `translated_only` (the translations alone, MNIST labels); `source+translated` (MNIST + all its "
          f"translations through `MixedDataset`, share {RATIO}); `source+translated+classical_digits`; "
+         "`source+translated_task` (the same, from a second CycleGAN per seed trained with the task-consistency "
+         f"loss: {TASK}); `source+translated_task_filtered` (only the task translations whose label the "
+         "translator's own MNIST-trained classifier f_S still reads; a class left short is not refilled); "
          f"`{copies}` (the same number of extra images, copies of MNIST: the count-matched control); "
          "`target_oracle`.",
          "- Arm names: as in the earlier `study_domain.py` (`source_only`, `translated_only`, `source+translated`, "
@@ -185,7 +228,10 @@ def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
          "## Translated images vs the controls (paired by seed)", "",
          *C.diff_table(results, [("source+translated", "source_only"), ("source+translated", copies),
                                  ("source+translated", best_c), ("source+translated+classical_digits", best_c),
-                                 ("translated_only", "source_only")], METRIC), "",
+                                 ("translated_only", "source_only"), ("source+translated_task", best_c),
+                                 ("source+translated_task", "source+translated"),
+                                 ("source+translated_task_filtered", best_c),
+                                 ("source+translated_task_filtered", "source+translated_task")], METRIC), "",
          "Reading:", "",
          *(f"- {C.verdict(results, a, r, METRIC)}." for a, r in
            (("source+translated", "source_only"), ("source+translated", copies), ("source+translated", best_c),
