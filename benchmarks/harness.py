@@ -8,6 +8,7 @@ name derived from a hash of its *full* configuration, so a changed setting can n
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -148,6 +149,70 @@ class Cache:
         d.mkdir(parents=True, exist_ok=True)
         write_json(d / "study_config.json", config)
         return d
+
+
+# --- one invocation of a study -------------------------------------------------------------------------------
+class Study:
+    """One invocation of a study module: its command line, seeds, cache, output paths, machine facts and logger.
+
+    Common options: ``--seeds`` (default 0-4; ``--quick``: 0 1), ``--quick`` (a few steps, everything under
+    ``runs/studies_quick/`` or ``--runs-dir``, never touching headline.json), ``--threads`` (default 1),
+    ``--no-headline``, ``--runs-dir``; ``studies`` adds ``--study`` (one of them or ``all``) and ``add_arguments``
+    the module's own. Full runs keep per-arm results under ``benchmarks/results/cache/`` (committed, so a study
+    resumes anywhere), models under ``runs/studies/``, and write ``benchmarks/results/<report_prefix><name>.*``.
+    """
+
+    def __init__(self, module: str, doc: str, argv=None, *, report_prefix: str = "", studies=None,
+                 add_arguments=None):
+        p = argparse.ArgumentParser(prog=f"python -m benchmarks.studies.{module}", description=doc.split("\n\n")[0])
+        if studies:
+            p.add_argument("--study", required=True, choices=tuple(studies) + ("all",))
+        p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 3 4 (--quick: 0 1)")
+        p.add_argument("--quick", action="store_true", help="smoke test: 2 seeds, a few steps, runs/studies_quick")
+        p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+        p.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
+        p.add_argument("--runs-dir", type=Path, default=None,
+                       help="models (default runs/studies), or everything with --quick (runs/studies_quick)")
+        if add_arguments is not None:
+            add_arguments(p)
+        self.args = p.parse_args(argv)
+        import torch
+
+        torch.set_num_threads(self.args.threads)
+        self.name, self.quick, self.t0 = module, self.args.quick, time.perf_counter()
+        self.studies = (list(studies) if self.args.study == "all" else [self.args.study]) if studies else [module]
+        self.seeds = self.args.seeds or ([0, 1] if self.quick else [0, 1, 2, 3, 4])
+        if self.quick:
+            self.results_dir = self.args.runs_dir or ROOT / "runs" / "studies_quick"
+            self.cache = Cache(self.results_dir)
+        else:
+            self.results_dir = RESULTS
+            self.cache = Cache(RESULT_CACHE, self.args.runs_dir or RUNS)
+        self.report_prefix = report_prefix
+        self.prefix = self.prefix_for(module)
+        words = sys.argv[1:] if argv is None else [str(a) for a in argv]
+        self.meta = {**machine(), "command": f"OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m benchmarks.studies.{module} "
+                                             + " ".join(words)}
+
+    def prefix_for(self, study: str) -> Path:
+        """The report path without suffix, e.g. ``benchmarks/results/domain_digits``."""
+        return self.results_dir / f"{self.report_prefix}{'quick_' if self.quick else ''}{study}"
+
+    def log(self, msg: str) -> None:
+        print(f"[{self.name} {time.perf_counter() - self.t0:6.0f} s] {msg}", flush=True)
+
+    def out(self, suffix: str) -> Path:
+        """An output file next to the report, e.g. ``out('_examples.png')``."""
+        return Path(f"{self.prefix}{suffix}")
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def finish(self, records: list[dict], study: str | None = None) -> None:
+        """Headline records: full runs with at least 5 seeds only."""
+        if not self.quick and not self.args.no_headline and len(self.seeds) >= 5:
+            update_headline(study or self.name, records)
+        self.log(f"wrote {self.prefix_for(study or self.name)}.md/.json/.png; {self.wall() / 60:.1f} min")
 
 
 # --- formatting --------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def load(cfg: dict) -> dict:
             "test": load_digits(digits / "usps.npz", split="test", size=cfg["size"])}
 
 
-def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
+def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
     """All arms of one seed (each cached when done) and the seed's translator record."""
     src, val, test = d["src_train"], d["src_val"], d["test"]
     clf = cfg["classifier"]
@@ -166,7 +166,7 @@ def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
     return out, {**tinfo(), "kind": "CycleGAN MNIST<->USPS", "task_translator": task_info()}
 
 
-def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
+def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
     results, n = C.by_arm(per_seed, ORDER)
     comp = compare_results(results, metric=METRIC, baseline="source_only",
                            classical=[a for a in ("classical_digits",) if a in results])
@@ -270,7 +270,7 @@ def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
 
 
 def main(argv=None) -> int:
-    st = C.Study("digits", __doc__, argv)
+    st = H.Study("digits", __doc__, argv, report_prefix="domain_")
     cfg = QUICK if st.quick else FULL
     d = load(cfg)
     st.log(f"MNIST train {len(d['src_train'])} val {len(d['src_val'])}; USPS (translator) {len(d['usps_images'])}, "

@@ -1,11 +1,11 @@
-"""What the three domain studies (``digits``, ``weather``, ``driving``) share: the command line and output paths,
-a CycleGAN trained per seed and cached by its full configuration, cached arms, albumentations on tensors, paired
-comparisons, plain-language verdicts, headline records and the report's closing section.
+"""What the three domain studies (``digits``, ``weather``, ``driving``) share (their command line and output
+paths are ``harness.Study``'s): a CycleGAN trained per seed and cached by its full configuration, cached arms,
+albumentations on tensors, paired comparisons, plain-language verdicts, headline records and the report's
+closing section.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -29,54 +29,6 @@ from synthaug.train.translation import CycleGANConfig, CycleGANRecipe  # noqa: E
 HARNESS_VERSION = 1  # bump when a change of code (not of settings) must invalidate cached domain results
 
 
-class Study:
-    """One invocation of a study: its arguments, seeds, cache, output prefix, machine facts and a logger.
-
-    Full runs keep per-arm results under ``benchmarks/results/cache/`` (committed, so a study resumes anywhere),
-    translators under ``runs/studies/`` and write ``benchmarks/results/domain_<name>.*``; ``--quick`` keeps
-    everything under ``runs/studies_quick/`` (or ``--runs-dir``), writes ``domain_quick_<name>.*`` there and never
-    touches headline.json.
-    """
-
-    def __init__(self, name: str, doc: str, argv=None):
-        p = argparse.ArgumentParser(prog=f"python -m benchmarks.studies.{name}", description=doc.split("\n\n")[0])
-        p.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 3 4 (--quick: 0 1)")
-        p.add_argument("--quick", action="store_true", help="smoke test: 2 seeds, a few steps, runs/studies_quick")
-        p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-        p.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
-        p.add_argument("--runs-dir", type=Path, default=None,
-                       help="translators (default runs/studies), or everything with --quick (runs/studies_quick)")
-        self.args = p.parse_args(argv)
-        torch.set_num_threads(self.args.threads)
-        self.name, self.quick, self.t0 = name, self.args.quick, time.perf_counter()
-        self.seeds = self.args.seeds or ([0, 1] if self.quick else [0, 1, 2, 3, 4])
-        if self.quick:
-            quick_dir = self.args.runs_dir or H.ROOT / "runs" / "studies_quick"
-            self.cache, self.prefix = H.Cache(quick_dir), quick_dir / f"domain_quick_{name}"
-        else:
-            self.cache = H.Cache(H.RESULT_CACHE, self.args.runs_dir or H.RUNS)
-            self.prefix = H.RESULTS / f"domain_{name}"
-        words = sys.argv[1:] if argv is None else [str(a) for a in argv]
-        self.meta = {**H.machine(), "command": "OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m "
-                                               f"benchmarks.studies.{name} " + " ".join(words)}
-
-    def log(self, msg: str) -> None:
-        print(f"[{self.name} {time.perf_counter() - self.t0:6.0f} s] {msg}", flush=True)
-
-    def out(self, suffix: str) -> Path:
-        """An output file next to the report, e.g. ``out('_examples.png')``."""
-        return Path(f"{self.prefix}{suffix}")
-
-    def wall(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def finish(self, records: list[dict]) -> None:
-        """Headline records: full runs with at least 5 seeds only."""
-        if not self.quick and not self.args.no_headline and len(self.seeds) >= 5:
-            H.update_headline(self.name, records)
-        self.log(f"wrote {self.prefix}.md/.json/.png; {self.wall() / 60:.1f} min")
-
-
 # --- translators -------------------------------------------------------------------------------------------
 def cyclegan_config(steps: int, ngf: int, n_blocks: int, ndf: int, n_layers: int, batch_size: int) -> CycleGANConfig:
     """The study's CycleGAN: ResNet generator, PatchGAN, LSGAN, lambda_cycle 10, identity 0.5 (library defaults)."""
@@ -94,7 +46,7 @@ def translator_config(study: str, data: dict, cfg: CycleGANConfig, seed: int) ->
     return {"harness": HARNESS_VERSION, "study": study, "data": data, "seed": seed, "cyclegan": gan}
 
 
-def translator(st: Study, config: dict, cfg: CycleGANConfig, domains, names: tuple[str, str]):
+def translator(st: H.Study, config: dict, cfg: CycleGANConfig, domains, names: tuple[str, str]):
     """The CycleGAN of ``config`` as two lazy getters ``(model, info)``. ``model()`` loads it from
     ``runs/studies/cyclegan/<hash>/`` or trains it there first (``CycleGANRecipe`` + ``Trainer``, seed
     ``config['seed']``; a killed run resumes from its checkpoint); ``domains()`` gives the two training sets.
@@ -130,7 +82,7 @@ def translator(st: Study, config: dict, cfg: CycleGANConfig, domains, names: tup
     return model, lazy(info)
 
 
-def translator_on_disk(st: Study, config: dict) -> bool:
+def translator_on_disk(st: H.Study, config: dict) -> bool:
     """Whether the trained translator is in the model folder (the example grids need it; results do not)."""
     return (st.cache.models_root / "cyclegan" / H.config_hash(config) / "model" / "config.json").is_file()
 
@@ -149,7 +101,7 @@ def lazy(fn):
 
 
 # --- arms and training sets --------------------------------------------------------------------------------
-def cached_arm(st: Study, seed: int, base: dict, name: str, spec: dict, compute, metric: str) -> dict:
+def cached_arm(st: H.Study, seed: int, base: dict, name: str, spec: dict, compute, metric: str) -> dict:
     """One arm of one seed, cached by ``base`` (data, seed, classifier) + its name and ``spec``."""
     r = st.cache.result("arms", {**base, "arm": name, "spec": spec}, compute)
     st.log(f"seed {seed} {name:36s} {metric} {r[metric]:.4f} (val {r['val_score']:.4f}, step {r['best_step']}/"
@@ -218,7 +170,7 @@ def verdict(results: dict, arm: str, ref: str, metric: str, scale: float = 100.0
     return f"`{arm}` is {word} `{ref}`: {ci}"
 
 
-def run_section(st: Study, results: dict, translators: list[dict], extra_seconds: dict | None = None) -> list[str]:
+def run_section(st: H.Study, results: dict, translators: list[dict], extra_seconds: dict | None = None) -> list[str]:
     """The report's closing lines: selection, wall time per arm and translator, machine, command."""
     m = st.meta
     secs = {a: float(np.mean([r.get("seconds") or 0 for r in rs])) for a, rs in results.items()}
@@ -239,5 +191,5 @@ def run_section(st: Study, results: dict, translators: list[dict], extra_seconds
     return lines
 
 
-def quick_banner(st: Study) -> list[str]:
+def quick_banner(st: H.Study) -> list[str]:
     return ["**QUICK SMOKE TEST: a few steps, 2 seeds. These numbers are not results.**", ""] if st.quick else []

@@ -175,7 +175,7 @@ def random_fog_frames(frames: list, seed: int) -> list:
 
 
 # --- study ----------------------------------------------------------------------------------------------
-def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
+def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
     """All arms of one seed (each cached when done) and the seed's translator record."""
     S, clf = d["sets"], cfg["classifier"]
     train, val, test = S["clear_train"], S["clear_val"], S["fog_test"]
@@ -219,7 +219,7 @@ def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
     return out, {**tinfo(), "kind": "CycleGAN clear<->fog"}
 
 
-def examples(st: C.Study, d: dict, cfg: dict, tm, seed: int) -> None:
+def examples(st: H.Study, d: dict, cfg: dict, tm, seed: int) -> None:
     """Crops (car x4, person x4, background x4: clear, RandomFog, CycleGAN fog, real fog test) and one frame."""
     S = d["sets"]
     frames, items = d["frames"]["clear_train"]
@@ -239,7 +239,7 @@ def examples(st: C.Study, d: dict, cfg: dict, tm, seed: int) -> None:
               title="a whole clear training frame, translated, RandomFog")
 
 
-def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
+def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
     results, n = C.by_arm(per_seed, ORDER)
     m = "test_balanced_accuracy"
     comps = {mm: compare_results(results, metric=mm, baseline="source_only",
@@ -309,7 +309,7 @@ def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
 
 
 def main(argv=None) -> int:
-    st = C.Study("driving", __doc__, argv)
+    st = H.Study("driving", __doc__, argv, report_prefix="domain_")
     cfg = QUICK if st.quick else FULL
     d = load(cfg)
     st.log("crops " + "; ".join(f"{k} {v.class_counts()}" for k, v in d["sets"].items()))

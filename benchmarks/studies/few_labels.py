@@ -24,10 +24,7 @@ All settings are fixed here in advance. Results are cached like the medical stud
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -218,35 +215,15 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, meta: dict, prefix:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--study", required=True, choices=ORDER + ("all",))
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--quick", action="store_true", help="smoke test: breast_labels25, seeds 0 1, a few steps")
-    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    p.add_argument("--runs-dir", type=Path, default=None)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    meta = {**H.machine(), "command": "python -m benchmarks.studies.few_labels " + " ".join(
-        sys.argv[1:] if argv is None else argv)}
-    studies = list(ORDER) if args.study == "all" else [args.study]
-    if args.quick:
-        studies, seeds = ["breast_labels25"], args.seeds or [0, 1]
-        results_dir = args.runs_dir or H.ROOT / "runs" / "studies_quick"
-        cache = H.Cache(results_dir)
-    else:
-        seeds = args.seeds or [0, 1, 2, 3, 4]
-        results_dir, cache = H.RESULTS, H.Cache(H.RESULT_CACHE, args.runs_dir or H.RUNS)
-    clf = classifier_settings("small_cnn", args.quick)
-    for study in studies:
-        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if args.quick else {})}
-        prefix = results_dir / f"{'quick_' if args.quick else ''}{study}"
-        per_seed = {s: run_seed(study, s, cfg, clf, cache, args.quick, prefix if s == seeds[0] else None)
-                    for s in seeds}
-        out = report(study, per_seed, cfg, meta, prefix, args.quick)
-        if not args.quick and len(seeds) >= 5:
-            H.update_headline(study, out["headline"])
-    print(f"total wall time {time.perf_counter() - t0:.0f} s", flush=True)
+    st = H.Study("few_labels", __doc__, argv, studies=ORDER)
+    clf = classifier_settings("small_cnn", st.quick)
+    for study in ["breast_labels25"] if st.quick else st.studies:
+        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if st.quick else {})}
+        prefix = st.prefix_for(study)
+        per_seed = {s: run_seed(study, s, cfg, clf, st.cache, st.quick, prefix if s == st.seeds[0] else None)
+                    for s in st.seeds}
+        out = report(study, per_seed, cfg, st.meta, prefix, st.quick)
+        st.finish(out["headline"], study)
     return 0
 
 

@@ -27,8 +27,6 @@ Reports: ``benchmarks/results/medical_<study>.{md,json,png}`` and the study's re
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -307,51 +305,31 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--study", required=True, choices=ORDER + ("all",))
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--arch", default="small_cnn", choices=("small_cnn", "resnet18_small"),
-                   help="resnet18_small runs real_only and the pre-specified synthetic arms only")
-    p.add_argument("--quick", action="store_true", help="smoke test: breast, seeds 0 1, a few steps")
-    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    p.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
-    p.add_argument("--arms", nargs="+", default=None, choices=list(arm_specs()),
-                   help="run (and cache) only these arms, e.g. in chunks; prints their means, writes no report")
-    p.add_argument("--runs-dir", type=Path, default=None,
-                   help="cache and quick reports (default runs/studies, or runs/studies_quick with --quick)")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    meta = {**H.machine(), "command": "python -m benchmarks.studies.medical " + " ".join(
-        sys.argv[1:] if argv is None else argv)}
-    studies = list(ORDER) if args.study == "all" else [args.study]
-    if args.quick:
-        studies, seeds = studies[:1], args.seeds or [0, 1]
-        results_dir = args.runs_dir or H.ROOT / "runs" / "studies_quick"
-        cache = H.Cache(results_dir)
-    else:
-        seeds = args.seeds or [0, 1, 2, 3, 4]
-        cache = H.Cache(H.RESULT_CACHE, args.runs_dir or H.RUNS)
-        results_dir = H.RESULTS
-    clf = classifier_settings(args.arch, args.quick)
+    def add_arguments(p):
+        p.add_argument("--arch", default="small_cnn", choices=("small_cnn", "resnet18_small"),
+                       help="resnet18_small runs real_only and the pre-specified synthetic arms only")
+        p.add_argument("--arms", nargs="+", default=None, choices=list(arm_specs()),
+                       help="run (and cache) only these arms, e.g. in chunks; prints their means, writes no report")
+
+    st = H.Study("medical", __doc__, argv, report_prefix="medical_", studies=ORDER, add_arguments=add_arguments)
+    args = st.args
+    clf = classifier_settings(args.arch, st.quick)
     only = None if args.arch == "small_cnn" else ["real_only", "synthetic@0.25", "synthetic_balance"]
     if args.arms:
         only = [a for a in args.arms if only is None or a in only]
     suffix = "" if args.arch == "small_cnn" else f"_{args.arch}"
-    for study in studies:
-        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if args.quick else {})}
-        prefix = results_dir / f"medical{'_quick' if args.quick else ''}_{study}{suffix}"
-        per_seed = {s: run_seed(study, s, cfg, clf, cache, only, prefix if s == seeds[0] else None, args.quick)
-                    for s in seeds}
+    for study in st.studies[:1] if st.quick else st.studies:
+        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if st.quick else {})}
+        prefix = st.prefix_for(study + suffix)
+        per_seed = {s: run_seed(study, s, cfg, clf, st.cache, only, prefix if s == st.seeds[0] else None, st.quick)
+                    for s in st.seeds}
         if args.arms:
             for a in only:
-                v = [per_seed[s][a]["test_auc"] for s in seeds if a in per_seed[s]]
-                print(f"[{study}] {a}: test AUC {H.fmt_ci({'arm': a, **mean_ci(v)})} over {len(v)} seeds", flush=True)
+                v = [per_seed[s][a]["test_auc"] for s in st.seeds if a in per_seed[s]]
+                st.log(f"{study} {a}: test AUC {H.fmt_ci({'arm': a, **mean_ci(v)})} over {len(v)} seeds")
             continue
-        out = report(study + suffix, per_seed, cfg, clf, meta, prefix, args.quick, time.perf_counter() - t0)
-        if not args.quick and not args.no_headline and len(seeds) >= 5:
-            H.update_headline(study + suffix, out["headline"])
-    print(f"total wall time {time.perf_counter() - t0:.0f} s", flush=True)
+        out = report(study + suffix, per_seed, cfg, clf, st.meta, prefix, st.quick, st.wall())
+        st.finish(out["headline"], study + suffix)
     return 0
 
 

@@ -92,7 +92,7 @@ def random_rain(d: dict, idx: np.ndarray, seed: int, size: int) -> torch.Tensor:
     return F.interpolate(out, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
 
 
-def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dict]]:
+def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dict]]:
     """All arms of one seed (each cached when done) and the seed's translator records."""
     clf, test, shine = cfg["classifier"], d["test"], d["shine_train"]
     kw = dict(seed=seed, device="cpu", **clf)
@@ -138,7 +138,7 @@ def run_seed(st: C.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dic
     return out, infos
 
 
-def examples(st: C.Study, d: dict, cfg: dict) -> None:
+def examples(st: H.Study, d: dict, cfg: dict) -> None:
     """Shine training photos, RandomRain, each rain count's CycleGAN (first seed), real allowed rain photos."""
     n, shine = 8, d["shine_train"]
     pick = shine[np.arange(n) * (len(shine) // n)]
@@ -155,7 +155,7 @@ def examples(st: C.Study, d: dict, cfg: dict) -> None:
               title=f"weather at {cfg['size']} px (translators of seed {st.seeds[0]})")
 
 
-def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
+def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
     order = [f"rain{k}/{a}" for k in cfg["rain_counts"] for a in KINDS] + ["target_oracle"]
     results, n = C.by_arm(per_seed, order)
     m = "test_balanced_accuracy"
@@ -241,7 +241,7 @@ def report(st: C.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
 
 
 def main(argv=None) -> int:
-    st = C.Study("weather", __doc__, argv)
+    st = H.Study("weather", __doc__, argv, report_prefix="domain_")
     cfg = QUICK if st.quick else FULL
     d = load(cfg)
     st.log(f"train {d['full'].class_counts()}, test {d['test'].class_counts()}, shine train {len(d['shine_train'])}")
