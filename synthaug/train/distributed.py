@@ -10,6 +10,7 @@ discriminator passes per backward). Only rank 0 writes checkpoints, grids, logs 
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -47,9 +48,17 @@ def init_distributed(device: str | None = None) -> DistInfo:
     use_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # tear the group down before interpreter exit: a gloo thread still joinable while C++ statics are
+        # destroyed aborts the process ("terminate called without an active exception"), seen on busy machines
+        atexit.register(_destroy)
     if use_cuda:
         torch.cuda.set_device(local)
     return DistInfo(rank=rank, world_size=world, local_rank=local)
+
+
+def _destroy() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def current() -> DistInfo:
