@@ -381,3 +381,16 @@ def test_allow_short_takes_what_a_filtered_pool_has(gen_dir, real):
     with pytest.warns(UserWarning, match="short of"):
         mix = MixedDataset(real, syn, ratio=0.5, allow_short=True)
     assert mix.counts()["synthetic"] == {"a": 2, "b": 10} and mix.shortfall == {"a": 28}
+
+
+def test_per_class_tops_up_chosen_classes(gen_dir, real):
+    pool = SyntheticDataset(gen_dir, per_class={"a": 0, "b": 7}, seed=1)
+    mix = MixedDataset(real, pool, per_class={"b": 5}, seed=2, return_source=True)
+    assert mix.counts()["synthetic"] == {"a": 0, "b": 5} and len(mix) == 45
+    assert MixedDataset(real, gen_dir, per_class={1: 3}).counts()["synthetic"] == {"a": 0, "b": 3}
+    with pytest.raises(ValueError, match="expected class names"):
+        MixedDataset(real, pool, per_class={"c": 1})
+    with pytest.raises(ValueError, match="exactly one"):
+        MixedDataset(real, pool, ratio=0.2, per_class={"b": 1})
+    with pytest.raises(ValueError, match="count >= 0"):
+        MixedDataset(real, pool, per_class={"b": -1})

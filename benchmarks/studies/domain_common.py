@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -107,17 +106,6 @@ def cached_arm(st: H.Study, seed: int, base: dict, name: str, spec: dict, comput
     st.log(f"seed {seed} {name:36s} {metric} {r[metric]:.4f} (val {r['val_score']:.4f}, step {r['best_step']}/"
            f"{r['max_steps']}, {r.get('seconds', 0):.0f} s{', cached' if r.get('cached') else ''})")
     return r
-
-
-def topup(train, images: torch.Tensor, label: int) -> TensorDataset:
-    """``train`` plus ``images`` all labelled ``label``, items ``(image, label, is_synthetic)``: a top-up of one
-    class to a given count, which ``MixedDataset`` (shares and class balancing only) cannot express."""
-    x = torch.cat([train.images, images.float()])
-    y = torch.cat([train.labels, torch.full((len(images),), int(label), dtype=torch.int64)])
-    flag = torch.cat([torch.zeros(len(train), dtype=torch.bool), torch.ones(len(images), dtype=torch.bool)])
-    ds = TensorDataset(x, y, flag)
-    ds.num_classes, ds.class_names = train.num_classes, list(train.class_names)
-    return ds
 
 
 def albumentations_on(images: torch.Tensor, transform, seed: int) -> torch.Tensor:

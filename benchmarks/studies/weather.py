@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import harness as H  # noqa: E402
 from benchmarks.studies import domain_common as C  # noqa: E402
+from synthaug.augment import SyntheticDataset  # noqa: E402
 from synthaug.data import load_image_folder, stratified_indices  # noqa: E402
 from synthaug.eval import bar_chart, compare_results, markdown_table, run_arm  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
@@ -122,8 +123,11 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dic
             name = f"rain{k}/{kind}"
 
             def compute(name=name, images=images, train=train, val=val):
-                ds = train if images is None else C.topup(train, images(), RAIN)
-                return run_arm(name, ds, val, test, **kw)
+                if images is None:
+                    return run_arm(name, train, val, test, **kw)
+                x = images()  # the rain class topped up by exactly len(x) images, through MixedDataset
+                pool = SyntheticDataset.from_tensors(x, torch.full((len(x),), RAIN), train.class_names)
+                return run_arm(name, train, val, test, synthetic=pool, ratio={RAIN: len(x)}, **kw)
 
             out[name] = C.cached_arm(st, seed, base, name, {"rain": k, **spec}, compute, "test_balanced_accuracy")
         infos.append({**tinfo(), "kind": f"CycleGAN shine<->rain{k}", "rain_count": k})

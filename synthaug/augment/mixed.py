@@ -27,7 +27,9 @@ class MixedDataset(Dataset):
     * ``ratio`` r in [0, 1): the synthetic share; ``round(len(real) * r / (1 - r))`` synthetic samples
       are added (length ``~ len(real) / (1 - r)``), split like the real class frequencies
       (``class_mix="real"``) or equally over the classes (``"balanced"``).
-    * ``balance_classes=True``: each class is topped up with synthetic samples to the largest real class.
+    * ``balance_classes=True``: each class is topped up with synthetic samples to the largest real class;
+    * ``per_class``: explicit numbers of synthetic samples, class name or index -> count (e.g. one class topped
+      up to a chosen count).
 
     How many of each class, and which samples of a pool, is decided by :mod:`synthaug.augment.plan` (the
     same rule the downstream harness uses).
@@ -50,13 +52,17 @@ class MixedDataset(Dataset):
     def __init__(self, real, synthetic, ratio: float | None = None, balance_classes: bool = False, seed: int = 0,
                  check: bool = True, return_source: bool = False, transform: Callable | None = None,
                  real_transform: Callable | None = None, image_key: str = "image", label_key: str = "label",
-                 class_mix: str = "real", keep: Callable | None = None, allow_short: bool = False):
-        if ratio is not None and balance_classes:
-            raise ValueError(f"ratio / balance_classes: expected exactly one of them, found ratio={ratio!r} "
-                             f"and balance_classes=True")
-        if ratio is None and not balance_classes:
-            raise ValueError("ratio / balance_classes: expected exactly one of them, found neither "
-                             "(ratio=None, balance_classes=False)")
+                 class_mix: str = "real", keep: Callable | None = None, allow_short: bool = False,
+                 per_class: Mapping | None = None):
+        given = [n for n, v in (("ratio", ratio), ("balance_classes", balance_classes or None),
+                                ("per_class", per_class)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"ratio / balance_classes / per_class: expected exactly one of them, found "
+                             f"{' and '.join(given) if given else 'neither'} (ratio={ratio!r}, "
+                             f"balance_classes={balance_classes!r}, per_class={per_class!r})")
+        if per_class is not None and not isinstance(per_class, Mapping):
+            raise TypeError(f"per_class: expected a dict class name or index -> count, "
+                            f"found {type(per_class).__name__}")
         if ratio is not None:
             if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)):
                 raise TypeError(f"ratio: expected a float in [0, 1), found {type(ratio).__name__} {ratio!r}")
@@ -94,8 +100,18 @@ class MixedDataset(Dataset):
         if len(real_counts) > len(self.class_names) or int(real_labels.min()) < 0:
             raise ValueError(f"real: expected labels in [0, {len(self.class_names) - 1}], found range "
                              f"[{int(real_labels.min())}, {int(real_labels.max())}]")
+        explicit = None
+        if per_class is not None:
+            explicit = {}
+            for c, k in per_class.items():
+                if isinstance(c, str):
+                    if c not in self.class_names:
+                        raise ValueError(f"per_class: expected class names from {self.class_names}, found {c!r}")
+                    c = self.class_names.index(c)
+                explicit[c] = k
         counts = synthetic_counts(real_labels.numpy(), len(self.class_names), ratio=ratio,
-                                  balance=self.balance_classes, class_mix=class_mix)
+                                  balance=self.balance_classes, class_mix=class_mix, per_class=explicit)
+        self.per_class = explicit
         if isinstance(synthetic, SyntheticDataset):
             if keep is not None:
                 raise ValueError("keep: expected a generator to filter its samples, found a SyntheticDataset; "
@@ -212,6 +228,7 @@ class MixedDataset(Dataset):
         return {"real": as_dict(real), "synthetic": as_dict(syn), "total": as_dict(real + syn)}
 
     def __repr__(self) -> str:
-        how = f"ratio={self.ratio}" if self.ratio is not None else "balance_classes=True"
+        how = (f"ratio={self.ratio}" if self.ratio is not None else
+               "balance_classes=True" if self.balance_classes else f"per_class={self.per_class}")
         return (f"MixedDataset(real={self.n_real}, synthetic={len(self.synthetic_index)}, {how}, "
                 f"seed={self.seed})")

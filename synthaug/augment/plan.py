@@ -16,16 +16,20 @@ CLASS_MIXES = ("real", "balanced")
 
 
 def synthetic_counts(real_labels, num_classes: int, ratio: float | None = None, balance: bool = False,
-                     class_mix: str = "real") -> np.ndarray:
+                     class_mix: str = "real", per_class: dict[int, int] | None = None) -> np.ndarray:
     """Synthetic samples to add per class, ``(num_classes,)`` int64. Give exactly one of:
 
     * ``ratio`` r in [0, 1): the synthetic share of the mixed set; ``round(r / (1 - r) * n_real)`` samples,
       split like the real class frequencies (``class_mix="real"``) or equally over the classes present in the
       real data (``"balanced"``), largest remainder;
-    * ``balance=True``: every class topped up to the largest real class (``class_mix`` unused).
+    * ``balance=True``: every class topped up to the largest real class (``class_mix`` unused);
+    * ``per_class``: explicit counts, class index -> number (e.g. one class topped up to a chosen count).
     """
-    if (ratio is None) == (not balance):
-        raise ValueError(f"ratio / balance: expected exactly one of them, found ratio={ratio!r}, balance={balance!r}")
+    given = [name for name, v in (("ratio", ratio), ("balance", balance or None), ("per_class", per_class))
+             if v is not None]
+    if len(given) != 1:
+        raise ValueError(f"ratio / balance / per_class: expected exactly one of them, found "
+                         f"{given or 'none'} (ratio={ratio!r}, balance={balance!r}, per_class={per_class!r})")
     if class_mix not in CLASS_MIXES:
         raise ValueError(f"class_mix: expected one of {list(CLASS_MIXES)}, found {class_mix!r}")
     y = np.asarray(real_labels, dtype=np.int64).reshape(-1)
@@ -34,6 +38,15 @@ def synthetic_counts(real_labels, num_classes: int, ratio: float | None = None, 
     if y.min() < 0 or y.max() >= num_classes:
         raise ValueError(f"real_labels: expected labels in [0, {num_classes - 1}], found range [{y.min()}, {y.max()}]")
     real_counts = np.bincount(y, minlength=num_classes)
+    if per_class is not None:
+        counts = np.zeros(num_classes, dtype=np.int64)
+        for c, k in dict(per_class).items():
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes:
+                raise ValueError(f"per_class: expected class indices in [0, {num_classes - 1}], found {c!r}")
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+                raise ValueError(f"per_class[{c}]: expected a count >= 0, found {k!r}")
+            counts[int(c)] = int(k)
+        return counts
     if balance:
         return (real_counts.max() - real_counts).astype(np.int64)
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not 0.0 <= ratio < 1.0:

@@ -74,12 +74,12 @@ def _pool(synthetic, name: str = "synthetic") -> tuple[torch.Tensor, torch.Tenso
     return images.float(), labels
 
 
-def _check_ratio(ratio) -> float | str:
-    if ratio == "balance":
+def _check_ratio(ratio) -> float | str | dict:
+    if ratio == "balance" or isinstance(ratio, dict):
         return ratio
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)) or not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio: expected the synthetic share of the training set in [0, 1) or 'balance', "
-                         f"found {ratio!r}")
+        raise ValueError(f"ratio: expected the synthetic share of the training set in [0, 1), 'balance' or a dict "
+                         f"class -> count, found {ratio!r}")
     return float(ratio)
 
 
@@ -114,7 +114,8 @@ def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, see
                        class_mix: str = "real", keep=None, allow_short: bool = False) -> Dataset:
     """The training set of an arm, built exactly as a user would: ``real_train`` alone (ratio 0) or
     ``MixedDataset(real_train, synthetic, ratio=..., class_mix=..., seed=seed, return_source=True)``; items
-    ``(image, label, is_synthetic)``. ``ratio="balance"`` tops every class up to the largest real class.
+    ``(image, label, is_synthetic)``. ``ratio="balance"`` tops every class up to the largest real class; a dict
+    ``{class: count}`` adds exactly those numbers (``MixedDataset(per_class=...)``).
     ``synthetic``: a generator (model or path), a :class:`SyntheticDataset` or in-memory (images, labels).
     Which samples, and how many per class, is decided by :mod:`synthaug.augment.plan`. ``keep``: a sample
     filter for a generator (see ``MixedDataset``)."""
@@ -126,7 +127,8 @@ def mixed_training_set(real_train, synthetic=None, ratio: float | str = 0.0, see
     k = _num_classes(real_train)
     if not isinstance(synthetic, (str, Path, GeneratorModel)):
         synthetic = as_synthetic_dataset(synthetic, _class_names(real_train, k))
-    kw = {"balance_classes": True} if ratio == "balance" else {"ratio": ratio, "class_mix": class_mix}
+    kw = ({"balance_classes": True} if ratio == "balance" else {"per_class": ratio} if isinstance(ratio, dict)
+          else {"ratio": ratio, "class_mix": class_mix})
     return MixedDataset(real_train, synthetic, seed=seed, return_source=True, keep=keep, allow_short=allow_short,
                         **kw)
 
@@ -159,7 +161,7 @@ def score_arm(arm: str, model, info: dict, train_set, test, *, seed: int, ratio=
     m = evaluate(model, test, device)
     n_syn = int(info.get("n_synthetic", 0))
     sel = info["select_on"]
-    return {"arm": arm, "seed": seed, "ratio": ratio if isinstance(ratio, str) else float(ratio),
+    return {"arm": arm, "seed": seed, "ratio": ratio if isinstance(ratio, (str, dict)) else float(ratio),
             "classical": classical_name, "arch": info["arch"], "max_steps": info["max_steps"],
             "n_real": len(train_set) - n_syn, "n_synthetic": n_syn, "best_step": info["best_step"],
             "best_epoch": info["best_epoch"], "steps_run": info["steps_run"], "stopped_early": info["stopped_early"],
