@@ -88,10 +88,15 @@ def test_weather_quick_runs_every_arm(tmp_path):
 def test_driving_quick_runs_every_arm(tmp_path):
     out, md = run_quick(driving, "driving", tmp_path)
     check_summary(out["comparisons"]["test_balanced_accuracy"], driving.ORDER)
-    check_summary(out["comparisons"]["test_person_recall"], driving.ORDER)
-    check_records(out, {"translated"})
-    assert {("translated", "real_copies"), ("translated", "classical_randomfog")} <= {
-        (r["arm"], r["reference_arm"]) for r in out["headline"]}
-    assert out["crops"]["clear_train"]["car"] > 100 and out["crops"]["fog_test"]["car"] > 100
-    assert (tmp_path / "domain_quick_driving_examples_frames.png").is_file()
-    assert "`+CycleGAN_fog` -> `translated`" in md
+    check_summary(out["comparisons"]["test_car_recall"], driving.ORDER)
+    check_records(out, driving.TRANSLATED)
+    assert {("translated", "real_copies"), ("translated_task", "classical_randomfog"),
+            ("translated_task", "translated")} <= {(r["arm"], r["reference_arm"]) for r in out["headline"]}
+    # person is dropped; both remaining classes have hundreds of clear and fog crops
+    assert set(out["crops"]["clear_train"]) == {"background", "car"}
+    assert min(out["crops"]["clear_train"].values()) > 300 and min(out["crops"]["fog_test"].values()) > 300
+    assert out["skipped"]["clear_train"]["person"] > 0 and "Person is dropped" in md
+    # a plain and a task-loss translator per seed; the filtered arm reports its label check
+    assert [t["seed"] for t in out["translators"]] == [0, 1]
+    assert all(t["task_translator"]["task_consistency"]["lambda_task"] == 1.0 for t in out["translators"])
+    assert "Label check (filtered arm) per seed" in md and "Task loss gate per seed" in md

@@ -97,12 +97,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
     translated = C.lazy(lambda: model().translate(src.images, "A2B", batch_size=256))
     pool = C.lazy(lambda: SyntheticDataset.from_tensors(translated(), src.labels, src.class_names,
                                                         source={"source": "CycleGAN MNIST->USPS", "seed": seed}))
-    task_cfg = C.cyclegan_config(**cfg["translator"])
-    for k, v in TASK.items():
-        setattr(task_cfg, k, dict(v) if isinstance(v, dict) else v)
-    if st.quick:
-        task_cfg.task_classifier = {**task_cfg.task_classifier, "max_steps": 8, "eval_every": 4}
-        task_cfg.task_min_accuracy = None
+    task_cfg = C.task_cyclegan_config(cfg["translator"], TASK, st.quick)
     task_conf = C.translator_config("digits", data_key, task_cfg, seed)
     task_model, task_info = C.translator(st, task_conf, task_cfg, lambda: (src, d["usps_images"]), ("mnist", "usps"))
     task_pool = C.lazy(lambda: SyntheticDataset.from_tensors(

@@ -35,6 +35,18 @@ def cyclegan_config(steps: int, ngf: int, n_blocks: int, ndf: int, n_layers: int
                           d_kwargs={"ndf": ndf, "n_layers": n_layers}, batch_size=batch_size, amp=False)
 
 
+def task_cyclegan_config(translator: dict, task: dict, quick: bool) -> CycleGANConfig:
+    """The study's CycleGAN plus the task-consistency settings ``task`` (``lambda_task``, ``task_*``); ``--quick``
+    trains its task classifier for a few steps and switches the accuracy gate off."""
+    cfg = cyclegan_config(**translator)
+    for k, v in task.items():
+        setattr(cfg, k, dict(v) if isinstance(v, dict) else v)
+    if quick:
+        cfg.task_classifier = {**(cfg.task_classifier or {}), "max_steps": 8, "eval_every": 4}
+        cfg.task_min_accuracy = None
+    return cfg
+
+
 def translator_config(study: str, data: dict, cfg: CycleGANConfig, seed: int) -> dict:
     """Everything that defines a trained translator (its cache key). Settings that are off (None, or the
     task-consistency fields while ``lambda_task`` is 0) are left out, so adding such an option to the library
@@ -64,7 +76,8 @@ def translator(st: H.Study, config: dict, cfg: CycleGANConfig, domains, names: t
             secs = time.perf_counter() - t0
             H.write_json(d / "translator_info.json", {
                 "steps": cfg.steps, "seconds": round(secs, 1), "s_per_step": round(secs / cfg.steps, 4),
-                "n_a": len(a), "n_b": len(b), "last_losses": {k: round(v, 4) for k, v in res.last_metrics.items()}})
+                "n_a": len(a), "n_b": len(b), "last_losses": {k: round(v, 4) for k, v in res.last_metrics.items()},
+                "task_consistency": (H.read_json(d / "model" / "config.json") or {}).get("task_consistency")})
             st.log(f"seed {config['seed']}: CycleGAN {names[0]}->{names[1]} {cfg.steps} steps in {secs:.0f} s")
         return TranslatorModel.from_pretrained(d / "model", device="cpu")
 
