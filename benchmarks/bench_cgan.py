@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import harness as H  # noqa: E402
 
@@ -75,7 +74,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--device", default=None)
     ap.add_argument("--sizes", type=int, nargs="+", default=[28, 64])
+    H.add_quick_arguments(ap)
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats, args.steps, args.sizes = 2, 2, [28]
+    out_dir = H.report_dir(args)
 
     from synthaug.utils import get_device
 
@@ -90,13 +93,12 @@ def main(argv=None) -> int:
             **H.machine(), "device": str(device), "threads": args.threads, "wall_seconds": round(wall, 1),
             "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "repeats": args.repeats, "steps_per_block": args.steps}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cgan_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (out_dir / "cgan_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
     lines = ["# Conditional-GAN training throughput", "",
              f"Command: `{meta['command']}` — wall time {meta['wall_seconds']} s.  ",
-             f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), device {meta['device']}, {args.threads} torch "
-             f"thread(s), torch {meta['torch']}; load average before/after {meta['load_average_before_after']}.  ",
+             H.machine_line(meta, f"device {meta['device']}, load average before/after "
+                                  f"{meta['load_average_before_after']}") + "  ",
              f"Default `CGANConfig` (batch 64, hinge, SN projection D + minibatch stddev, DiffAugment "
              f"color+translation+cutout, EMA). {args.repeats} timed blocks of {args.steps} steps after 3 warm-up "
              "steps; mean and 95% t-interval.", "",
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
     if "dcgan" in steps_28:
         lines += ["", f"At this rate 2,000 steps at 28 px take about {2000 / steps_28['dcgan'] / 60:.1f} "
                       "min of training for the DCGAN."]
-    (RESULTS / "cgan_throughput.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "cgan_throughput.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib
 
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
     ax.set_ylabel("real images / s (95% CI)")
     ax.set_title(f"cGAN training throughput ({meta['device']}, {args.threads} thread(s))")
     fig.tight_layout()
-    fig.savefig(RESULTS / "cgan_throughput.png", dpi=120)
+    fig.savefig(out_dir / "cgan_throughput.png", dpi=120)
     print("\n".join(lines))
     return 0
 

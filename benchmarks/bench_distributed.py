@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import harness as H  # noqa: E402
 
@@ -44,7 +43,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=40)
+    H.add_quick_arguments(ap)
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats, args.steps = 1, 10
+    out_dir = H.report_dir(args)
 
     from synthaug.eval.stats import mean_ci, paired_test
 
@@ -60,8 +63,7 @@ def main(argv=None) -> int:
     meta = {"command": "python benchmarks/bench_distributed.py " + " ".join(sys.argv[1:] if argv is None else argv),
             **H.machine(), "wall_seconds": round(time.time() - t0, 1),
             "load_average_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)]}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "distributed.json").write_text(json.dumps(
+    (out_dir / "distributed.json").write_text(json.dumps(
         {"meta": meta, "steps_per_s": {str(k): v for k, v in rates.items()},
          "summary": {str(k): v for k, v in summary.items()}, "ratio_2_over_1": ratio, "paired": speedup},
         indent=2))
@@ -69,8 +71,7 @@ def main(argv=None) -> int:
     lines = [
         "# Data-parallel training: 1 vs 2 processes on CPU", "",
         f"Command: `{meta['command']}` — wall time {meta['wall_seconds']} s.  ",
-        f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), torch {meta['torch']}; load average before/after "
-        f"{meta['load_average_before_after']}.  ",
+        H.machine_line(meta, f"load average before/after {meta['load_average_before_after']}") + "  ",
         f"Default 28 px cGAN on the shipped BreastMNIST, global batch 64, {args.steps} steps per run, "
         f"{args.repeats} interleaved repeats; 1 process uses 2 torch threads, 2 processes (torchrun, gloo) use 1 "
         "thread each, so both use both cores.", "",
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
         "share and the tiny default nets at 28 px would be launch-bound long before that. Use `--sync-batchnorm` "
         "for the DCGAN's BatchNorm on GPUs; on CPU BatchNorm statistics stay per rank.",
     ]
-    (RESULTS / "distributed.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "distributed.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib
 
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
     ax.set_ylabel("steps / s (95% CI)")
     ax.set_title("cGAN 28 px, global batch 64, CPU")
     fig.tight_layout()
-    fig.savefig(RESULTS / "distributed.png", dpi=120)
+    fig.savefig(out_dir / "distributed.png", dpi=120)
     print("\n".join(lines))
     return 0
 

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from synthaug.augment import MixedDataset, SyntheticDataset  # noqa: E402
+from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import load_breastmnist  # noqa: E402
 from synthaug.models import GeneratorModel  # noqa: E402
 from synthaug.nets import create_net  # noqa: E402
@@ -91,8 +92,10 @@ def main(argv=None) -> dict:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--ratio", type=float, default=0.5)
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "loader"))
+    H.add_quick_arguments(p)
     args = p.parse_args(argv)
+    if args.quick:
+        args.repeats = 2
     wall0 = time.perf_counter()
     load0 = os.getloadavg()
 
@@ -111,16 +114,18 @@ def main(argv=None) -> dict:
 
     tf = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=10, translate=(0.05, 0.05),
                                                                 scale=(0.95, 1.05))])
-    n_syn = int(round(len(real) * args.ratio / (1 - args.ratio)))
+    # the pool holds what MixedDataset takes at this ratio: the real class mix (plan.synthetic_counts)
+    per_class = synthetic_counts(real.labels.numpy(), real.num_classes, ratio=args.ratio).tolist()
+    n_syn = sum(per_class)
     arms = {
         "real_only": Transformed(real, tf),
-        "mixed_on_the_fly": MixedDataset(real, SyntheticDataset(gen_dir, n=n_syn, mode="on_the_fly"),
+        "mixed_on_the_fly": MixedDataset(real, SyntheticDataset(gen_dir, per_class=per_class, mode="on_the_fly"),
                                          ratio=args.ratio, transform=tf),
-        "mixed_pregenerated": MixedDataset(real, SyntheticDataset(gen_dir, n=n_syn, mode="memory", device="cpu"),
-                                           ratio=args.ratio, transform=tf),
+        "mixed_pregenerated": MixedDataset(real, SyntheticDataset(gen_dir, per_class=per_class, mode="memory",
+                                                                  device="cpu"), ratio=args.ratio, transform=tf),
         "mixed_on_the_fly_cached": MixedDataset(  # blocks of 64: the cheapest forward size on CPU (see JSON)
-            real, SyntheticDataset(gen_dir, n=n_syn, mode="on_the_fly", batch_size=64, cache_blocks=-(-n_syn // 64)),
-            ratio=args.ratio, transform=tf),
+            real, SyntheticDataset(gen_dir, per_class=per_class, mode="on_the_fly", batch_size=64,
+                                   cache_blocks=-(-n_syn // 64)), ratio=args.ratio, transform=tf),
     }
     loaders = {name: DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                                 persistent_workers=True, worker_init_fn=seed_worker,
@@ -167,8 +172,7 @@ def main(argv=None) -> dict:
                                   "untrained weights",
                      "generator_us_per_image_1_thread_by_batch": {str(k): v for k, v in us_by_batch.items()}},
         "results": results, "wall_time_s": time.perf_counter() - wall0}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = H.report_dir(args) / "loader"
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     out.with_suffix(".md").write_text(markdown(report))
     plot(report, out.with_suffix(".png"))
@@ -178,8 +182,9 @@ def main(argv=None) -> dict:
 
 
 def fmt(mh, digits=1, scale=1.0) -> str:
+    """``mean [lo, hi]`` from a ``(mean, half-width)`` pair."""
     m, h = mh
-    return f"{m * scale:.{digits}f} ± {h * scale:.{digits}f}"
+    return H.fmt_interval(m, m - h, m + h, digits, scale=scale)
 
 
 def markdown(r: dict) -> str:
@@ -187,10 +192,8 @@ def markdown(r: dict) -> str:
     lines = [
         "# DataLoader cost of synthetic augmentation (28 px BreastMNIST)", "",
         f"Command: `{r['command']}` — wall time {r['wall_time_s']:.0f} s.  ",
-        f"Machine: {m['nproc']} CPUs ({m.get('cpu', m.get('cpu_model'))}), torch {m['torch']}, "
-        f"Python {m['python']}; "
-        f"load average before/after {r['load_average_before_after'][0][0]:.1f} / "
-        f"{r['load_average_before_after'][1][0]:.1f} (shared machine).  ",
+        H.machine_line(m, f"load average before/after {r['load_average_before_after'][0][0]:.1f} / "
+                          f"{r['load_average_before_after'][1][0]:.1f}") + "  ",
         f"Setup: {s['dataset']} ({s['real_samples']} images) + {s['synthetic_samples']} synthetic at ratio "
         f"{s['ratio']}; batch {s['batch_size']}, {s['num_workers']} workers (persistent, `seed_worker`), shuffled; "
         f"{s['transforms']} in every arm. Generator: {s['generator']} — "

@@ -221,8 +221,7 @@ def write_markdown(path: Path, meta: dict, rows: list[dict]) -> None:
         "# Translator throughput on CPU",
         "",
         f"Command: `{meta['command']}`  ",
-        f"Machine: {m['nproc']} logical CPUs ({m.get('cpu', m.get('cpu_model'))}), torch {m['torch']}, "
-        f"Python {m['python']}  ",
+        H.machine_line(m) + "  ",
         "Threads: `torch.set_num_threads(n)` with n as listed per row (1 unless the label says 2)  ",
         f"Total wall time: {meta['wall_s']:.0f} s; load average (1/5/15 min) at start {meta['loadavg_start']}, "
         f"at end {meta['loadavg_end']} (other jobs shared the machine)  ",

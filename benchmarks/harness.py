@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 RESULTS = ROOT / "benchmarks" / "results"
 RESULT_CACHE = RESULTS / "cache"  # per (study, seed, arm) results: small JSON, committed so studies resume
 RUNS = ROOT / "runs" / "studies"  # trained generators and translators: large, not committed
+QUICK_DIR = ROOT / "runs" / "studies_quick"  # every --quick run writes here (or to --out / --runs-dir)
 DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
@@ -63,6 +64,32 @@ def machine() -> dict:
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "platform": platform.platform(), "load_average": [round(v, 2) for v in os.getloadavg()],
             "git_commit": commit, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+
+
+def add_quick_arguments(p: argparse.ArgumentParser) -> None:
+    """``--quick`` (a smoke test of a few steps, never written to ``benchmarks/results``) and ``--out DIR``."""
+    p.add_argument("--quick", action="store_true", help=f"smoke test: a few steps, written to {QUICK_DIR}")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default benchmarks/results, or the "
+                                                          "quick folder with --quick)")
+
+
+def report_dir(args) -> Path:
+    """Where a benchmark script writes: ``--out``, else the quick folder or ``benchmarks/results``."""
+    d = args.out or (QUICK_DIR if args.quick else RESULTS)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def machine_line(m: dict, extra: str = "") -> str:
+    """The one "Machine: ..." line of every report, from :func:`machine`'s dict (or the keys of older reports);
+    ``extra`` is appended (e.g. the load before/after a timing run)."""
+    cpus, cpu = m.get("nproc", m.get("cpus")), m.get("cpu", m.get("cpu_model", "unknown CPU"))
+    threads = f" with {m['torch_threads']} thread(s)" if m.get("torch_threads") else ""
+    load = m.get("load_average", m.get("load_average_at_start"))
+    commit = (m.get("git_commit") or "")[:10]
+    return (f"Machine: {cpus} CPUs ({cpu}), torch {m.get('torch', '?')}{threads}, Python {m.get('python', '?')}"
+            + (f", load average at start {load} (shared cores: times are indicative)" if load else "")
+            + (f"; commit {commit}" if commit else "") + (f"; {extra}" if extra else "") + ".")
 
 
 def to_jsonable(x):
@@ -183,7 +210,7 @@ class Study:
         self.studies = (list(studies) if self.args.study == "all" else [self.args.study]) if studies else [module]
         self.seeds = self.args.seeds or ([0, 1] if self.quick else [0, 1, 2, 3, 4])
         if self.quick:
-            self.results_dir = self.args.runs_dir or ROOT / "runs" / "studies_quick"
+            self.results_dir = self.args.runs_dir or QUICK_DIR
             self.cache = Cache(self.results_dir)
         else:
             self.results_dir = RESULTS
@@ -216,24 +243,31 @@ class Study:
 
 
 # --- formatting --------------------------------------------------------------------------------------------
+def fmt_interval(mean, lo=None, hi=None, digits: int = 3, signed: bool = False, scale: float = 1.0) -> str:
+    """``mean [lo, hi]``, the one interval format of every report and README table (``–`` for a missing mean;
+    the interval left out when it is missing or NaN); ``signed`` for differences."""
+    def num(v) -> str:
+        return f"{v * scale:+.{digits}f}" if signed else f"{v * scale:.{digits}f}"
+
+    if mean is None:
+        return "–"
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return num(mean)
+    return f"{num(mean)} [{num(lo)}, {num(hi)}]"
+
+
 def fmt_ci(row: dict | None, digits: int = 3, scale: float = 1.0) -> str:
     """``mean [lo, hi]`` of a summary row (``mean``/``lo``/``hi``)."""
-    if not row:
-        return "-"
-    mean, lo, hi = row["mean"] * scale, row["lo"] * scale, row["hi"] * scale
-    if lo is None or math.isnan(lo):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return fmt_interval(row["mean"], row["lo"], row["hi"], digits, scale=scale) if row else "-"
 
 
 def fmt_diff(t: dict | None, digits: int = 3, scale: float = 1.0) -> str:
     """A paired difference ``+d [lo, hi], p = ...``, or why no test is reported."""
     if not t:
         return "-"
-    d = t["mean_diff"] * scale
     if t.get("no_test_reason") or t["p_value"] is None or math.isnan(t["p_value"]):
-        return f"{d:+.{digits}f} (no test: {t.get('no_test_reason') or 'undefined'})"
-    return f"{d:+.{digits}f} [{t['lo'] * scale:+.{digits}f}, {t['hi'] * scale:+.{digits}f}], p = {t['p_value']:.3f}"
+        return f"{t['mean_diff'] * scale:+.{digits}f} (no test: {t.get('no_test_reason') or 'undefined'})"
+    return f"{fmt_interval(t['mean_diff'], t['lo'], t['hi'], digits, True, scale)}, p = {t['p_value']:.3f}"
 
 
 def selection_line(results: dict[str, list[dict]]) -> str:

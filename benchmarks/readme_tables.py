@@ -14,6 +14,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import fmt_interval  # noqa: E402
+
 HEADLINE = ROOT / "benchmarks" / "results" / "headline.json"
 README = ROOT / "README.md"
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
@@ -26,14 +31,6 @@ STUDY_TITLE = {
     "pneumonia5_resnet18_small": "PneumoniaMNIST 5%, ResNet-18", "digits": "MNIST -> USPS",
     "weather": "weather (shine -> rain)", "driving": "driving (clear -> fog patches)",
 }
-
-
-def _num(v, digits=3, signed=False) -> str:
-    return "–" if v is None else (f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}")
-
-
-def _ci(lo, hi, signed=False) -> str:
-    return "" if lo is None or hi is None else f" [{_num(lo, signed=signed)}, {_num(hi, signed=signed)}]"
 
 
 def table(records: list[dict]) -> str:
@@ -51,8 +48,8 @@ def table(records: list[dict]) -> str:
                           else "")
         proto = f" ({r['protocol']})" if r.get("protocol") else ""
         lines.append(f"| {STUDY_TITLE.get(r['study'], r['study'])}{proto} | {r['metric'].replace('test_', '')} | "
-                     f"{arm} | {_num(r['mean'])}{_ci(r['ci_low'], r['ci_high'])} | {r['reference_arm'] or '–'} | "
-                     f"{_num(r['diff'], signed=True)}{_ci(r['diff_ci_low'], r['diff_ci_high'], True)} | {p} | "
+                     f"{arm} | {fmt_interval(r['mean'], r['ci_low'], r['ci_high'])} | {r['reference_arm'] or '–'} | "
+                     f"{fmt_interval(r['diff'], r['diff_ci_low'], r['diff_ci_high'], signed=True)} | {p} | "
                      f"{r['n_seeds']}{gens} |")
     return "\n".join(lines)
 

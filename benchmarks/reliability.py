@@ -573,11 +573,9 @@ def machine() -> dict:
 
 def machine_line(m: dict) -> list[str]:
     """The report's machine lines; reads ``harness.machine()`` keys, or the keys of reports written before it."""
-    cpus, load = m.get("nproc", m.get("cpus")), m.get("load_average", m.get("load_average_at_start"))
     git = m.get("git") or ((m.get("git_commit") or "unknown")[:10]
                            + (" (working tree with uncommitted changes)" if m.get("git_dirty") else ""))
-    return [f"Machine: {m['cpu']}, {cpus} CPUs (shared; load average {load} at start), {m['platform']}  ",
-            f"Python {m['python']}, torch {m['torch']}, synthaug at {git}  "]
+    return [H.machine_line({**m, "git_commit": None}, m.get("platform", "")) + "  ", f"synthaug at {git}  "]
 
 
 def report(res: dict, md_path: Path) -> None:

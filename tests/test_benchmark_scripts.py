@@ -55,3 +55,48 @@ def test_cgan_quality_quick_writes_its_report(shared_data):
         assert r["cas"]["real_reference"] is not None and "fraction_flagged" in r["memorization"]
     md = (out / "cgan_quality.md").read_text()
     assert md.startswith("# QUICK SMOKE TEST") and "Classification Accuracy Score" in md
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, stem", [("bench_cgan", "cgan_throughput"), ("bench_loader", "loader"),
+                                          ("bench_distributed", "distributed")])
+def test_timing_benchmark_quick_writes_its_report(script, stem, tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    mod = importlib.import_module(f"benchmarks.{script}")
+    mod.main(["--quick", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / f"{stem}.json").read_text())
+    md = (tmp_path / f"{stem}.md").read_text()
+    assert "Machine: " in md and "CPUs" in md
+    assert (tmp_path / f"{stem}.png").stat().st_size > 1000
+    if script == "bench_cgan":
+        assert [r["image_size"] for r in res["rows"]] == [28, 28]
+        assert all(r["steps_per_s"]["mean"] > 0 for r in res["rows"])
+    elif script == "bench_distributed":
+        assert {len(v) for v in res["steps_per_s"].values()} == {1} and all(
+            v[0] > 0 for v in res["steps_per_s"].values())
+    else:
+        assert set(res["results"]) >= {"real_only", "mixed_on_the_fly", "mixed_pregenerated"}
+
+
+@pytest.mark.slow
+def test_bench_translators_quick_writes_its_report(tmp_path):
+    from benchmarks import bench_translators
+
+    bench_translators.main(["--quick", "--out", str(tmp_path)])
+    res = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert res["meta"]["quick"] if "meta" in res else res["quick"]
+    assert next(tmp_path.glob("*.md")).read_text().count("Machine: ") == 1
+
+
+@pytest.mark.slow
+def test_translation_showcase_quick_trains_and_reports(tmp_path):
+    from benchmarks import translation_showcase
+
+    translation_showcase.main(["--quick", "--case", "weather", "--results", str(tmp_path / "results"),
+                               "--runs", str(tmp_path / "runs")])
+    res = json.loads((tmp_path / "results" / "translation_showcase.json").read_text())
+    case = res["cases"]["weather"]
+    assert case["quick"] and case["steps"] == 30 and (tmp_path / "results" / case["grid"]).is_file()

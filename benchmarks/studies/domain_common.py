@@ -186,9 +186,7 @@ def run_section(st: H.Study, results: dict, translators: list[dict], extra_secon
         t["seconds"] for t in translators)
     lines += ["", f"Compute recorded for these results (arms + translators, all seeds): {total / 60:.1f} min; this "
               f"invocation: {st.wall() / 60:.1f} min (cached arms and translators are not retrained).", "",
-              f"Machine: {m['nproc']} CPUs ({m['cpu']}), torch {m['torch']} with {m['torch_threads']} thread(s), "
-              f"Python {m['python']}, load average at start {m['load_average']} (the cores were shared with other "
-              f"jobs, so times are indicative); commit {m['git_commit'][:10]}.", "", f"Command: `{m['command']}`", ""]
+              H.machine_line(m), "", f"Command: `{m['command']}`", ""]
     return lines
 
 

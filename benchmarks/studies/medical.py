@@ -296,9 +296,8 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
                                 for k in ("fid", "kid_mean", "precision", "recall", "coverage")) + " |", ""]
     L += ["## Wall time", "", "| arm | mean s per seed |", "|---|---|",
           *(f"| {a} | {s:.0f} |" for a, s in arm_secs.items()), "",
-          f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), torch {meta['torch']} with {meta['torch_threads']} "
-          f"thread(s), Python {meta['python']}; commit {meta['git_commit'][:10]}. This invocation: "
-          f"{wall_s / 60:.1f} min (cached arms are not retrained).", f"Command: `{meta['command']}`", ""]
+          H.machine_line(meta, f"this invocation {wall_s / 60:.1f} min (cached arms are not retrained)"),
+          f"Command: `{meta['command']}`", ""]
     Path(f"{out_prefix}.md").write_text("\n".join(L))
     print(f"[{study}] wrote {out_prefix}.md/.json/.png ({png.name})", flush=True)
     return out
