@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     H.add_quick_arguments(ap)
     args = ap.parse_args(argv)
     if args.quick:
-        args.repeats, args.steps = 1, 10
+        args.repeats, args.steps = 2, 10
     out_dir = H.report_dir(args)
 
     from synthaug.eval.stats import mean_ci, paired_test

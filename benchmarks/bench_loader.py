@@ -115,8 +115,9 @@ def main(argv=None) -> dict:
     tf = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=10, translate=(0.05, 0.05),
                                                                 scale=(0.95, 1.05))])
     # the pool holds what MixedDataset takes at this ratio: the real class mix (plan.synthetic_counts)
-    per_class = synthetic_counts(real.labels.numpy(), real.num_classes, ratio=args.ratio).tolist()
-    n_syn = sum(per_class)
+    counts = synthetic_counts(real.labels.numpy(), real.num_classes, ratio=args.ratio)
+    per_class = {name: int(k) for name, k in zip(real.class_names, counts)}
+    n_syn = sum(per_class.values())
     arms = {
         "real_only": Transformed(real, tf),
         "mixed_on_the_fly": MixedDataset(real, SyntheticDataset(gen_dir, per_class=per_class, mode="on_the_fly"),

@@ -398,7 +398,7 @@ MODEL_FILE_ROWS: list[Row] = [
         ValueError, r"config\.json' is missing required field\(s\) \['nets'\]"),
     Row("config-kind-unknown", "load_model", 'config.json with "kind": "vae"',
         lambda tmp, a: (lambda d: lambda: load_model(d))(_copy_model(a, tmp, _set("kind", "vae"))),
-        ValueError, r"expected kind in \('cgan', 'cyclegan', 'pix2pix', 'classifier'\), found 'vae'"),
+        ValueError, r"expected kind in \(.*'cgan'.*'cyclegan'.*\), found 'vae'"),
     Row("config-not-an-object", "load_model", "config.json holding a JSON list",
         lambda tmp, a: _config_bytes(a, tmp, b"[1, 2, 3]"),
         ValueError, r"is not a synthaug config \(expected format 'synthaug', found 'list'\)"),

@@ -4,6 +4,7 @@
     synthaug train cgan --data breastmnist --n-per-class 20 --unlabelled rest --out runs/semi
     synthaug sample runs/breast/model --n 200 --out synth/
     synthaug train cyclegan --a mnist.npz --b usps.npz --size 28 --channels 1 --lambda-task 1 --out runs/m2u
+    synthaug train cut --a horses/ --b zebras/ --size 128 --out runs/h2z       (or: train fastcut)
     synthaug translate runs/m2u/model --in mnist.npz --labels --out translated/
     synthaug info runs/breast/model
 """
@@ -16,113 +17,10 @@ import sys
 from pathlib import Path
 
 
-def load_training_data(data: str, split: str = "train", size: int | None = None, channels: int | None = None,
-                       fraction: float | None = None, n_per_class: int | None = None, seed: int = 0):
-    """Resolve ``--data``: ``breastmnist`` (shipped), a ``.npz`` file, or a labelled image folder."""
-    from . import data as sd
-
-    kw = dict(fraction=fraction, n_per_class=n_per_class, seed=seed)
-    if data == "breastmnist":
-        return sd.load_breastmnist(split=split, **kw)
-    path = Path(data)
-    if path.suffix == ".npz":
-        return _resized(sd.load_npz(path, split=split, **kw), size)
-    if path.is_dir():
-        if size is None:
-            raise ValueError("--size: required for an image folder (images are resized and center-cropped to it)")
-        ds = sd.load_image_folder(path, size=size, channels=channels or 3)
-        return ds.subsample(fraction=fraction, n_per_class=n_per_class, seed=seed) if (fraction or n_per_class) else ds
-    raise FileNotFoundError(f"--data: expected 'breastmnist', an .npz file or an image folder, found {data!r}")
-
-
-def load_labelled_and_rest(data: str, split: str = "train", size: int | None = None, channels: int | None = None,
-                           fraction: float | None = None, n_per_class: int | None = None, seed: int = 0):
-    """``(labelled, rest)``: what :func:`load_training_data` returns, and the images of the same split it left
-    out (``--unlabelled rest``), as an :class:`~synthaug.data.ImageDataset` whose labels are to be ignored."""
-    from .data import stratified_indices
-
-    if fraction is None and n_per_class is None:
-        raise ValueError("--unlabelled: 'rest' means the --data images left out by --fraction or --n-per-class, "
-                         "found neither (every image is labelled)")
-    full = load_training_data(data, split=split, size=size, channels=channels)
-    keep = stratified_indices(full.labels, fraction, n_per_class, seed, class_names=full.class_names)
-    left = _indices_not_in(len(full), keep)
-    if len(left) == 0:
-        raise ValueError(f"--unlabelled: expected images left out of the labelled subset for 'rest', found none "
-                         f"(all {len(full)} are labelled)")
-    return full.subset(keep), full.subset(left)
-
-
-def _indices_not_in(n: int, keep):
-    """Indices in ``range(n)`` not in ``keep`` (int64, ascending)."""
-    import torch
-
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[torch.as_tensor(keep, dtype=torch.int64)] = False
-    return torch.nonzero(mask).flatten()
-
-
-def load_unlabelled(spec: str, like, split: str = "train", size: int | None = None, channels: int | None = None):
-    """Resolve ``--unlabelled`` (other than ``rest``): ``breastmnist`` (shipped; its ``split``), an ``.npz``
-    file (its ``split``; resized only with ``--size``), or an image folder (flat or class sub-folders, labels
-    ignored; read at ``--size`` or else the labelled images' size, with ``--channels`` or else theirs). ``like``
-    is the labelled dataset. Returns an :class:`~synthaug.data.ImageDataset` whose labels are to be ignored."""
-    from . import data as sd
-
-    if spec == "breastmnist":  # like --data breastmnist: never resized
-        return sd.load_breastmnist(split=split)
-    path = Path(spec)
-    if not (path.suffix == ".npz" and path.is_file()) and not path.is_dir():
-        raise FileNotFoundError(f"--unlabelled: expected 'rest', 'breastmnist', an .npz file or an image folder, "
-                                f"found {spec!r}")
-    if path.suffix == ".npz":
-        return load_domain(spec, size, like.channels, split=split)
-    return load_domain(spec, size or like.image_size[0], channels or like.channels)
-
-
-def _resized(ds, size: int | None):
-    """Return ``ds`` with images resized to ``size`` x ``size`` (bilinear, antialiased) when asked."""
-    if size is None or tuple(ds.image_size) == (size, size):
-        return ds
-    import torch.nn.functional as F
-
-    from .data import ImageDataset
-
-    images = F.interpolate(ds.images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return ImageDataset(images.clamp(-1, 1), ds.labels, ds.class_names, name=f"{ds.name}@{size}px")
-
-
-def load_domain(spec: str, size: int | None, channels: int, split: str = "train", labelled: bool = False,
-                arg: str = "--a"):
-    """One translation domain: an ``.npz`` file (its ``split``) or a folder of images (flat or class folders).
-
-    With ``labelled`` the labels are kept (a labelled ``.npz`` or class folders ``root/<class>/*.png``; a flat
-    folder raises ``ValueError`` naming ``arg``); otherwise class folders are flattened into one class."""
-    import torch
-
-    from . import data as sd
-
-    path = Path(spec)
-    if path.suffix == ".npz":
-        return _resized(sd.load_npz(path, split=split), size)
-    if size is None:
-        raise ValueError("--size: required for image folders (images are resized and center-cropped to it)")
-    if path.is_dir() and any(p.suffix.lower() in sd.IMAGE_EXTENSIONS for p in path.iterdir()):
-        if labelled:
-            raise ValueError(f"{arg}: expected labelled images (class folders root/<class>/*.png or a labelled "
-                             f".npz), found a flat folder of images in {str(path)!r}")
-        return sd.load_image_dir(path, size=size, channels=channels)
-    ds = sd.load_image_folder(path, size=size, channels=channels)
-    if labelled:
-        return ds
-    # class folders, flattened into one domain
-    return sd.ImageDataset(ds.images, torch.zeros(len(ds), dtype=torch.int64), [path.name], name=path.name)
-
-
-def _add_common_train(p: argparse.ArgumentParser) -> None:
+def _add_common_train(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--out", required=True, help="output folder (checkpoints, samples, metrics, model/)")
     p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=config_class.batch_size)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--ckpt-every", type=int, default=500)
@@ -132,13 +30,25 @@ def _add_common_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _train_cgan(args) -> int:
-    from .train import CGANConfig, CGANRecipe, Trainer
+def _train(args) -> int:
+    """``synthaug train <recipe>``: the registered recipe of that name, built from the arguments by its command's
+    builder (:data:`_TRAIN_COMMANDS`), run by the Trainer."""
+    from .train import Trainer, get_recipe
     from .train.distributed import init_distributed
     from .utils import seed_everything
 
     init_distributed(args.device)  # a no-op unless started by torchrun
     seed_everything(args.seed)
+    recipe = args.build(args, get_recipe(args.recipe))
+    result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
+                     log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
+    _report(result)
+    return 0
+
+
+def _cgan_recipe(args, recipe_cls):
+    from .data import load_labelled_and_rest, load_training_data, load_unlabelled
+
     kw = dict(split=args.split, size=args.size, channels=args.channels, fraction=args.fraction,
               n_per_class=args.n_per_class, seed=args.seed)
     unlabelled = None
@@ -154,69 +64,73 @@ def _train_cgan(args) -> int:
         print(f"unlabelled: {len(unlabelled)} images {tuple(unlabelled.images.shape[1:])} from {args.unlabelled!r}")
     elif args.pseudo_label_threshold is not None:
         raise ValueError("--pseudo-label-threshold: needs --unlabelled (the pool to pseudo-label), found none")
-    cfg = CGANConfig(generator=args.arch, loss=args.loss, batch_size=args.batch_size, lr_g=args.lr_g,
-                     lr_d=args.lr_d, n_critic=args.n_critic, diffaug="" if args.no_diffaug else args.diffaug,
-                     ada=args.ada, r1_gamma=args.r1, label_smoothing=args.label_smoothing,
-                     ema_decay=args.ema_decay, sync_batchnorm=args.sync_batchnorm,
-                     g_kwargs=json.loads(args.g_kwargs),
-                     d_kwargs=json.loads(args.d_kwargs), pseudo_label_threshold=args.pseudo_label_threshold,
-                     pseudo_label_classifier=json.loads(args.pseudo_label_classifier)
-                     if args.pseudo_label_classifier else None)
-    recipe = CGANRecipe(data, cfg, device=args.device, seed=args.seed, unlabelled=unlabelled)
+    cfg = recipe_cls.config_class(
+        generator=args.arch, loss=args.loss, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d,
+        n_critic=args.n_critic, diffaug="" if args.no_diffaug else args.diffaug, ada=args.ada, r1_gamma=args.r1,
+        label_smoothing=args.label_smoothing, ema_decay=args.ema_decay, sync_batchnorm=args.sync_batchnorm,
+        g_kwargs=json.loads(args.g_kwargs), d_kwargs=json.loads(args.d_kwargs),
+        pseudo_label_threshold=args.pseudo_label_threshold,
+        pseudo_label_classifier=json.loads(args.pseudo_label_classifier) if args.pseudo_label_classifier else None)
+    recipe = recipe_cls(data, cfg, device=args.device, seed=args.seed, unlabelled=unlabelled)
     semi = recipe.pseudo_label_summary()
     if semi is not None and semi["pseudo_label_threshold"] is not None:
         print(f"pseudo-labelled: {semi['n_pseudo_labelled']} of {semi['n_unlabelled']} unlabelled images at "
               f"probability >= {semi['pseudo_label_threshold']} {semi['pseudo_labels_per_class']}")
-    result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
-                     log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
-    _report(result)
-    return 0
+    return recipe
 
 
-def _train_translator(args) -> int:
-    from . import data as sd
-    from .train import CycleGANConfig, CycleGANRecipe, Pix2PixConfig, Pix2PixRecipe, Trainer
-    from .train.distributed import init_distributed
-    from .utils import seed_everything
+def _translation_config(args, config_class, **fields):
+    """The translation settings every translation command shares, plus ``fields``."""
+    defaults = config_class()
+    return config_class(steps=args.steps, generator=args.arch, loss=args.loss, batch_size=args.batch_size,
+                        lr=args.lr, g_kwargs={**defaults.g_kwargs, **json.loads(args.g_kwargs)},
+                        d_kwargs={**defaults.d_kwargs, **json.loads(args.d_kwargs)}, **fields)
 
-    init_distributed(args.device)  # a no-op unless started by torchrun
-    seed_everything(args.seed)
-    g_kw, d_kw = json.loads(args.g_kwargs), json.loads(args.d_kwargs)
-    if args.recipe == "cyclegan":
-        task = args.lambda_task > 0
-        if not task and (args.task_classifier is not None or args.task_min_accuracy is not None):
-            raise ValueError(f"--lambda-task: --task-classifier / --task-min-accuracy set the task loss, found "
-                             f"--lambda-task {args.lambda_task}; set it > 0")
-        a = load_domain(args.a, args.size, args.channels, labelled=task, arg="--a")
-        b = load_domain(args.b, args.size, args.channels, arg="--b")
-        print(f"domain A: {len(a)} images {tuple(a.images.shape[1:])}; domain B: {len(b)} images "
-              f"{tuple(b.images.shape[1:])}")
-        if task:
-            print(f"task loss: domain A's labels {a.class_counts()}")
-        cfg = CycleGANConfig(steps=args.steps, generator=args.arch, batch_size=args.batch_size, lr=args.lr,
-                             lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity,
-                             g_kwargs={**CycleGANConfig().g_kwargs, **g_kw},
-                             d_kwargs={**CycleGANConfig().d_kwargs, **d_kw}, lambda_task=args.lambda_task,
-                             task_start_step=args.task_start_step, task_min_accuracy=args.task_min_accuracy,
-                             task_classifier=_json_dict(args.task_classifier, "--task-classifier"))
-        recipe = CycleGANRecipe(a, b, cfg, device=args.device, seed=args.seed,
-                                names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
-        if recipe.task is not None:
-            info = recipe.task.info
-            print(f"task classifier: accuracy {info['accuracy']:.3f} ({info['accuracy_on']}); the task loss is "
-                  + (f"on from step {cfg.task_start_step}" if recipe.task.reliable
-                     else f"OFF (below --task-min-accuracy {cfg.task_min_accuracy})"))
-    else:
-        pairs = sd.load_paired(args.data, size=args.size, channels=args.channels)
-        print(f"pairs: {len(pairs)}")
-        cfg = Pix2PixConfig(steps=args.steps, generator=args.arch, batch_size=args.batch_size, lr=args.lr,
-                            lambda_l1=args.lambda_l1, g_kwargs={**Pix2PixConfig().g_kwargs, **g_kw},
-                            d_kwargs={**Pix2PixConfig().d_kwargs, **d_kw})
-        recipe = Pix2PixRecipe(pairs, cfg, device=args.device, seed=args.seed)
-    result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
-                     log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
-    _report(result)
-    return 0
+
+def _unpaired_recipe(args, recipe_cls, **fields):
+    """An unpaired recipe (CycleGAN, CUT) from --a, --b, the task-loss arguments and the recipe's own ``fields``."""
+    from .data import load_domain
+
+    task = args.lambda_task > 0
+    if not task and (args.task_classifier is not None or args.task_min_accuracy is not None):
+        raise ValueError(f"--lambda-task: --task-classifier / --task-min-accuracy set the task loss, found "
+                         f"--lambda-task {args.lambda_task}; set it > 0")
+    a = load_domain(args.a, args.size, args.channels, labelled=task, arg="--a")
+    b = load_domain(args.b, args.size, args.channels, arg="--b")
+    print(f"domain A: {len(a)} images {tuple(a.images.shape[1:])}; domain B: {len(b)} images "
+          f"{tuple(b.images.shape[1:])}")
+    if task:
+        print(f"task loss: domain A's labels {a.class_counts()}")
+    cfg = _translation_config(args, recipe_cls.config_class, lambda_task=args.lambda_task,
+                              task_start_step=args.task_start_step, task_min_accuracy=args.task_min_accuracy,
+                              task_classifier=_json_dict(args.task_classifier, "--task-classifier"), **fields)
+    recipe = recipe_cls(a, b, cfg, device=args.device, seed=args.seed,
+                        names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
+    if recipe.task is not None:
+        info = recipe.task.info
+        print(f"task classifier: accuracy {info['accuracy']:.3f} ({info['accuracy_on']}); the task loss is "
+              + (f"on from step {cfg.task_start_step}" if recipe.task.reliable
+                 else f"OFF (below --task-min-accuracy {cfg.task_min_accuracy})"))
+    return recipe
+
+
+def _cyclegan_recipe(args, recipe_cls):
+    return _unpaired_recipe(args, recipe_cls, lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity)
+
+
+def _cut_recipe(args, recipe_cls):
+    return _unpaired_recipe(args, recipe_cls, lambda_gan=args.lambda_gan, lambda_nce=args.lambda_nce,
+                            nce_idt=args.nce_idt, nce_layers=tuple(args.nce_layers.split(",")),
+                            num_patches=args.num_patches, flip_equivariance=args.flip_equivariance)
+
+
+def _pix2pix_recipe(args, recipe_cls):
+    from .data import load_paired
+
+    pairs = load_paired(args.data, size=args.size, channels=args.channels)
+    print(f"pairs: {len(pairs)}")
+    cfg = _translation_config(args, recipe_cls.config_class, lambda_l1=args.lambda_l1)
+    return recipe_cls(pairs, cfg, device=args.device, seed=args.seed)
 
 
 def _json_dict(text: str | None, arg: str) -> dict | None:
@@ -244,7 +158,8 @@ def _translate_labelled(args, model) -> int:
     c_in = model.channels_a if args.direction == "A2B" else model.channels_b
     src = Path(args.inp)
     if src.suffix == ".npz":
-        data = _resized(sd.load_npz(src, split=args.split), args.size)
+        data = sd.load_npz(src, split=args.split)
+        data = data.resized(args.size) if args.size else data
     elif src.is_dir():
         data = sd.load_image_folder(src, size=args.size or model.image_size, channels=c_in)
     else:
@@ -337,7 +252,7 @@ def _report(result) -> None:
 
 
 def _sample_shards(args) -> int:
-    from .augment.shards import merge_manifests, write_shards
+    from .augment import merge_manifests, write_shards
     from .models import GeneratorModel
     from .train.distributed import barrier, init_distributed
 
@@ -359,7 +274,7 @@ def _sample_shards(args) -> int:
 
 
 def _merge_shards(args) -> int:
-    from .augment.shards import merge_manifests
+    from .augment import merge_manifests
 
     print(f"manifest: {merge_manifests(args.folder)}")
     return 0
@@ -394,20 +309,19 @@ def _info(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cgan_arguments(p: argparse.ArgumentParser, config_class) -> None:
+    from .losses import list_losses
+    from .nets import list_generators
 
-    train = sub.add_parser("train", help="train a model").add_subparsers(dest="recipe", required=True)
-    p = train.add_parser("cgan", help="class-conditional GAN")
     p.add_argument("--data", required=True, help="'breastmnist', an .npz file, or a folder root/<class>/*.png")
     p.add_argument("--split", default="train")
     p.add_argument("--size", type=int, default=None, help="image size for folders (and digits npz)")
     p.add_argument("--channels", type=int, default=None, help="1 or 3 for folders")
     p.add_argument("--fraction", type=float, default=None)
     p.add_argument("--n-per-class", type=int, default=None)
-    p.add_argument("--arch", default="dcgan", help="generator architecture (dcgan or style)")
-    p.add_argument("--loss", default="hinge", help="minimax, nonsaturating, hinge, lsgan or wgan")
+    p.add_argument("--arch", default=config_class.generator, choices=list_generators(),
+                   help="generator architecture")
+    p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
     p.add_argument("--lr-g", type=float, default=2e-4)
     p.add_argument("--lr-d", type=float, default=2e-4)
     p.add_argument("--n-critic", type=int, default=1)
@@ -430,41 +344,91 @@ def build_parser() -> argparse.ArgumentParser:
                         "join the conditional set with that class (default: off)")
     p.add_argument("--pseudo-label-classifier", default=None,
                    help="JSON dict overriding the pseudo-labelling classifier's settings (e.g. max_steps, width)")
-    _add_common_train(p)
-    p.set_defaults(func=_train_cgan)
 
-    for recipe in ("cyclegan", "pix2pix"):
-        p = train.add_parser(recipe, help="unpaired translation (CycleGAN)" if recipe == "cyclegan"
-                             else "paired translation (Pix2Pix)")
-        if recipe == "cyclegan":
-            p.add_argument("--a", required=True, help="domain A: image folder or .npz")
-            p.add_argument("--b", required=True, help="domain B: image folder or .npz")
-            p.add_argument("--name-a", default=None)
-            p.add_argument("--name-b", default=None)
-            p.add_argument("--arch", default="resnet", help="generator: resnet or unet")
-            p.add_argument("--lambda-cycle", type=float, default=10.0)
-            p.add_argument("--lambda-identity", type=float, default=0.5)
-            p.add_argument("--lambda-task", type=float, default=0.0,
-                           help="task-consistency weight (CyCADA): > 0 reads domain A WITH its labels (class folders "
-                                "or a labelled .npz), trains a classifier on them and makes translations keep "
-                                "their label (default: 0, off)")
-            p.add_argument("--task-start-step", type=int, default=0, help="first step of the task loss")
-            p.add_argument("--task-min-accuracy", type=float, default=None,
-                           help="the task loss is used only if the classifier's held-out accuracy reaches this")
-            p.add_argument("--task-classifier", default=None,
-                           help="JSON dict overriding the task classifier's settings (arch, width, max_steps, "
-                                "val_fraction, ...)")
-        else:
-            p.add_argument("--data", required=True, help="folder with A/ and B/ holding same-named images")
-            p.add_argument("--arch", default="unet", help="generator: unet or resnet")
-            p.add_argument("--lambda-l1", type=float, default=100.0)
-        p.add_argument("--size", type=int, default=None, help="image size (resize shorter side + center crop)")
-        p.add_argument("--channels", type=int, default=3)
-        p.add_argument("--lr", type=float, default=2e-4)
-        p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments (e.g. ngf, n_blocks)")
-        p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_layers)")
-        _add_common_train(p)
-        p.set_defaults(func=_train_translator, batch_size=1 if recipe == "cyclegan" else 4)
+
+def _translation_arguments(p: argparse.ArgumentParser, config_class) -> None:
+    from .losses import list_losses
+    from .nets import list_translators
+
+    p.add_argument("--arch", default=config_class.generator, choices=list_translators(),
+                   help="generator architecture")
+    p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
+    p.add_argument("--size", type=int, default=None, help="image size (resize shorter side + center crop)")
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments (e.g. ngf, n_blocks)")
+    p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_layers)")
+
+
+def _unpaired_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--a", required=True, help="domain A: image folder or .npz")
+    p.add_argument("--b", required=True, help="domain B: image folder or .npz")
+    p.add_argument("--name-a", default=None)
+    p.add_argument("--name-b", default=None)
+    p.add_argument("--lambda-task", type=float, default=0.0,
+                   help="task-consistency weight (CyCADA): > 0 reads domain A WITH its labels (class folders "
+                        "or a labelled .npz), trains a classifier on them and makes translations keep "
+                        "their label (default: 0, off)")
+    p.add_argument("--task-start-step", type=int, default=0, help="first step of the task loss")
+    p.add_argument("--task-min-accuracy", type=float, default=None,
+                   help="the task loss is used only if the classifier's held-out accuracy reaches this")
+    p.add_argument("--task-classifier", default=None,
+                   help="JSON dict overriding the task classifier's settings (arch, width, max_steps, "
+                        "val_fraction, ...)")
+
+
+def _cyclegan_arguments(p: argparse.ArgumentParser, config_class) -> None:
+    _unpaired_arguments(p)
+    p.add_argument("--lambda-cycle", type=float, default=10.0)
+    p.add_argument("--lambda-identity", type=float, default=0.5)
+    _translation_arguments(p, config_class)
+
+
+def _cut_arguments(p: argparse.ArgumentParser, config_class) -> None:
+    _unpaired_arguments(p)
+    p.add_argument("--lambda-gan", type=float, default=config_class.lambda_gan)
+    p.add_argument("--lambda-nce", type=float, default=config_class.lambda_nce)
+    p.add_argument("--nce-idt", action=argparse.BooleanOptionalAction, default=config_class.nce_idt,
+                   help="identity PatchNCE term on domain B images")
+    p.add_argument("--nce-layers", default=",".join(config_class.nce_layers),
+                   help="comma-separated encoder maps of the generator for PatchNCE (resnet: input, stem, down1, "
+                        "..., block1, ...)")
+    p.add_argument("--num-patches", type=int, default=config_class.num_patches, help="patches per map and image")
+    p.add_argument("--flip-equivariance", action=argparse.BooleanOptionalAction,
+                   default=config_class.flip_equivariance, help="translate the flipped batch at random (FastCUT)")
+    _translation_arguments(p, config_class)
+
+
+def _pix2pix_arguments(p: argparse.ArgumentParser, config_class) -> None:
+    p.add_argument("--data", required=True, help="folder with A/ and B/ holding same-named images")
+    p.add_argument("--lambda-l1", type=float, default=100.0)
+    _translation_arguments(p, config_class)
+
+
+# ``synthaug train <name>``: one command per registered recipe with a command line (help, its arguments, the
+# builder of the recipe from them); the recipe and its config class come from the recipe registry.
+_TRAIN_COMMANDS = {
+    "cgan": ("class-conditional GAN", _cgan_arguments, _cgan_recipe),
+    "cyclegan": ("unpaired translation (CycleGAN)", _cyclegan_arguments, _cyclegan_recipe),
+    "pix2pix": ("paired translation (Pix2Pix)", _pix2pix_arguments, _pix2pix_recipe),
+    "cut": ("one-sided unpaired translation (CUT)", _cut_arguments, _cut_recipe),
+    "fastcut": ("one-sided unpaired translation, lighter (FastCUT)", _cut_arguments, _cut_recipe),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import get_recipe
+
+    parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="recipe", required=True)
+    for name, (help_text, add_arguments, build) in _TRAIN_COMMANDS.items():
+        config_class = get_recipe(name).config_class
+        p = train.add_parser(name, help=help_text)
+        add_arguments(p, config_class)
+        _add_common_train(p, config_class)
+        p.set_defaults(func=_train, build=build)
 
     p = sub.add_parser("translate", help="translate a folder of images (or, with --labels, a labelled set checked "
                                          "by a classifier) with a trained translator")
@@ -472,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in", dest="inp", required=True,
                    help="input folder (searched recursively); with --labels class folders or an .npz")
     p.add_argument("--out", required=True, help="output folder (same layout, PNG)")
-    p.add_argument("--direction", default="A2B", help="A2B or B2A (CycleGAN)")
+    p.add_argument("--direction", default="A2B", help="A2B, or B2A (CycleGAN only)")
     p.add_argument("--size-policy", default="resize", choices=["resize", "native"],
                    help="resize: to the training size and back; native: run at the image's own size")
     p.add_argument("--size", type=int, default=None, help="resize inputs to this size first (shorter side + crop)")

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     result = Trainer(recipe, out / "cgan", steps=args.steps, sample_every=500, ckpt_every=500).fit()
     if result.interrupted:
         return 130
-    model = GeneratorModel.from_pretrained(result.model_dir, image_size=28, channels=1, num_classes=2)
+    model = GeneratorModel.from_pretrained(result.model_dir)
     grid = comparison_grid(train, model, out / "real_vs_synthetic.png", seed=args.seed)
     report = {"train_images": len(train), "steps": result.step, "train_seconds": round(result.seconds, 1),
               "model_dir": str(result.model_dir), "grid": str(grid), "final_losses": result.last_metrics}

@@ -11,6 +11,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .checks import check_int, check_number, check_probability
+
 __all__ = ["AdaptiveAugment", "OPS", "POLICIES", "diff_augment"]
 
 #: Elementary operations, in the order they are applied.
@@ -108,9 +110,7 @@ def diff_augment(x: torch.Tensor, policy: str | Sequence[str] = "color,translati
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x: expected a 4-D batch (N, C, H, W), found {found}")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p: expected a probability in [0, 1], found {p}")
+    p = check_probability("p", float(p))
     cpu_gen = isinstance(generator, torch.Generator) and generator.device.type == "cpu"
     if generator is not None and not cpu_gen:
         raise ValueError(f"generator: expected a CPU torch.Generator or None, found {generator!r}")
@@ -138,14 +138,10 @@ class AdaptiveAugment:
     """
 
     def __init__(self, target: float = 0.6, speed: float = 0.005, p_init: float = 0.0, interval: int = 4):
-        if not 0.0 < float(target) < 1.0:
-            raise ValueError(f"target: expected a float in (0, 1), found {target!r}")
-        if not float(speed) > 0.0:
-            raise ValueError(f"speed: expected a float > 0, found {speed!r}")
-        if not 0.0 <= float(p_init) <= 1.0:
-            raise ValueError(f"p_init: expected a probability in [0, 1], found {p_init!r}")
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ValueError(f"interval: expected an int >= 1, found {interval!r}")
+        check_number("target", target, 0.0, 1.0, low_open=True, high_open=True)
+        check_number("speed", speed, 0.0, low_open=True)
+        check_probability("p_init", p_init)
+        check_int("interval", interval, 1)
         self.target = float(target)
         self.speed = float(speed)
         self.interval = interval

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_int
+
 __all__ = ["ImagePool"]
 
 
@@ -20,8 +22,7 @@ class ImagePool:
     """
 
     def __init__(self, size: int = 50, generator: torch.Generator | None = None, seed: int | None = None):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"size: expected an int >= 0, found {size!r}")
+        check_int("size", size, 0)
         if generator is not None and seed is not None:
             raise ValueError(f"seed: expected None when a generator is passed, found {seed!r}")
         if generator is None:

@@ -1,8 +1,9 @@
 """Safe file handling: atomic writes, pickle-free state loading, model directories.
 
-A model directory holds ``config.json`` and one ``<net>.safetensors`` per network. Training state
-(optimisers, RNG, step) is a ``torch.save`` file read back only with ``weights_only=True``, so no
-code from a file is ever executed.
+A model directory holds ``config.json`` and one ``<net>.safetensors`` per network; :func:`write_nets` and
+:func:`read_nets` write and read its ``"nets"`` section, ``{name: {"arch", "kwargs"}}``, from and into the nets'
+own recorded specs (:mod:`synthaug.nets.registry`). Training state (optimisers, RNG, step) is a ``torch.save``
+file read back only with ``weights_only=True``, so no code from a file is ever executed.
 """
 
 from __future__ import annotations
@@ -139,6 +140,42 @@ def write_model_dir(path: str | Path, config: dict, state_dicts: dict[str, dict[
         save_safetensors(sd, path / f"{name}.safetensors", metadata={"format": FORMAT_NAME, "net": name})
     atomic_write_bytes(path / "config.json", json.dumps(config, indent=2, sort_keys=True).encode())
     return path
+
+
+def write_nets(path: str | Path, config: dict, nets: dict[str, torch.nn.Module]) -> Path:
+    """Write a model directory of registered nets: ``config`` plus ``"nets": {name: net.spec}`` (each net's recorded
+    architecture and constructor arguments) as config.json, and ``<name>.safetensors`` per net."""
+    specs = {}
+    for name, net in nets.items():
+        spec = getattr(net, "spec", None)
+        if spec is None:
+            raise TypeError(f"net {name!r}: expected a net registered with synthaug.nets.register (it records the "
+                            f"arguments config.json rebuilds it from), found {type(net).__name__}")
+        specs[name] = spec
+    return write_model_dir(path, {**config, "nets": specs}, {name: net.state_dict() for name, net in nets.items()})
+
+
+def read_nets(path: str | Path, config: dict) -> dict[str, torch.nn.Module]:
+    """Rebuild the nets of ``config["nets"]`` (read from ``path/config.json``) and load their weights; eval mode."""
+    from .nets import create_net
+
+    path = Path(path)
+    where = str(path / "config.json")
+    nets = config.get("nets")
+    if not isinstance(nets, dict) or not nets:
+        raise ValueError(f"model: {where!r} has no 'nets' section describing the networks")
+    out = {}
+    for name, spec in nets.items():
+        if not isinstance(spec, dict) or "arch" not in spec or not isinstance(spec.get("kwargs", {}), dict):
+            raise ValueError(f"model: net {name!r} in {where!r} needs 'arch' and 'kwargs', found {spec!r}")
+        try:
+            net = create_net(spec["arch"], **spec.get("kwargs", {}))
+        except TypeError as e:
+            raise ValueError(f"model: net {name!r}: config.json arguments do not fit architecture "
+                             f"{spec['arch']!r} ({e})") from None
+        load_state_into(net, path / f"{name}.safetensors", name)
+        out[name] = net.eval()
+    return out
 
 
 def read_format_json(path: Path, what: str, fmt: str, description: str) -> dict:

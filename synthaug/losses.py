@@ -1,4 +1,5 @@
-"""GAN objectives (one class for every mode) and the gradient penalties (WGAN-GP, R1).
+"""GAN objectives (a registry of them by name, one :class:`GANLoss` to apply any) and the gradient penalties
+(WGAN-GP, R1).
 
 Logits may be a tensor of any shape (a patch map) or a list of tensors (a multi-scale
 discriminator): each tensor is reduced by its mean, then a list is averaged. Everything is computed
@@ -12,9 +13,9 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GANLoss", "MODES", "gradient_penalty", "r1_penalty"]
+from .registry import Registry
 
-MODES = ("minimax", "nonsaturating", "hinge", "lsgan", "wgan")
+__all__ = ["GANLoss", "GANObjective", "MODES", "register_loss", "list_losses", "gradient_penalty", "r1_penalty"]
 
 Logits = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -28,8 +29,111 @@ def _as_list(logits: Logits, name: str) -> list[torch.Tensor]:
     raise TypeError(f"{name}: expected a tensor or a non-empty list of tensors, found {found}")
 
 
+class GANObjective:
+    """The per-tensor terms of one GAN loss. Subclass it, override both terms, register it with
+    :func:`register_loss`; :class:`GANLoss` does the reductions, float32 casts and argument checks.
+
+    ``supports_label_smoothing``: ``d_term`` honours a real target ``1 - s`` (else ``s`` must be 0).
+    ``needs_gradient_penalty``: the critic must be kept Lipschitz, so recipes add :func:`gradient_penalty`.
+    """
+
+    supports_label_smoothing = False
+    needs_gradient_penalty = False
+
+    def d_term(self, real: torch.Tensor, fake: torch.Tensor, s: float) -> torch.Tensor:
+        """Discriminator loss (scalar) of float32 logits; ``s`` is the label smoothing."""
+        raise NotImplementedError
+
+    def g_term(self, fake: torch.Tensor) -> torch.Tensor:
+        """Generator loss (scalar) of float32 fake logits."""
+        raise NotImplementedError
+
+
+def _check_objective(name: str, cls) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, GANObjective)):
+        raise TypeError(f"loss {name!r}: expected a GANObjective subclass, found {cls!r}")
+    for term in ("d_term", "g_term"):
+        if getattr(cls, term) is getattr(GANObjective, term):
+            raise TypeError(f"loss {name!r} ({cls.__name__}): missing method {term} required of a loss (GANObjective)")
+
+
+LOSSES = Registry("loss", _check_objective)
+
+
+def register_loss(name: str):
+    """Class decorator: make a :class:`GANObjective` subclass selectable as ``GANLoss(name)`` / ``--loss name``."""
+    return lambda cls: LOSSES.add(name, cls)
+
+
+def list_losses() -> list[str]:
+    """Names of the registered GAN losses."""
+    return LOSSES.names()
+
+
+@register_loss("minimax")
+class Minimax(GANObjective):
+    """d: BCE(real, 1 - s) + BCE(fake, 0); g: log(1 - D(G(z))) (saturating)."""
+
+    supports_label_smoothing = True
+
+    def d_term(self, real, fake, s):
+        return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, 1.0 - s))
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+
+    def g_term(self, fake):
+        return -F.softplus(fake).mean()  # log(1 - sigmoid(x)) = -softplus(x)
+
+
+@register_loss("nonsaturating")
+class NonSaturating(Minimax):
+    """d: as minimax; g: BCE(fake, 1) = -log D(G(z))."""
+
+    def g_term(self, fake):
+        return F.softplus(-fake).mean()  # -log(sigmoid(x))
+
+
+@register_loss("hinge")
+class Hinge(GANObjective):
+    """d: relu(1 - real) + relu(1 + fake); g: -fake."""
+
+    def d_term(self, real, fake, s):
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g_term(self, fake):
+        return -fake.mean()
+
+
+@register_loss("lsgan")
+class LeastSquares(GANObjective):
+    """d: (real - (1 - s))^2 + fake^2; g: (fake - 1)^2."""
+
+    supports_label_smoothing = True
+
+    def d_term(self, real, fake, s):
+        return (real - (1.0 - s)).pow(2).mean() + fake.pow(2).mean()
+
+    def g_term(self, fake):
+        return (fake - 1.0).pow(2).mean()
+
+
+@register_loss("wgan")
+class Wasserstein(GANObjective):
+    """d: fake - real (plus :func:`gradient_penalty`, added by the recipe); g: -fake."""
+
+    needs_gradient_penalty = True
+
+    def d_term(self, real, fake, s):
+        return fake.mean() - real.mean()
+
+    def g_term(self, fake):
+        return -fake.mean()
+
+
+MODES = tuple(list_losses())  # the built-in losses; list_losses() also names ones registered later
+
+
 class GANLoss:
-    """Discriminator and generator objectives for ``mode``.
+    """Discriminator and generator objectives of the registered loss ``mode``.
 
     =============== ========================================== ==========================
     mode            d_loss (real term + fake term)             g_loss
@@ -46,51 +150,37 @@ class GANLoss:
     """
 
     def __init__(self, mode: str = "hinge"):
-        if mode not in MODES:
-            raise ValueError(f"mode: expected one of {list(MODES)}, found {mode!r}")
+        if mode not in LOSSES:
+            raise ValueError(f"mode: expected one of {list_losses()}, found {mode!r}")
         self.mode = mode
+        self.objective: GANObjective = LOSSES.get(mode)()
 
     def __repr__(self) -> str:
         return f"GANLoss(mode={self.mode!r})"
 
-    def _d_single(self, real: torch.Tensor, fake: torch.Tensor, s: float) -> torch.Tensor:
-        real, fake = real.float(), fake.float()
-        if self.mode in ("minimax", "nonsaturating"):
-            return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, 1.0 - s))
-                    + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-        if self.mode == "hinge":
-            return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-        if self.mode == "lsgan":
-            return (real - (1.0 - s)).pow(2).mean() + fake.pow(2).mean()
-        return fake.mean() - real.mean()  # wgan
-
-    def _g_single(self, fake: torch.Tensor) -> torch.Tensor:
-        fake = fake.float()
-        if self.mode == "minimax":
-            return -F.softplus(fake).mean()  # log(1 - sigmoid(x)) = -softplus(x)
-        if self.mode == "nonsaturating":
-            return F.softplus(-fake).mean()  # -log(sigmoid(x))
-        if self.mode == "lsgan":
-            return (fake - 1.0).pow(2).mean()
-        return -fake.mean()  # hinge, wgan
+    @property
+    def needs_gradient_penalty(self) -> bool:
+        """True if the recipe must add :func:`gradient_penalty` to the discriminator loss (``wgan``)."""
+        return self.objective.needs_gradient_penalty
 
     def d_loss(self, real_logits: Logits, fake_logits: Logits, label_smoothing: float = 0.0) -> torch.Tensor:
         """Discriminator loss (scalar), lower when real logits are high and fake logits low."""
         s = float(label_smoothing)
         if not 0.0 <= s < 1.0:
             raise ValueError(f"label_smoothing: expected a float in [0, 1), found {label_smoothing!r}")
-        if s > 0 and self.mode in ("hinge", "wgan"):
+        if s > 0 and not self.objective.supports_label_smoothing:
+            smoothable = [m for m in list_losses() if LOSSES.get(m).supports_label_smoothing]
             raise ValueError(f"label_smoothing: expected 0 for mode {self.mode!r} (smoothing applies to "
-                             f"minimax, nonsaturating and lsgan only), found {label_smoothing!r}")
+                             f"{', '.join(smoothable)} only), found {label_smoothing!r}")
         reals, fakes = _as_list(real_logits, "real_logits"), _as_list(fake_logits, "fake_logits")
         if len(reals) != len(fakes):
             raise ValueError(f"fake_logits: expected as many tensors as real_logits ({len(reals)}), "
                              f"found {len(fakes)}")
-        return torch.stack([self._d_single(r, f, s) for r, f in zip(reals, fakes)]).mean()
+        return torch.stack([self.objective.d_term(r.float(), f.float(), s) for r, f in zip(reals, fakes)]).mean()
 
     def g_loss(self, fake_logits: Logits) -> torch.Tensor:
         """Generator loss (scalar), lower when fake logits are high."""
-        return torch.stack([self._g_single(f) for f in _as_list(fake_logits, "fake_logits")]).mean()
+        return torch.stack([self.objective.g_term(f.float()) for f in _as_list(fake_logits, "fake_logits")]).mean()
 
 
 def _logit_sum(out: Logits) -> torch.Tensor:

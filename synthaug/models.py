@@ -15,61 +15,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import load_state_into, read_model_config, write_model_dir
-from .utils import check_images, get_device, to_uint8_images
+from .checks import check_choice, check_config_fields, check_int, check_number, check_probability
+from .io import load_state_into, read_model_config, read_nets, write_model_dir, write_nets
+from .utils import CONVERT_HINT, MODEL_RANGE, check_images, check_value_range, get_device, to_uint8_images
 
 GENERATOR_KINDS = ("cgan",)
-TRANSLATOR_KINDS = ("cyclegan", "pix2pix")
+TRANSLATOR_KINDS = ("cyclegan", "pix2pix", "cut", "fastcut")
 CLASSIFIER_KINDS = ("classifier",)
 TASK_CLASSIFIER_DIR = "task_classifier"  # a translator's task classifier: a classifier model directory inside it
 
 
-def _build_nets(path: Path, cfg: dict) -> dict[str, torch.nn.Module]:
-    from .nets import create_net
-
-    nets = cfg.get("nets")
-    if not isinstance(nets, dict) or not nets:
-        raise ValueError(f"model: {str(path / 'config.json')!r} has no 'nets' section describing the networks")
-    out = {}
-    for name, spec in nets.items():
-        if not isinstance(spec, dict) or "arch" not in spec or not isinstance(spec.get("kwargs", {}), dict):
-            raise ValueError(f"model: net {name!r} in {str(path / 'config.json')!r} needs 'arch' and 'kwargs', "
-                             f"found {spec!r}")
-        try:
-            net = create_net(spec["arch"], **spec.get("kwargs", {}))
-        except TypeError as e:
-            raise ValueError(f"model: net {name!r}: config.json arguments do not fit architecture "
-                             f"{spec['arch']!r} ({e})") from None
-        load_state_into(net, path / f"{name}.safetensors", name)
-        out[name] = net.eval()
-    return out
-
-
-def _check_fields(cfg: dict, path: Path, ints: tuple[str, ...], names: str | None = None) -> None:
-    """Type-check config.json fields so a bad file fails at load, naming the field and the file."""
-    where = str(path / "config.json")
-    for key in ints:
-        v = cfg.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"model: {where!r}: {key}: expected a positive int, found {v!r}")
-    if names is not None:
-        v = cfg.get(names)
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ValueError(f"model: {where!r}: {names}: expected a list of strings, found {v!r}")
-        if len(v) != cfg["num_classes"]:
-            raise ValueError(f"model: {where!r}: {names}: expected {cfg['num_classes']} names (num_classes), "
-                             f"found {len(v)}")
-
-
-def _expect(cfg: dict, path: Path, **expected) -> None:
-    for key, want in expected.items():
-        if want is None:
+def _check_matches(model, noun: str, what: str, **want) -> None:
+    """Raise ``ValueError`` at the first attribute of ``model`` that differs from ``want`` (None: unchecked)."""
+    for key, w in want.items():
+        if w is None:
             continue
-        have = cfg.get(key)
-        if isinstance(want, (list, tuple)):
-            want = list(want)
-        if have != want:
-            raise ValueError(f"model {str(path)!r}: expected {key}={want!r}, found {key}={have!r}")
+        w = tuple(w) if isinstance(w, (tuple, list)) else w
+        have = getattr(model, key)
+        if key == "image_size" and isinstance(w, tuple):
+            have = (have, have)
+        if have != w:
+            raise ValueError(f"{noun} does not match the {what}: expected {key}={w!r} (from the {what}), "
+                             f"found {key}={have!r} in the {noun}")
 
 
 class GeneratorModel:
@@ -93,16 +60,16 @@ class GeneratorModel:
     z_dim = property(lambda self: int(self.generator.z_dim))
 
     @classmethod
-    def from_pretrained(cls, path, *, image_size: int | None = None, channels: int | None = None,
-                        num_classes: int | None = None, device=None) -> "GeneratorModel":
-        """Load a model directory; the optional arguments are checked against what the model was trained on."""
+    def from_pretrained(cls, path, device=None) -> "GeneratorModel":
+        """Load a model directory. A generator makes images of the size, channels and classes it was trained on;
+        to check them against your data, call :meth:`check_compatible` (resize data with
+        :func:`synthaug.data.resized`)."""
         path = Path(path)
         cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels", "num_classes",
                                                 "class_names"), kinds=GENERATOR_KINDS,
                                 hint=" (expected a generator; load translators with TranslatorModel or load_model)")
-        _check_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
-        _expect(cfg, path, image_size=image_size, channels=channels, num_classes=num_classes)
-        nets = _build_nets(path, cfg)
+        check_config_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
+        nets = read_nets(path, cfg)
         if "generator" not in nets:
             raise ValueError(f"model {str(path)!r}: config.json names no 'generator' net, found {sorted(nets)}")
         g = nets["generator"]
@@ -114,20 +81,12 @@ class GeneratorModel:
 
     def save_pretrained(self, path) -> Path:
         """Write this model as a directory (config.json + generator.safetensors)."""
-        return write_model_dir(path, self.config, {"generator": self.generator.state_dict()})
+        return write_nets(path, self.config, {"generator": self.generator})
 
     def check_compatible(self, image_size=None, channels=None, num_classes=None, what: str = "data") -> None:
-        """Raise ``ValueError`` if the model's size/channels/classes differ from the given ones."""
-        for key, want in (("image_size", image_size), ("channels", channels), ("num_classes", num_classes)):
-            if want is None:
-                continue
-            want = tuple(want) if isinstance(want, (tuple, list)) else want
-            have = getattr(self, key)
-            if key == "image_size" and isinstance(want, tuple):
-                have = (have, have)
-            if have != want:
-                raise ValueError(f"generator does not match the {what}: expected {key}={want!r} (from the {what}), "
-                                 f"found {key}={have!r} in the generator")
+        """Raise ``ValueError`` if the model's size/channels/classes differ from the given ones (None: unchecked;
+        ``image_size`` an int or an ``(h, w)`` pair)."""
+        _check_matches(self, "generator", what, image_size=image_size, channels=channels, num_classes=num_classes)
 
     def balanced_labels(self, n: int) -> torch.Tensor:
         """``n`` labels cycling through the classes (counts differ by at most one)."""
@@ -143,12 +102,9 @@ class GeneratorModel:
         gives float32 NCHW in [-1, 1] (CPU); ``"uint8"`` gives a numpy uint8 NHWC array. The same ``seed``
         gives the same images. ``truncation`` < 1 trades diversity for fidelity.
         """
-        if n < 0:
-            raise ValueError(f"n: expected a non-negative int, found {n}")
-        if output not in ("float", "uint8"):
-            raise ValueError(f"output: expected 'float' or 'uint8', found {output!r}")
-        if not 0.0 <= truncation <= 1.0:
-            raise ValueError(f"truncation: expected a value in [0, 1], found {truncation}")
+        n = check_int("n", n, 0)
+        check_choice("output", output, ("float", "uint8"))
+        check_number("truncation", truncation, 0.0, 1.0)
         if labels is None:
             y = self.balanced_labels(n)
         elif isinstance(labels, (int, np.integer)):
@@ -259,7 +215,7 @@ class ClassifierModel:
         cfg = read_model_config(path, required=("kind", "classifier", "image_size", "channels", "num_classes",
                                                 "class_names"), kinds=CLASSIFIER_KINDS,
                                 hint=" (expected a classifier directory)")
-        _check_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
+        check_config_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
         spec = cfg["classifier"]
         try:
             net = build_classifier(**spec)
@@ -310,7 +266,7 @@ def _label_report(labels: torch.Tensor, keep: torch.Tensor, class_names: list[st
 
 
 class TranslatorModel:
-    """A trained image-to-image translator (CycleGAN: both directions; Pix2Pix: A2B only).
+    """A trained image-to-image translator (CycleGAN: both directions; Pix2Pix, CUT, FastCUT: A2B only).
 
     A translator trained with a task loss (``lambda_task > 0``) carries its frozen source classifier as
     :attr:`task_classifier` (a :class:`ClassifierModel`, else None); :meth:`translate_labelled` uses it by default
@@ -330,14 +286,14 @@ class TranslatorModel:
     channels_b = property(lambda self: int(self.config["channels_b"]))
 
     @classmethod
-    def from_pretrained(cls, path, *, image_size: int | None = None, channels: int | None = None,
-                        device=None) -> "TranslatorModel":
+    def from_pretrained(cls, path, device=None) -> "TranslatorModel":
+        """Load a model directory. :meth:`translate` takes images of any size (see its ``size_policy``); to check
+        the training size and channels against your data, call :meth:`check_compatible`."""
         path = Path(path)
         cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels_a", "channels_b"),
                                 kinds=TRANSLATOR_KINDS,
                                 hint=" (expected a translator; load generators with GeneratorModel or load_model)")
-        _check_fields(cfg, path, ("image_size", "channels_a", "channels_b"))
-        _expect(cfg, path, image_size=image_size, channels_a=channels)
+        check_config_fields(cfg, path, ("image_size", "channels_a", "channels_b"))
         task = None
         if isinstance(cfg.get("task_consistency"), dict):
             sub = path / TASK_CLASSIFIER_DIR
@@ -345,10 +301,10 @@ class TranslatorModel:
                 raise ValueError(f"model {str(path)!r}: config.json records a task loss but its classifier "
                                  f"directory {str(sub)!r} is missing")
             task = ClassifierModel.from_pretrained(sub, device=device)
-        return cls(_build_nets(path, cfg), cfg, device=device, task_classifier=task)
+        return cls(read_nets(path, cfg), cfg, device=device, task_classifier=task)
 
     def save_pretrained(self, path) -> Path:
-        out = write_model_dir(path, self.config, {k: v.state_dict() for k, v in self.nets.items()})
+        out = write_nets(path, self.config, self.nets)
         if self.task_classifier is not None:
             self.task_classifier.save_pretrained(Path(path) / TASK_CLASSIFIER_DIR)
         return out
@@ -356,10 +312,17 @@ class TranslatorModel:
     def directions(self) -> list[str]:
         return sorted(k[2:] for k in self.nets if k.startswith("G_"))
 
+    def check_compatible(self, image_size=None, channels_a=None, channels_b=None, what: str = "data") -> None:
+        """Raise ``ValueError`` if the training size or a domain's channels differ from the given ones (None:
+        unchecked)."""
+        _check_matches(self, "translator", what, image_size=image_size, channels_a=channels_a,
+                       channels_b=channels_b)
+
     @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str = "A2B", batch_size: int = 16,
                   size_policy: str = "resize") -> torch.Tensor:
-        """Translate float images in [-1, 1] (NCHW or CHW) from one domain to the other.
+        """Translate float images in [-1, 1] (NCHW or CHW) from one domain to the other (values outside [-1, 1]
+        raise; [0, 1] data must be converted first, see :func:`synthaug.utils.check_value_range`).
 
         Size policy: ``"resize"`` (default) resizes inputs to the (square) training size, translates, and resizes
         the result back to the input size, so non-square inputs are squeezed for the net and restored after;
@@ -368,6 +331,9 @@ class TranslatorModel:
         """
         name = f"G_{direction}"
         if name not in self.nets:
+            if self.directions() == ["A2B"] and direction == "B2A":
+                raise ValueError(f"direction: this {self.kind!r} translator is one-sided (A2B only), found 'B2A'; "
+                                 "for B -> A train one with the domains swapped")
             raise ValueError(f"direction: expected one of {self.directions()}, found {direction!r}")
         if size_policy not in ("resize", "native"):
             raise ValueError(f"size_policy: expected 'resize' or 'native', found {size_policy!r}")
@@ -376,6 +342,7 @@ class TranslatorModel:
             images = images[None]
         c_in = self.channels_a if direction == "A2B" else self.channels_b
         check_images(images, "images", channels=c_in)
+        check_value_range(images, "images", MODEL_RANGE, fix=CONVERT_HINT)
         h, w = images.shape[-2:]
         net = self.nets[name]
         outs = []
@@ -430,9 +397,8 @@ class TranslatorModel:
         indices; a class with no images has fraction None).
         """
         net, clf_names, clf_size = self._label_checker(classifier, min_confidence)
-        if min_confidence is not None and (isinstance(min_confidence, bool) or not isinstance(
-                min_confidence, (int, float)) or not 0.0 <= float(min_confidence) <= 1.0):
-            raise ValueError(f"min_confidence: expected a probability in [0, 1] or None, found {min_confidence!r}")
+        if min_confidence is not None:
+            check_probability("min_confidence", min_confidence)
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) == 0:
             raise ValueError(f"images: expected a float batch (N, C, H, W) of at least one image, found "
                              f"{type(images).__name__} of shape {tuple(getattr(images, 'shape', ()))}")
@@ -496,14 +462,14 @@ class TranslatorModel:
         return ds
 
 
-def load_model(path, **expected) -> GeneratorModel | TranslatorModel | ClassifierModel:
+def load_model(path, device=None) -> GeneratorModel | TranslatorModel | ClassifierModel:
     """Load any synthaug model directory (generator, translator or classifier) by its ``kind``."""
     cfg = read_model_config(path)
     if cfg["kind"] in GENERATOR_KINDS:
-        return GeneratorModel.from_pretrained(path, **expected)
+        return GeneratorModel.from_pretrained(path, device=device)
     if cfg["kind"] in TRANSLATOR_KINDS:
-        return TranslatorModel.from_pretrained(path, **expected)
+        return TranslatorModel.from_pretrained(path, device=device)
     if cfg["kind"] in CLASSIFIER_KINDS:
-        return ClassifierModel.from_pretrained(path, **expected)
+        return ClassifierModel.from_pretrained(path, device=device)
     raise ValueError(f"model {str(path)!r}: expected kind in {GENERATOR_KINDS + TRANSLATOR_KINDS + CLASSIFIER_KINDS}, "
                      f"found {cfg['kind']!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -15,9 +16,14 @@ __all__ = [
     "get_device",
     "seed_everything",
     "seed_worker",
+    "global_rng_kept",
     "to_tensor_images",
     "to_uint8_images",
     "check_images",
+    "check_value_range",
+    "parse_value_range",
+    "MODEL_RANGE",
+    "CONVERT_HINT",
     "save_grid",
     "allocate_counts",
     "ema_with_warmup",
@@ -53,6 +59,19 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def global_rng_kept():
+    """Restore python's, numpy's and torch's global RNG states afterwards (work inside, such as training a helper
+    classifier or reading sample items through a random transform, leaves the caller's random stream as it was)."""
+    py, npy = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -107,6 +126,55 @@ def check_images(x: torch.Tensor, name: str = "images", channels: int | None = N
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name}: expected finite pixel values, found {bad} NaN/Inf value(s)")
     return x
+
+
+#: The value range of model data: float pixels in [-1, 1] (see :func:`check_value_range`).
+MODEL_RANGE = (-1.0, 1.0)
+#: How to bring other data into :data:`MODEL_RANGE` (the ``fix`` of the entry points' messages).
+CONVERT_HINT = ("convert [0, 1] images with x * 2 - 1 and 0..255 ones with x / 127.5 - 1 (or use "
+                "synthaug.utils.to_tensor_images / synthaug.augment.to_model_range)")
+
+
+def parse_value_range(value_range) -> tuple[float, float]:
+    """A ``value_range`` argument: ``(-1, 1)`` (model data) or ``(0, 1)``, as a pair of floats."""
+    t = tuple(value_range)
+    if t not in ((0, 1), (-1, 1)):
+        raise ValueError(f"value_range: expected (0, 1) or (-1, 1), found {t}")
+    return float(t[0]), float(t[1])
+
+
+def check_value_range(x: torch.Tensor, name: str = "images", value_range: tuple[float, float] | None = None,
+                      fix: str = "") -> tuple[float, float]:
+    """Enforce the library's one value-range rule on a sample ``x`` of outside data; return its range.
+
+    The rule: images the library makes or trains on are float in [-1, 1] (:data:`MODEL_RANGE`) -- an
+    ``ImageDataset``, ``SyntheticDataset`` and ``MixedDataset`` items, ``GeneratorModel.sample``,
+    ``TranslatorModel.translate`` (in and out), the nets, and the ``transform`` of ``SyntheticDataset`` /
+    ``MixedDataset``. The translator transforms for other frameworks (``GANTransform``, ``GANTranslate``,
+    ``RandGANTranslate``) take and give those frameworks' images instead: uint8, or float in [0, 1]. Data in
+    another range is converted explicitly, never guessed: :func:`to_tensor_images` and ``from_arrays(value_range=)``
+    (uint8, uint16, [0, 1] -> [-1, 1]), :func:`synthaug.augment.to_model_range` (PIL, uint8, [0, 1] -> [-1, 1]),
+    :func:`to_uint8_images` (back to 0..255), ``MixedDataset(value_range=(0, 1))`` (every item in [0, 1]).
+
+    ``value_range`` says which range ``x`` is in: ``(-1, 1)`` or ``(0, 1)``, and then ``x`` must lie in it; or
+    None (not said: model data is assumed), and then ``x`` must lie in [-1, 1] and must not look like [0, 1]
+    data -- no value below 0 while some are above 0 (e.g. ``ToTensor`` output). Otherwise ``ValueError`` names
+    the range found and, with ``fix``, how to convert.
+    """
+    if value_range is not None:
+        value_range = parse_value_range(value_range)
+    if x.numel() == 0:
+        return value_range or MODEL_RANGE
+    lo, hi = float(x.min()), float(x.max())
+    low, high = value_range or MODEL_RANGE
+    tail = f"; {fix}" if fix else ""
+    if lo < low or hi > high:
+        raise ValueError(f"{name}: expected float pixels in [{low:g}, {high:g}], found range [{lo:.4g}, {hi:.4g}]"
+                         f"{tail}")
+    if value_range is None and lo >= 0.0 and hi > 0.0:
+        raise ValueError(f"{name}: values look like [0, 1] data (min {lo:.3f}, max {hi:.3f}), but synthaug images "
+                         f"are float in [-1, 1]{tail}")
+    return value_range or MODEL_RANGE
 
 
 def to_tensor_images(images, channels_last: bool | None = None) -> torch.Tensor:

@@ -54,6 +54,12 @@ def test_import_does_not_load_albumentations_or_monai():
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_shard_format_module_does_not_import_the_datasets():
+    code = "import sys, synthaug.augment.shards; print('synthaug.augment.datasets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+
+
 # ----------------------------------------------------------------------------- SyntheticDataset
 def test_memory_items_types_and_balance(gen_dir):
     ds = SyntheticDataset(gen_dir, n=11, seed=3)
@@ -293,6 +299,37 @@ def test_real_datasets_of_other_shapes(gen_dir):
     assert d.counts()["real"] == {"a": 6, "b": 6}
     with pytest.raises(KeyError, match="image_key"):
         MixedDataset(Dicts(), gen_dir, ratio=0.25)
+
+
+def test_real_data_in_the_other_range_is_refused_or_converted_explicitly(gen_dir):
+    # a ToTensor-style [0, 1] dataset is not silently mixed with [-1, 1] synthetic images
+    with pytest.raises(ValueError, match=r"real \(first 12 items\): values look like \[0, 1\] data .*"
+                                         r"real_transform=synthaug.augment.to_model_range.*value_range=\(0, 1\)"):
+        MixedDataset(UnitFloat(), gen_dir, ratio=0.5)
+    unit = MixedDataset(UnitFloat(), gen_dir, ratio=0.5, value_range=(0, 1), return_source=True)
+    assert torch.equal(unit[0][0], UnitFloat()[0][0])  # real items as they are
+    syn = torch.stack([img for img, _, s in unit if s])
+    assert len(syn) and 0 <= float(syn.min()) and float(syn.max()) <= 1 and float(syn.min()) < 0.5
+    plain = MixedDataset(PILDigits(), gen_dir, ratio=0.5)
+    assert torch.allclose(plain[len(plain) - 1][0], unit[len(unit) - 1][0] * 2 - 1, atol=1e-6)  # same samples
+    pil = MixedDataset(PILDigits(), gen_dir, ratio=0.5, value_range=(0, 1))  # PIL / uint8 scaled to [0, 1]
+    assert torch.allclose(pil[0][0], torch.from_numpy(PILDigits().x[0]).float()[None] / 255.0)
+    with pytest.raises(ValueError, match=r"expected float pixels in \[0, 1\], found range \[-1"):
+        MixedDataset(Dicts(), gen_dir, ratio=0.25, image_key="img", label_key="lab", value_range=(0, 1))
+    with pytest.raises(ValueError, match=r"value_range: expected \(0, 1\) or \(-1, 1\), found \(0, 255\)"):
+        MixedDataset(UnitFloat(), gen_dir, ratio=0.5, value_range=(0, 255))
+    bright = [(torch.full((1, 28, 28), 0.5), i % 2) for i in range(4)]  # [-1, 1] data without a dark pixel
+    with pytest.raises(ValueError, match="look like"):
+        MixedDataset(bright, gen_dir, ratio=0.5)
+    assert len(MixedDataset(bright, gen_dir, ratio=0.5, value_range=(-1, 1))) == 8  # stated: bounds only
+
+
+def test_synthetic_entry_points_refuse_other_ranges(gen_dir):
+    x = torch.rand(4, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"reference: values look like \[0, 1\] data.*x \* 2 - 1"):
+        SyntheticDataset(gen_dir, n=2, drop_near_copies=0.3, reference=x)
+    with pytest.raises(ValueError, match=r"images: expected float pixels in \[-1, 1\], found range \[2, 2\]; convert"):
+        SyntheticDataset.from_tensors(torch.full((2, 1, 28, 28), 2.0), [0, 1], ["a", "b"])
 
 
 def test_mixed_under_dataloader_with_two_workers(gen_dir, real):

@@ -161,7 +161,8 @@ def trained_model(tmp_path_factory):
 
 
 def test_sample_shapes_ranges_labels_and_determinism(trained_model):
-    model = GeneratorModel.from_pretrained(trained_model, image_size=16, channels=1, num_classes=2)
+    model = GeneratorModel.from_pretrained(trained_model)
+    model.check_compatible(image_size=16, channels=1, num_classes=2)
     imgs, labels = model.sample(5, seed=3)
     assert imgs.shape == (5, 1, 16, 16) and imgs.dtype == torch.float32
     assert imgs.min() >= -1 and imgs.max() <= 1
@@ -179,10 +180,13 @@ def test_sample_shapes_ranges_labels_and_determinism(trained_model):
 
 
 def test_from_pretrained_errors(trained_model, tmp_path):
-    with pytest.raises(ValueError, match="expected image_size=28, found image_size=16"):
+    model = GeneratorModel.from_pretrained(trained_model)
+    with pytest.raises(ValueError, match=r"expected image_size=28 \(from the data\), found image_size=16"):
+        model.check_compatible(image_size=28)
+    with pytest.raises(ValueError, match=r"expected channels=3 \(from the data\), found channels=1"):
+        model.check_compatible(channels=3)
+    with pytest.raises(TypeError, match="image_size"):  # loading only loads: no argument that looks like a setting
         GeneratorModel.from_pretrained(trained_model, image_size=28)
-    with pytest.raises(ValueError, match="expected channels=3, found channels=1"):
-        GeneratorModel.from_pretrained(trained_model, channels=3)
     with pytest.raises(ValueError, match="expected a translator"):
         TranslatorModel.from_pretrained(trained_model)
     (tmp_path / "notamodel").mkdir()
@@ -246,6 +250,22 @@ def test_cli_train_and_sample(tmp_path):
     assert rc == 0
     assert len(list((tmp_path / "samples").rglob("*.png"))) == 4
     assert main(["sample", str(tmp_path), "--n", "1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_python_m_synthaug_is_the_cli(trained_model, capsys):
+    import subprocess
+    import sys
+
+    from synthaug.cli import main
+
+    run = subprocess.run([sys.executable, "-m", "synthaug", "info", str(trained_model)], capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    assert main(["info", str(trained_model)]) == 0
+    assert run.stdout == capsys.readouterr().out
+    bad = subprocess.run([sys.executable, "-m", "synthaug", "info", str(trained_model / "missing")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("synthaug: error:")
 
 
 def test_ema_warms_up_so_short_runs_export_the_trained_generator():

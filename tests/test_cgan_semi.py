@@ -212,7 +212,8 @@ def test_discriminator_without_separate_terms_is_refused(monkeypatch):
 
 
 def test_cli_semi_supervised_smoke(tmp_path, capsys):
-    from synthaug.cli import load_labelled_and_rest, load_training_data, main
+    from synthaug.cli import main
+    from synthaug.data import load_labelled_and_rest, load_training_data
 
     out = tmp_path / "cli"
     rc = main(["train", "cgan", "--data", "breastmnist", "--n-per-class", "8", "--unlabelled", "rest",

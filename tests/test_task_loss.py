@@ -147,8 +147,17 @@ def test_inactive_task_term_and_lambda_zero_train_bit_identically(tmp_path):
 def test_resume_with_the_task_loss_is_bit_exact(tmp_path):
     full_recipe = recipe(steps=6, task_start_step=2)
     full = Trainer(full_recipe, tmp_path / "full", 6, log_every=1, ckpt_every=3, progress=False).fit()
-    Trainer(recipe(steps=6, task_start_step=2), tmp_path / "half", 3, log_every=1, ckpt_every=3,
-            progress=False).fit()
+    cut = Trainer(recipe(steps=6, task_start_step=2), tmp_path / "half", log_every=1, ckpt_every=3, progress=False)
+    train_step = cut.recipe.train_step
+
+    def stop_after_3(step):  # an interrupted run: the checkpoint of step 3 is the last one
+        if step == 3:
+            raise KeyboardInterrupt
+        return train_step(step)
+
+    cut.recipe.train_step = stop_after_3
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
     resumed_recipe = recipe(steps=6, task_start_step=2)
     with torch.no_grad():  # the checkpoint, not a re-trained classifier, decides what judges the translations
         for p in resumed_recipe.task.net.parameters():

@@ -55,8 +55,14 @@ def test_cyclegan_cycle_loss_decreases_and_exports(tmp_path):
         model.translate(torch.zeros(1, 3, 16, 16))
     with pytest.raises(ValueError, match="direction: expected one of"):
         model.translate(x, direction="A2C")
+    with pytest.raises(ValueError, match=r"images: expected float pixels in \[-1, 1\], found range \[255, 255\]"):
+        model.translate(torch.full((1, 1, 16, 16), 255.0))
     with pytest.raises(ValueError, match="expected a generator"):
         GeneratorModel.from_pretrained(result.model_dir)
+    model.check_compatible(image_size=16, channels_a=1, channels_b=1)
+    with pytest.raises(ValueError, match=r"translator does not match the data: expected channels_a=3 \(from the "
+                                         r"data\), found channels_a=1 in the translator"):
+        model.check_compatible(channels_a=3)
 
 
 def test_cyclegan_resume_is_bit_exact(tmp_path):

@@ -60,7 +60,8 @@ def main():
         recipe = CycleGANRecipe(mnist, usps_train, cfg, device=device, seed=args.seed, names=("mnist", "usps"))
         model_dir = Trainer(recipe, out / ("cyclegan_quick" if args.quick else "cyclegan"), steps=cfg.steps,
                             progress=not args.quick).fit().model_dir
-    translator = TranslatorModel.from_pretrained(model_dir, image_size=16, channels=1, device=device)
+    translator = TranslatorModel.from_pretrained(model_dir, device=device)
+    translator.check_compatible(image_size=16, channels_a=1, what="16 px digits")  # a --model of another size
     translated = ImageDataset(translator.translate(mnist.images, direction="A2B", batch_size=256), mnist.labels,
                               mnist.class_names, name="mnist->usps")
     grid = save_grid(torch.cat([mnist.images[:10], translated.images[:10], usps_test.images[:10]]),

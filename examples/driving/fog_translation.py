@@ -77,7 +77,8 @@ def main():
     print(f"clear: {len(train_clear)} training + {len(held)} held-out frames; fog: {len(fog)} photos; {size} px")
 
     if args.model:
-        model = TranslatorModel.from_pretrained(args.model, channels=3, device=device)
+        model = TranslatorModel.from_pretrained(args.model, device=device)
+        model.check_compatible(channels_a=3, what="clear frames")
     else:
         nets = (dict(ngf=8, n_blocks=2), dict(ndf=8, n_layers=2)) if args.quick else \
                (dict(ngf=16, n_blocks=6), dict(ndf=32, n_layers=3))

@@ -83,7 +83,7 @@ def main():
 
     # Comparison on held-out test photos: the GAN's rain vs albumentations' RandomRain.
     held_out = test_shine.images[:8]
-    gan_rain = TranslatorModel.from_pretrained(model_dir, channels=3).translate(held_out, direction="A2B")
+    gan_rain = TranslatorModel.from_pretrained(model_dir).translate(held_out, direction="A2B")
     random_rain = A.RandomRain(drop_length=size // 8, blur_value=3, brightness_coefficient=0.8, p=1.0)
     random_rain.set_random_seed(args.seed)
     albu = torch.stack([torch.from_numpy(random_rain(image=img)["image"]) for img in to_uint8_images(held_out)])

@@ -51,7 +51,7 @@ def main():
         cfg = CGANConfig(batch_size=32, g_kwargs={"base_channels": 8}, d_kwargs={"base_channels": 8})
     recipe = CGANRecipe(train, cfg, device=device, seed=args.seed)
     run = Trainer(recipe, out / ("cgan_quick" if args.quick else "cgan"), steps=steps, progress=not args.quick).fit()
-    model = GeneratorModel.from_pretrained(run.model_dir, image_size=28, channels=1, num_classes=2)
+    model = GeneratorModel.from_pretrained(run.model_dir)
     print(f"GAN: {run.step} steps ({run.seconds:.0f} s in this run) -> {run.model_dir}")
 
     # 2. Look at it: per class, 8 real training images above 8 samples.

@@ -24,7 +24,7 @@ _EXPORTS = {
     "ModelHandle": "handle",
     "to_model_range": "handle",
     "reseed_transform": "handle",
-    "write_shards": "shards",
+    "write_shards": "datasets",
     "merge_manifests": "shards",
     "read_manifest": "shards",
     "GANTransform": "tv",

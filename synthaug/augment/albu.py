@@ -17,6 +17,7 @@ import albumentations as A
 import numpy as np
 import torch
 
+from ..checks import check_probability
 from .handle import ModelHandle, reseed_transform
 
 __all__ = ["GANTranslate", "AlbumentationsOnTensors"]
@@ -39,8 +40,7 @@ class GANTranslate(A.ImageOnlyTransform):
     """
 
     def __init__(self, model_path: str, direction: str = "A2B", p: float = 0.5, device: str = "cpu"):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"p: expected a probability in [0, 1], found {p!r}")
+        p = check_probability("p", p)
         if not isinstance(model_path, (str, os.PathLike)):
             raise TypeError(f"model_path: expected a translator directory path (str), found "
                             f"{type(model_path).__name__}")

@@ -1,4 +1,5 @@
-"""A class-conditional generator as a dataset: :class:`SyntheticDataset`.
+"""A class-conditional generator as a dataset: :class:`SyntheticDataset`; :func:`write_shards` writes one
+process's share of it to disk (the file format is :mod:`.shards`).
 
 Items are ``(image, label)``: float32 CHW in [-1, 1] and an int64 scalar tensor. Models given as a
 directory path are loaded lazily, once per process; inside a ``DataLoader`` worker every model runs on
@@ -16,10 +17,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..checks import check_choice, check_int, check_number
+from ..data import ImageDataset
 from ..models import GeneratorModel
-from .handle import (ModelHandle, _block_seed, _check_int, reseed_transform)
+from ..utils import CONVERT_HINT, check_images, check_value_range
+from .handle import ModelHandle, block_seed, reseed_transform
+from .shards import load_shards, write_all_shards, write_rank_shards
 
-__all__ = ["SyntheticDataset"]
+__all__ = ["SyntheticDataset", "write_shards"]
 
 MODES = ("memory", "on_the_fly")
 
@@ -38,7 +43,7 @@ def _class_counts(n, per_class, class_names: list[str]) -> list[int]:
     if (n is None) == (per_class is None):
         raise ValueError(f"n / per_class: expected exactly one of them, found n={n!r}, per_class={per_class!r}")
     if n is not None:
-        n = _check_int("n", n, 0)
+        n = check_int("n", n, 0)
         return [n // c + (i < n % c) for i in range(c)]
     if isinstance(per_class, Mapping):
         counts = [0] * c
@@ -48,12 +53,12 @@ def _class_counts(n, per_class, class_names: list[str]) -> list[int]:
                     raise ValueError(f"per_class: expected class names from {class_names}, found {key!r}")
                 idx = class_names.index(key)
             else:
-                idx = _check_int("per_class key", key, 0)
+                idx = check_int("per_class key", key, 0)
                 if idx >= c:
                     raise ValueError(f"per_class: expected class indices in [0, {c - 1}], found {idx}")
-            counts[idx] = _check_int(f"per_class[{key!r}]", k, 0)
+            counts[idx] = check_int(f"per_class[{key!r}]", k, 0)
         return counts
-    return [_check_int("per_class", per_class, 0)] * c
+    return [check_int("per_class", per_class, 0)] * c
 
 
 class SyntheticDataset(Dataset):
@@ -99,8 +104,7 @@ class SyntheticDataset(Dataset):
                  transform: Callable | None = None, cache_blocks: int = 0, device=None,
                  drop_near_copies: float | None = None, reference=None, keep: Callable | None = None,
                  max_draws: int = 20):
-        if mode not in MODES:
-            raise ValueError(f"mode: expected one of {list(MODES)}, found {mode!r}")
+        check_choice("mode", mode, MODES)
         self._handle = (generator if isinstance(generator, ModelHandle)
                         else ModelHandle(generator, "generator", name="generator", device=device))
         cfg = self._handle.config
@@ -108,12 +112,10 @@ class SyntheticDataset(Dataset):
         self.channels = int(cfg["channels"])
         self.image_size = (int(cfg["image_size"]), int(cfg["image_size"]))
         self.model_config = cfg
-        self.seed = _check_int("seed", seed, 0)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.cache_blocks = _check_int("cache_blocks", cache_blocks, 0)
-        if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 <= truncation <= 1:
-            raise ValueError(f"truncation: expected a float in [0, 1], found {truncation!r}")
-        self.truncation = float(truncation)
+        self.seed = check_int("seed", seed, 0)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.cache_blocks = check_int("cache_blocks", cache_blocks, 0)
+        self.truncation = check_number("truncation", truncation, 0.0, 1.0)
         if transform is not None and not callable(transform):
             raise TypeError(f"transform: expected a callable or None, found {type(transform).__name__}")
         self.transform = transform
@@ -129,7 +131,7 @@ class SyntheticDataset(Dataset):
         if mode == "memory":
             self.images = self._generate_range(0, len(self.labels), self._handle.get())
             if keep is not None:
-                self._apply_filter(keep, _check_int("max_draws", max_draws, 1))
+                self._apply_filter(keep, check_int("max_draws", max_draws, 1))
             if self._handle.path is not None:
                 self._handle._model = None  # weights are no longer needed in this process
             if reference_images is not None:
@@ -156,9 +158,9 @@ class SyntheticDataset(Dataset):
         if not isinstance(images, torch.Tensor) or not images.is_floating_point():
             raise TypeError(f"reference: expected the real training images (an ImageDataset or a float "
                             f"(N, C, H, W) tensor in [-1, 1]) for drop_near_copies, found {type(reference).__name__}")
-        from ..utils import check_images
-
         check_images(images, "reference", channels=self.channels, size=self.image_size)
+        if not isinstance(reference, ImageDataset):  # an ImageDataset is [-1, 1] by construction
+            check_value_range(images, "reference", fix=CONVERT_HINT)
         if len(images) < 2:
             raise ValueError(f"reference: expected at least 2 real images (the guard compares each sample's "
                              f"distance with real-to-real distances), found {len(images)}")
@@ -211,7 +213,7 @@ class SyntheticDataset(Dataset):
             rate = (have.float() / generated.clamp_min(1).float()).clamp_min(0.05)
             ask = torch.ceil(short.float() / rate).long() * (short > 0)
             y = _layout_labels(ask.tolist())
-            x, _ = model.sample(len(y), labels=y, truncation=self.truncation, seed=_block_seed(self.seed, 2**40 + draw),
+            x, _ = model.sample(len(y), labels=y, truncation=self.truncation, seed=block_seed(self.seed, 2**40 + draw),
                                 batch_size=self.batch_size)
         order = torch.argsort(torch.cat(got_y), stable=True)
         self.images, self.labels = torch.cat(got_x)[order].contiguous(), torch.cat(got_y)[order].contiguous()
@@ -239,7 +241,7 @@ class SyntheticDataset(Dataset):
 
     # --- generation ---------------------------------------------------------------------------------
     def _block_latents(self, block: int, z_dim: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(_block_seed(self.seed, block))
+        g = torch.Generator().manual_seed(block_seed(self.seed, block))
         return torch.randn(self.batch_size, z_dim, generator=g)  # always a full block: rows never shift
 
     @torch.no_grad()
@@ -336,12 +338,10 @@ class SyntheticDataset(Dataset):
     # --- shards -------------------------------------------------------------------------------------
     def save_shards(self, folder, shard_size: int = 1024) -> Path:
         """Write ``shard-NNNNN.safetensors`` (uint8 NCHW + int64 labels) and ``manifest.json``; returns it."""
-        from .shards import _manifest_header, _write_manifest, _write_rank_shards
+        return write_all_shards(self, folder, shard_size)
 
-        entries = _write_rank_shards(self, folder, shard_size, rank=0, world_size=1)
-        return _write_manifest(Path(folder) / "manifest.json", _manifest_header(self, shard_size), entries)
-
-    def _shard_images(self, start: int, stop: int) -> torch.Tensor:
+    def image_range(self, start: int, stop: int) -> torch.Tensor:
+        """Images ``start .. stop-1`` (float NCHW in [-1, 1], before ``transform``), generated if on the fly."""
         if self.images is not None:
             return self.images[start:stop]
         return self._generate_range(start, stop, self._handle.get())
@@ -349,8 +349,6 @@ class SyntheticDataset(Dataset):
     @classmethod
     def from_shards(cls, folder, verify: bool = True, transform: Callable | None = None) -> "SyntheticDataset":
         """Reopen a sharded set in memory; ``verify`` checks every shard's sha256 against the manifest."""
-        from .shards import load_shards
-
         manifest, images, labels = load_shards(folder, verify=verify)
         ds = cls.from_tensors(images.float() / 127.5 - 1.0, labels, manifest["class_names"], transform=transform,
                               source=manifest["source_model"])
@@ -364,11 +362,10 @@ class SyntheticDataset(Dataset):
         """A set of samples already made elsewhere (a translator's output, a filtered pool): float NCHW images
         in [-1, 1] and one label per image. ``source`` describes where they came from (kept as
         ``model_config``)."""
-        from ..utils import check_images
-
         check_images(images, "images")
         if not images.is_floating_point():
             raise TypeError(f"images: expected float images in [-1, 1], found dtype {images.dtype}")
+        check_value_range(images, "images", (-1, 1), fix=CONVERT_HINT)
         lab = torch.as_tensor(labels).to(torch.int64).reshape(-1)
         if len(lab) != len(images):
             raise ValueError(f"labels: expected one label per image ({len(images)}), found {len(lab)}")
@@ -393,4 +390,15 @@ class SyntheticDataset(Dataset):
                 f"shape={(self.channels, *self.image_size)}, classes={self.class_counts()})")
 
 
-# ----------------------------------------------------------------------------- MixedDataset
+def write_shards(generator, folder, n: int | None = None, per_class: int | Mapping | None = None, seed: int = 0,
+                 shard_size: int = 1024, rank: int = 0, world_size: int = 1, truncation: float = 1.0,
+                 batch_size: int = 256) -> Path:
+    """Write this rank's share of the shards and ``manifest-rank-RRRRR-of-WWWWW.json``; returns that path.
+
+    Run once per rank (e.g. under ``torchrun``: ``rank=RANK, world_size=WORLD_SIZE``), then call
+    :func:`~synthaug.augment.merge_manifests` once. Arguments are those of :class:`SyntheticDataset`; every rank
+    must pass the same ones. Generation runs on the generator's device.
+    """
+    ds = SyntheticDataset(generator, n=n, per_class=per_class, seed=seed, mode="on_the_fly", truncation=truncation,
+                          batch_size=batch_size)
+    return write_rank_shards(ds, folder, shard_size, rank, world_size)

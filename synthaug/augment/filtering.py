@@ -13,6 +13,10 @@ from collections.abc import Callable
 
 import torch
 
+from ..checks import check_number, check_probability
+from ..data import ImageDataset
+from ..utils import CONVERT_HINT, check_value_range
+
 __all__ = ["SampleFilter", "weighted_cross_entropy"]
 
 
@@ -47,15 +51,12 @@ class SampleFilter:
             raise ValueError("classifier / encoder: expected at least one of them, found neither")
         if classifier is not None and not callable(classifier):
             raise TypeError(f"classifier: expected an nn.Module returning logits, found {type(classifier).__name__}")
-        if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
-                or not 0.0 <= min_confidence <= 1.0:
-            raise ValueError(f"min_confidence: expected a probability in [0, 1], found {min_confidence!r}")
+        check_probability("min_confidence", min_confidence)
         if (encoder is None) != (reference is None):
             raise ValueError("encoder / reference: expected both (the distance check) or neither, found "
                              f"encoder={'set' if encoder is not None else None}, "
                              f"reference={'set' if reference is not None else None}")
-        if not 0.0 < float(quantile) <= 1.0:
-            raise ValueError(f"quantile: expected a value in (0, 1], found {quantile!r}")
+        check_number("quantile", quantile, 0.0, 1.0, low_open=True)
         self.classifier, self.min_confidence = classifier, float(min_confidence)
         self.encoder, self.quantile, self.batch_size = encoder, float(quantile), int(batch_size)
         self.device = device if device is not None else (
@@ -75,6 +76,8 @@ class SampleFilter:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
             raise TypeError(f"reference: expected real float images (N, C, H, W) in [-1, 1] with labels, found "
                             f"{type(reference).__name__}")
+        if not isinstance(reference, ImageDataset):  # an ImageDataset is [-1, 1] by construction
+            check_value_range(images, "reference", fix=CONVERT_HINT)
         labels = torch.as_tensor(labels).long().reshape(-1)
         feats = _batched(self.encoder, images, self.batch_size, self.device)
         for c in labels.unique().tolist():

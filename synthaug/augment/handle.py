@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from ..checks import check_config_fields
 from ..io import read_model_config
 from ..models import GENERATOR_KINDS, TRANSLATOR_KINDS, GeneratorModel, TranslatorModel
+from ..utils import check_value_range
 
-__all__ = ["ModelHandle", "reseed_transform", "to_model_range"]
+__all__ = ["ModelHandle", "reseed_transform", "to_model_range", "as_item_image", "as_label", "block_seed"]
 
 
 # ----------------------------------------------------------------------------- small helpers
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int >= {minimum}, found {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, found {value}")
-    return int(value)
-
-
-def _block_seed(seed: int, block: int) -> int:
+def block_seed(seed: int, block: int) -> int:
     """A 63-bit seed that depends only on ``(seed, block)``."""
     return int(np.random.SeedSequence([seed, block]).generate_state(1, np.uint64)[0]) & (2**63 - 1)
 
@@ -62,25 +55,23 @@ def to_model_range(image) -> torch.Tensor:
     (torchvision's convention) and mapped to [-1, 1]. numpy arrays are read channels first like torch
     (MONAI's layout). Use as ``MixedDataset(real_transform=to_model_range)``.
     """
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        from torchvision.transforms.v2.functional import pil_to_tensor
-
-        return pil_to_tensor(image).float() / 127.5 - 1.0
-    t = _plain_tensor(image, "image")
+    t = _pixels(image, "image")
     if t.dtype == torch.uint8:
         return t.float() / 127.5 - 1.0
     if not t.is_floating_point():
         raise TypeError(f"image: expected uint8 or float pixels, found dtype {t.dtype}")
-    lo, hi = float(t.min()), float(t.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"image: expected float pixels in [0, 1], found range [{lo:.4g}, {hi:.4g}]")
+    check_value_range(t, "image", (0, 1))
     return t.float() * 2.0 - 1.0
 
 
-def _plain_tensor(x, name: str) -> torch.Tensor:
-    """numpy / torch / MetaTensor -> a plain CPU torch tensor (no copy where possible)."""
+def _pixels(x, name: str) -> torch.Tensor:
+    """PIL -> uint8 CHW tensor; numpy / torch / MetaTensor -> a plain CPU torch tensor (no copy where possible)."""
+    from PIL import Image
+
+    if isinstance(x, Image.Image):
+        from torchvision.transforms.v2.functional import pil_to_tensor
+
+        return pil_to_tensor(x)
     if isinstance(x, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(x))
     if isinstance(x, torch.Tensor):
@@ -88,13 +79,12 @@ def _plain_tensor(x, name: str) -> torch.Tensor:
     raise TypeError(f"{name}: expected a torch tensor, numpy array or PIL image, found {type(x).__name__}")
 
 
-def _as_model_image(x, name: str = "real image") -> torch.Tensor:
-    """An item image after ``real_transform`` -> float32 CHW. PIL and uint8 are scaled; floats are kept."""
-    from PIL import Image
-
-    if isinstance(x, Image.Image) or (isinstance(x, (torch.Tensor, np.ndarray)) and x.dtype in (torch.uint8, np.uint8)):
-        return to_model_range(x)
-    t = _plain_tensor(x, name)
+def as_item_image(x, name: str = "real image", unit: bool = False) -> torch.Tensor:
+    """An item image after ``real_transform`` -> float32 CHW. PIL and uint8 are scaled to [-1, 1] (``unit``:
+    to [0, 1]); floats are kept as they are."""
+    t = _pixels(x, name)
+    if t.dtype == torch.uint8:
+        return t.float() / 255.0 if unit else t.float() / 127.5 - 1.0
     if not t.is_floating_point():
         raise TypeError(f"{name}: expected a float CHW image in [-1, 1] (or PIL / uint8), found dtype {t.dtype}")
     if t.ndim != 3:
@@ -102,7 +92,7 @@ def _as_model_image(x, name: str = "real image") -> torch.Tensor:
     return t.float()
 
 
-def _as_label(y, name: str = "label") -> torch.Tensor:
+def as_label(y, name: str = "label") -> torch.Tensor:
     t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
     if t.numel() != 1 or t.is_floating_point() or t.dtype == torch.bool:
         raise ValueError(f"{name}: expected one integer class index, found {y!r}")
@@ -134,13 +124,11 @@ class ModelHandle:
                 other = "SyntheticDataset / MixedDataset" if kind == "translator" else "the translator transforms"
                 raise ValueError(f"{name}: expected a {kind} model directory (kind in {list(kinds)}), found kind "
                                  f"{self.config['kind']!r} at {self.path!r}; use it through {other}")
-            from ..models import _check_fields
-
             if kind == "generator":
-                _check_fields(self.config, Path(self.path), ("image_size", "channels", "num_classes"),
-                              names="class_names")
+                check_config_fields(self.config, self.path, ("image_size", "channels", "num_classes"),
+                                    names="class_names")
             else:
-                _check_fields(self.config, Path(self.path), ("image_size", "channels_a", "channels_b"))
+                check_config_fields(self.config, self.path, ("image_size", "channels_a", "channels_b"))
         elif isinstance(model, cls):
             self.config = model.config
             self._model = model
@@ -213,7 +201,9 @@ class ModelHandle:
         if x.numel():
             lo, hi = float(x.min()), float(x.max())
             if lo < 0.0 or hi > 1.0:
-                raise ValueError(f"{name}: expected intensities in [0, 1], found range [{lo:.4g}, {hi:.4g}]")
+                raise ValueError(f"{name}: expected intensities in [0, 1], found range [{lo:.4g}, {hi:.4g}]; "
+                                 f"these transforms follow torchvision / albumentations / MONAI (uint8, or float in "
+                                 f"[0, 1]): convert synthaug's [-1, 1] images with (x + 1) / 2")
         y = self.get().translate(x.float() * 2.0 - 1.0, direction=direction)
         return (y + 1.0) * 0.5
 

@@ -1,7 +1,7 @@
 """Real and synthetic samples in one dataset: :class:`MixedDataset`.
 
-Items are ``(image, label)`` (or ``(image, label, is_synthetic)``): float32 CHW in [-1, 1] and an int64
-scalar tensor.
+Items are ``(image, label)`` (or ``(image, label, is_synthetic)``): float32 CHW in [-1, 1] (or, with
+``value_range=(0, 1)``, in [0, 1]) and an int64 scalar tensor.
 """
 
 from __future__ import annotations
@@ -10,11 +10,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
+from ..checks import check_int, check_number
+from ..data import ImageDataset
+from ..utils import check_value_range, global_rng_kept, parse_value_range
 from .datasets import SyntheticDataset
+from .handle import ModelHandle, as_item_image, as_label, reseed_transform
 from .plan import pick_synthetic, synthetic_counts
-from .handle import ModelHandle, _as_label, _as_model_image, _check_int, reseed_transform
 
 __all__ = ["MixedDataset"]
 
@@ -37,12 +41,17 @@ class MixedDataset(Dataset):
     ``synthetic`` is a :class:`SyntheticDataset` (samples are drawn from it without replacement,
     deterministically under ``seed``) or a generator / model path (an on-the-fly :class:`SyntheticDataset`
     of exactly the needed counts is built with ``seed``). ``real`` is any dataset of ``(image, label)``
-    (float CHW in [-1, 1]; PIL and uint8 are scaled automatically; float [0, 1] needs
-    ``real_transform=to_model_range``) or of dicts (MONAI) read through ``image_key`` / ``label_key``.
-    ``transform`` is applied to every item's image (real and synthetic alike). ``check`` compares the real
-    data's image size, channels and number of classes with the generator's. ``keep`` (with a generator): a
-    sample filter such as :class:`~synthaug.augment.SampleFilter`; the synthetic samples are then generated
-    in memory and rejected ones replaced (see ``SyntheticDataset(keep=...)``; the counts per class are in
+    or of dicts (MONAI) read through ``image_key`` / ``label_key``; PIL and uint8 images are scaled
+    automatically, float images must be in the library's range, [-1, 1] (see
+    :func:`synthaug.utils.check_value_range`). Real float data in [0, 1] (e.g. ``ToTensor`` output) is refused
+    with the fixes: ``real_transform=to_model_range`` (real items converted to [-1, 1]) or ``value_range=(0, 1)``
+    (every item in [0, 1]: the synthetic ones converted, PIL / uint8 scaled to [0, 1]). ``value_range=(-1, 1)``
+    states that the real data is [-1, 1] (only the bounds are checked, on the first items; use it for data
+    whose first items hold no value below 0). ``transform`` is applied to every item's image (real and synthetic
+    alike), in the items' range. ``check`` compares the real data's image size, channels and number of classes
+    with the generator's. ``keep`` (with a generator): a sample filter such as
+    :class:`~synthaug.augment.SampleFilter`; the synthetic samples are then generated in memory and rejected ones
+    replaced (see ``SyntheticDataset(keep=...)``; the counts per class are in
     ``self.synthetic.filter_report``). With ``return_source=True`` items carry ``is_synthetic``, for loss
     weighting (:func:`~synthaug.augment.weighted_cross_entropy`). ``allow_short``: when a :class:`SyntheticDataset`
     pool (e.g. a filtered one) holds fewer samples of a class than the share asks for, take all it has instead of
@@ -53,7 +62,7 @@ class MixedDataset(Dataset):
                  check: bool = True, return_source: bool = False, transform: Callable | None = None,
                  real_transform: Callable | None = None, image_key: str = "image", label_key: str = "label",
                  class_mix: str = "real", keep: Callable | None = None, allow_short: bool = False,
-                 per_class: Mapping | None = None):
+                 per_class: Mapping | None = None, value_range: tuple[float, float] | None = None):
         given = [n for n, v in (("ratio", ratio), ("balance_classes", balance_classes or None),
                                 ("per_class", per_class)) if v is not None]
         if len(given) != 1:
@@ -64,10 +73,7 @@ class MixedDataset(Dataset):
             raise TypeError(f"per_class: expected a dict class name or index -> count, "
                             f"found {type(per_class).__name__}")
         if ratio is not None:
-            if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating)):
-                raise TypeError(f"ratio: expected a float in [0, 1), found {type(ratio).__name__} {ratio!r}")
-            if not 0.0 <= float(ratio) < 1.0:
-                raise ValueError(f"ratio: expected a float in [0, 1), found {ratio!r}")
+            check_number("ratio", ratio, 0.0, 1.0, high_open=True)
         for name, fn in (("transform", transform), ("real_transform", real_transform)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name}: expected a callable or None, found {type(fn).__name__}")
@@ -75,9 +81,11 @@ class MixedDataset(Dataset):
             raise ValueError("real: expected a non-empty dataset, found 0 items")
         self.real, self.ratio, self.balance_classes = real, ratio, bool(balance_classes)
         self.class_mix = class_mix
-        self.seed = _check_int("seed", seed, 0)
+        self.seed = check_int("seed", seed, 0)
         self.return_source, self.transform, self.real_transform = bool(return_source), transform, real_transform
         self.image_key, self.label_key = image_key, label_key
+        self.value_range = parse_value_range(value_range) if value_range is not None else None
+        self._unit = self.value_range == (0.0, 1.0)
 
         first, _ = self._fetch_real([0])[0]
         real_labels = self._real_labels()
@@ -131,12 +139,30 @@ class MixedDataset(Dataset):
 
             warnings.warn(f"MixedDataset: the synthetic pool was short of {self.shortfall} samples (allow_short=True); "
                           f"the mixed set holds {len(self.synthetic_index)} synthetic samples", stacklevel=2)
+        self._check_real_range()
         self.n_real = len(real)
         self.source = torch.cat([torch.zeros(self.n_real, dtype=torch.bool),
                                  torch.ones(len(self.synthetic_index), dtype=torch.bool)])
         self._real_counts = real_counts
 
     # --- real items ---------------------------------------------------------------------------------
+    def _check_real_range(self, n: int = 16) -> None:
+        """The value-range rule (:func:`~synthaug.utils.check_value_range`) on the first ``n`` real images given as
+        floats (PIL / uint8 are scaled here; an ``ImageDataset`` is [-1, 1] by construction). Reading them leaves
+        the global random streams as they were."""
+        if isinstance(self.real, ImageDataset) and self.real_transform is None and self.value_range is None:
+            return
+        with global_rng_kept():
+            images = [img for img, _ in self._fetch_real(range(min(n, len(self.real))), convert=False)]
+        floats = [as_item_image(img) for img in images
+                  if not isinstance(img, Image.Image) and getattr(img, "dtype", None) not in (torch.uint8, np.uint8)]
+        if floats:
+            check_value_range(
+                torch.cat([t.flatten() for t in floats]), f"real (first {len(images)} items)", self.value_range,
+                fix="pass real_transform=synthaug.augment.to_model_range (real items to [-1, 1]), or "
+                    "value_range=(0, 1) to take every item in [0, 1] (synthetic ones converted), or "
+                    "value_range=(-1, 1) if the real data is [-1, 1] after all")
+
     def _real_labels(self) -> torch.Tensor:
         for attr in ("labels", "targets"):
             y = getattr(self.real, attr, None)
@@ -146,7 +172,8 @@ class MixedDataset(Dataset):
                     return t
         return torch.stack([y for _, y in self._fetch_real(range(len(self.real)), labels_only=True)])
 
-    def _fetch_real(self, indices, labels_only: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _fetch_real(self, indices, labels_only: bool = False,
+                    convert: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
         indices = list(indices)
         getitems = getattr(self.real, "__getitems__", None)
         items = getitems(indices) if getitems is not None else [self.real[i] for i in indices]
@@ -163,14 +190,17 @@ class MixedDataset(Dataset):
             else:
                 raise TypeError(f"real: expected items (image, label) or dicts, found {type(item).__name__}")
             if not (type(y) is torch.Tensor and y.dtype == torch.int64 and y.ndim == 0):
-                y = _as_label(y, "real label")
+                y = as_label(y, "real label")
             if labels_only:
                 out.append((None, y))
                 continue
             if self.real_transform is not None:
                 img = self.real_transform(img)
+            if not convert:
+                out.append((img, y))
+                continue
             if not (type(img) is torch.Tensor and img.dtype == torch.float32 and img.ndim == 3):
-                img = _as_model_image(img)
+                img = as_item_image(img, unit=self._unit)
             if not torch.isfinite(img).all():
                 raise ValueError(f"real image: expected finite pixel values, found "
                                  f"{int((~torch.isfinite(img)).sum())} NaN/Inf value(s) in item {indices[len(out)]}")
@@ -201,8 +231,8 @@ class MixedDataset(Dataset):
                 items[p] = item
         if syn_pos:
             syn_idx = self.synthetic_index[[idx[p] - self.n_real for p in syn_pos]]
-            for p, item in zip(syn_pos, self.synthetic.__getitems__(syn_idx)):
-                items[p] = item
+            for p, (img, y) in zip(syn_pos, self.synthetic.__getitems__(syn_idx)):
+                items[p] = ((img + 1.0) * 0.5 if self._unit else img), y
         if self.transform is not None:
             items = [(self.transform(img), y) for img, y in items]
         if self.return_source:

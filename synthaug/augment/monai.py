@@ -18,15 +18,10 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 
+from ..checks import check_probability
 from .handle import ModelHandle
 
 __all__ = ["RandGANTranslate", "RandGANTranslated"]
-
-
-def _check_prob(prob) -> float:
-    if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
-        raise ValueError(f"prob: expected a probability in [0, 1], found {prob!r}")
-    return float(prob)
 
 
 class RandGANTranslate(RandomizableTransform):
@@ -40,7 +35,7 @@ class RandGANTranslate(RandomizableTransform):
     """
 
     def __init__(self, model_path, prob: float = 0.5, direction: str = "A2B", device: str | None = "cpu"):
-        RandomizableTransform.__init__(self, _check_prob(prob))
+        RandomizableTransform.__init__(self, check_probability("prob", prob))
         if not isinstance(model_path, (str, os.PathLike)):
             raise TypeError(f"model_path: expected a translator directory path, found {type(model_path).__name__}")
         self.model_path = str(model_path)
@@ -82,7 +77,7 @@ class RandGANTranslated(RandomizableTransform, MapTransform):
     def __init__(self, keys: KeysCollection, model_path, prob: float = 0.5, direction: str = "A2B",
                  allow_missing_keys: bool = False, device: str | None = "cpu"):
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, _check_prob(prob))
+        RandomizableTransform.__init__(self, check_probability("prob", prob))
         self.translator = RandGANTranslate(model_path, prob=1.0, direction=direction, device=device)
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):

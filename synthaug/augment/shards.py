@@ -1,9 +1,13 @@
 """Synthetic sets on disk: ``shard-NNNNN.safetensors`` files plus a ``manifest.json``.
 
-Shard ``k`` holds samples ``k*shard_size ... (k+1)*shard_size - 1`` of the :class:`SyntheticDataset` with
-the same seed, so any split of the shards over processes (:func:`write_shards` with ``rank`` /
-``world_size``, then :func:`merge_manifests`) yields the same files as one process. Each shard stores
+Shard ``k`` holds samples ``k*shard_size ... (k+1)*shard_size - 1`` of a :class:`SyntheticDataset`, so any
+split of the shards over processes (:func:`write_rank_shards` with ``rank`` / ``world_size``, then
+:func:`merge_manifests`) yields the same files as one process (:func:`write_all_shards`). Each shard stores
 ``images`` (uint8 NCHW) and ``labels`` (int64); the manifest lists every shard with its sha256.
+
+This module knows the file format only: it takes a dataset (anything with ``SyntheticDataset``'s settings,
+``labels`` and ``image_range``) and never imports :mod:`.datasets`, which builds on it
+(``SyntheticDataset.save_shards`` / ``from_shards``, :func:`synthaug.augment.write_shards`).
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
+from ..checks import check_int
 from ..io import atomic_write_bytes, load_safetensors, read_format_json
 from ..utils import to_uint8_images
 
-__all__ = ["write_shards", "merge_manifests", "read_manifest", "load_shards"]
+__all__ = ["write_rank_shards", "write_all_shards", "merge_manifests", "read_manifest", "load_shards"]
 
 FORMAT = "synthaug-shards"
 VERSION = 1
@@ -47,22 +51,20 @@ def _write_manifest(path: Path, header: dict, entries: list[dict], **extra) -> P
     return atomic_write_bytes(path, json.dumps(body, indent=2).encode())
 
 
-def _write_rank_shards(ds, folder, shard_size: int, rank: int, world_size: int) -> list[dict]:
-    """Generate and write shards ``rank, rank + world_size, ...``; return their manifest entries."""
+def _write_entries(ds, folder, shard_size: int, rank: int, world_size: int) -> list[dict]:
+    """Generate and write shards ``rank, rank + world_size, ...`` of ``ds``; return their manifest entries."""
     from safetensors.torch import save
 
-    from .handle import _check_int
-
-    shard_size = _check_int("shard_size", shard_size, 1)
-    world_size = _check_int("world_size", world_size, 1)
-    rank = _check_int("rank", rank, 0)
+    shard_size = check_int("shard_size", shard_size, 1)
+    world_size = check_int("world_size", world_size, 1)
+    rank = check_int("rank", rank, 0)
     if rank >= world_size:
         raise ValueError(f"rank: expected an int in [0, {world_size - 1}] for world_size={world_size}, found {rank}")
     folder = Path(folder)
     entries = []
     for k in range(rank, -(-len(ds) // shard_size), world_size):
         start, stop = k * shard_size, min((k + 1) * shard_size, len(ds))
-        images = torch.from_numpy(to_uint8_images(ds._shard_images(start, stop), channels_last=False))
+        images = torch.from_numpy(to_uint8_images(ds.image_range(start, stop), channels_last=False))
         labels = ds.labels[start:stop].clone()
         # one metadata key only: safetensors writes several in no fixed order, and files must be reproducible
         data = save({"images": images.contiguous(), "labels": labels}, metadata={"format": FORMAT})
@@ -73,22 +75,18 @@ def _write_rank_shards(ds, folder, shard_size: int, rank: int, world_size: int) 
     return entries
 
 
-def write_shards(generator, folder, n: int | None = None, per_class: int | Mapping | None = None, seed: int = 0,
-                 shard_size: int = 1024, rank: int = 0, world_size: int = 1, truncation: float = 1.0,
-                 batch_size: int = 256) -> Path:
-    """Write this rank's share of the shards and ``manifest-rank-RRRRR-of-WWWWW.json``; returns that path.
-
-    Run once per rank (e.g. under ``torchrun``: ``rank=RANK, world_size=WORLD_SIZE``), then call
-    :func:`merge_manifests` once. Arguments are those of :class:`SyntheticDataset`; every rank must pass
-    the same ones. Generation runs on the generator's device.
-    """
-    from .datasets import SyntheticDataset
-
-    ds = SyntheticDataset(generator, n=n, per_class=per_class, seed=seed, mode="on_the_fly", truncation=truncation,
-                          batch_size=batch_size)
-    entries = _write_rank_shards(ds, folder, shard_size, rank, world_size)
+def write_rank_shards(ds, folder, shard_size: int = 1024, rank: int = 0, world_size: int = 1) -> Path:
+    """Write this rank's share of ``ds``'s shards and ``manifest-rank-RRRRR-of-WWWWW.json``; returns that path.
+    Run once per rank, then :func:`merge_manifests` once."""
+    entries = _write_entries(ds, folder, shard_size, rank, world_size)
     path = Path(folder) / f"manifest-rank-{rank:05d}-of-{world_size:05d}.json"
     return _write_manifest(path, _manifest_header(ds, shard_size), entries, rank=rank, world_size=world_size)
+
+
+def write_all_shards(ds, folder, shard_size: int = 1024) -> Path:
+    """Write all of ``ds``'s shards and ``manifest.json`` in one process; returns the manifest's path."""
+    entries = _write_entries(ds, folder, shard_size, rank=0, world_size=1)
+    return _write_manifest(Path(folder) / "manifest.json", _manifest_header(ds, shard_size), entries)
 
 
 def merge_manifests(folder) -> Path:

@@ -14,6 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
+from ..checks import check_probability
 from .handle import ModelHandle
 
 __all__ = ["GANTransform"]
@@ -45,11 +46,9 @@ class GANTransform(Transform):
 
     def __init__(self, model, direction: str = "A2B", p: float = 0.5, device=None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"p: expected a probability in [0, 1], found {p!r}")
+        self.p = check_probability("p", p)
         self.handle = ModelHandle(model, "translator", name="model", device=device)
         self.direction = self.handle.check_direction(direction)
-        self.p = float(p)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         return {"apply": bool(torch.rand(1) < self.p)}

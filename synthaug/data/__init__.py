@@ -3,9 +3,10 @@
 * :mod:`.dataset` -- :class:`ImageDataset`, :func:`from_arrays`, :func:`stratified_indices`
 * :mod:`.npz` -- MedMNIST npz files, the shipped BreastMNIST copy, MNIST / USPS digits
 * :mod:`.folders` -- image files, labelled class folders, flat folders, unpaired and paired domains
+* :mod:`.loading` -- data named by a spec as the command line takes it (``breastmnist``, an ``.npz``, a folder)
 """
 
-from .dataset import ImageDataset, from_arrays, stratified_indices, validate_images
+from .dataset import ImageDataset, from_arrays, resize_square, stratified_indices, validate_images
 from .folders import (
     IMAGE_EXTENSIONS,
     PairedDataset,
@@ -15,6 +16,7 @@ from .folders import (
     load_unpaired,
     read_image,
 )
+from .loading import load_domain, load_labelled_and_rest, load_training_data, load_unlabelled
 from .npz import (
     breastmnist_path,
     load_breastmnist,
@@ -27,6 +29,7 @@ from .npz import (
 __all__ = [
     "ImageDataset",
     "from_arrays",
+    "resize_square",
     "stratified_indices",
     "validate_images",
     "load_medmnist",
@@ -42,4 +45,8 @@ __all__ = [
     "load_paired",
     "PairedDataset",
     "IMAGE_EXTENSIONS",
+    "load_training_data",
+    "load_labelled_and_rest",
+    "load_unlabelled",
+    "load_domain",
 ]

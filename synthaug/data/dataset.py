@@ -7,10 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
 
-from ..utils import check_images, to_tensor_images
+from ..checks import check_int, check_number
+from ..utils import check_images, check_value_range, parse_value_range, to_tensor_images
 
-__all__ = ["ImageDataset", "from_arrays", "stratified_indices", "validate_images"]
+__all__ = ["ImageDataset", "from_arrays", "resize_square", "stratified_indices", "validate_images"]
 
 
 def _as_label_tensor(labels, name: str = "labels") -> torch.Tensor:
@@ -66,15 +69,9 @@ def stratified_indices(labels, fraction: float | None = None, n_per_class: int |
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed: expected an int, found {type(seed).__name__}")
     if fraction is not None:
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating, np.integer)):
-            raise TypeError(f"fraction: expected a float in (0, 1], found {type(fraction).__name__}")
-        if not 0.0 < float(fraction) <= 1.0:
-            raise ValueError(f"fraction: expected a float in (0, 1], found {fraction!r}")
+        check_number("fraction", fraction, 0.0, 1.0, low_open=True)
     else:
-        if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)):
-            raise TypeError(f"n_per_class: expected a positive int, found {type(n_per_class).__name__}")
-        if n_per_class < 1:
-            raise ValueError(f"n_per_class: expected a positive int, found {n_per_class}")
+        check_int("n_per_class", n_per_class, 1)
     num_classes = len(class_names) if class_names is not None else (int(y.max()) + 1 if y.size else 0)
     rng = np.random.default_rng(int(seed))
     chosen = []
@@ -193,6 +190,14 @@ class ImageDataset(Dataset):
         idx = stratified_indices(self.labels, fraction, n_per_class, seed, class_names=self.class_names)
         return self.subset(idx)
 
+    def resized(self, size: int) -> ImageDataset:
+        """This dataset with images resized to ``size`` x ``size`` (:func:`resize_square`), named
+        ``"<name>@<size>px"``; ``self`` if they already are that size."""
+        if self.image_size == (size, size):
+            return self
+        return ImageDataset(resize_square(self.images, size), self.labels, self.class_names,
+                            name=f"{self.name}@{size}px")
+
     def summary(self) -> str:
         """Multi-line description: name, size, shape, value range and images per class."""
         c, h, w = self.images.shape[1:]
@@ -211,6 +216,16 @@ class ImageDataset(Dataset):
                 f"classes={self.class_names})")
 
 
+def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Float NCHW images in [-1, 1] resized to ``size`` x ``size`` (bilinear, antialiased; clamped to [-1, 1] to
+    remove rounding); returned as they are when already that size."""
+    size = check_int("size", size, 1)
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    out = TF.resize(images, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return out.clamp_(-1.0, 1.0)
+
+
 def from_arrays(images, labels=None, class_names: Sequence[str] | None = None, channels_last: bool | None = None,
                 name: str = "arrays", value_range: tuple[float, float] = (0, 1)) -> ImageDataset:
     """Build an :class:`ImageDataset` from numpy or torch images.
@@ -220,9 +235,7 @@ def from_arrays(images, labels=None, class_names: Sequence[str] | None = None, c
     ``(0, 1)`` (default) or ``(-1, 1)`` (already library range, taken as is). ``labels=None`` puts every
     image in one class; labels of shape (N, 1) are flattened.
     """
-    value_range = tuple(value_range)
-    if value_range not in ((0, 1), (-1, 1)):
-        raise ValueError(f"value_range: expected (0, 1) or (-1, 1), found {value_range}")
+    value_range = parse_value_range(value_range)
     is_float = isinstance(images, (np.ndarray, torch.Tensor)) and (
         images.dtype.kind == "f" if isinstance(images, np.ndarray) else images.is_floating_point())
     if is_float and value_range == (-1, 1):
@@ -239,10 +252,8 @@ def from_arrays(images, labels=None, class_names: Sequence[str] | None = None, c
 
 def _check_unit_range(images) -> None:
     arr = torch.as_tensor(images) if isinstance(images, np.ndarray) else images
-    finite = arr[torch.isfinite(arr)]
-    if finite.numel() and (float(finite.min()) < 0.0 or float(finite.max()) > 1.0):
-        raise ValueError(f"images: expected float pixels in [0, 1] (pass value_range=(-1, 1) for data already "
-                         f"in [-1, 1]), found range [{float(finite.min()):.4g}, {float(finite.max()):.4g}]")
+    check_value_range(arr[torch.isfinite(arr)], "images", (0, 1),
+                      fix="pass value_range=(-1, 1) for data already in [-1, 1]")
 
 
 def _shape_float_nchw(t: torch.Tensor, channels_last: bool | None, from_numpy: bool) -> torch.Tensor:

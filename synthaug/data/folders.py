@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from ..checks import check_path
 from .dataset import ImageDataset, validate_images
 
 __all__ = ["read_image", "load_image_folder", "load_image_dir", "load_unpaired", "load_paired", "PairedDataset",
@@ -50,17 +51,6 @@ def _check_on_error(on_error) -> str:
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error: expected 'raise' or 'skip', found {on_error!r}")
     return on_error
-
-
-def _existing_dir(path, name: str) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name}: expected a str or path, found {type(path).__name__}")
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"{name}: expected an existing folder, found nothing at {str(p)!r}")
-    if not p.is_dir():
-        raise ValueError(f"{name}: expected a folder, found a file at {str(p)!r}")
-    return p
 
 
 # --- one image ------------------------------------------------------------------------------------------
@@ -240,7 +230,7 @@ def load_image_folder(root, size, channels: int = 3, extensions: Sequence[str] =
     An empty class folder or a root without class folders raises ``ValueError``; with ``on_error="skip"``
     unreadable files are skipped with a warning naming each file, otherwise they raise.
     """
-    root = _existing_dir(root, "root")
+    root = check_path("root", root, "folder")
     channels, on_error = _check_channels(channels), _check_on_error(on_error)
     _target_size(size)
     folders = _class_folders(root, class_names)
@@ -290,7 +280,7 @@ def load_image_dir(path, size, channels: int = 3, files: Sequence[str] | None = 
     image files in the folder, sorted. Missing listed files raise ``FileNotFoundError``; an empty folder
     or list raises ``ValueError``.
     """
-    folder = _existing_dir(path, "path")
+    folder = check_path("path", path, "folder")
     channels, on_error = _check_channels(channels), _check_on_error(on_error)
     _target_size(size)
     paths = _image_files(folder, IMAGE_EXTENSIONS) if files is None else _listed_files(folder, files)
@@ -330,13 +320,13 @@ def load_unpaired(a, b=None, size=None, channels: int = 3,
     """
     channels, on_error = _check_channels(channels), _check_on_error(on_error)
     if b is None:
-        root = _existing_dir(a, "a")
+        root = check_path("a", a, "folder")
         side_a, side_b = root / "A", root / "B"
         if not (side_a.is_dir() and side_b.is_dir()):
             raise ValueError(f"a: expected sub-folders A/ and B/ in {str(root)!r} (or pass b=), found "
                              f"{[p.name for p in _subfolders(root)]}")
     else:
-        side_a, side_b = _existing_dir(a, "a"), _existing_dir(b, "b")
+        side_a, side_b = check_path("a", a, "folder"), check_path("b", b, "folder")
     return (_domain(side_a, size, channels, on_error, "a"), _domain(side_b, size, channels, on_error, "b"))
 
 
@@ -404,7 +394,7 @@ def load_paired(root, size, channels: int = 3, channels_b: int | None = None,
     one side only raise ``ValueError`` listing up to 10 of them; with ``on_error="skip"`` a pair with an
     unreadable file is dropped with a warning.
     """
-    root = _existing_dir(root, "root")
+    root = check_path("root", root, "folder")
     channels = _check_channels(channels)
     channels_b = channels if channels_b is None else _check_channels(channels_b, "channels_b")
     on_error = _check_on_error(on_error)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
+from ..checks import check_path
 from ..utils import to_tensor_images
-from .dataset import ImageDataset
+from .dataset import ImageDataset, resize_square
 
 __all__ = ["load_medmnist", "load_breastmnist", "breastmnist_path", "load_digits", "load_npz", "shared_data_dir"]
 
@@ -30,15 +29,8 @@ DIGIT_CLASS_NAMES = [str(i) for i in range(10)]
 
 
 # --- files -------------------------------------------------------------------------------------------
-def _existing_file(path, name: str = "path") -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name}: expected a str or path, found {type(path).__name__}")
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"{name}: expected an existing .npz file, found no file at {str(p)!r}")
-    if not p.is_file():
-        raise ValueError(f"{name}: expected a file, found a directory at {str(p)!r}")
-    return p
+def _existing_file(path) -> Path:
+    return check_path("path", path, "file", ".npz file")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -205,7 +197,7 @@ def load_digits(path, split: str = "train", size: int | None = None, fraction: f
     images, labels = zip(*(_digit_part(arrays, ik, lk) for ik, lk in parts))
     x = torch.cat(images)
     if size is not None:
-        x = _resize_square(x, size)
+        x = resize_square(x, size)
     ds = ImageDataset(x, torch.cat(labels), DIGIT_CLASS_NAMES, name=f"{p.stem}/{split}")
     return _finish(ds, fraction, n_per_class, seed)
 
@@ -219,15 +211,6 @@ def _digit_part(arrays: dict, img_key: str, lab_key: str) -> tuple[torch.Tensor,
     if labels.min() < 0 or labels.max() > 9:
         raise ValueError(f"{lab_key}: expected digit labels in [0, 9], found range [{labels.min()}, {labels.max()}]")
     return _to_nchw(images), torch.from_numpy(labels)
-
-
-def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size: expected a positive int, found {size!r}")
-    if tuple(x.shape[-2:]) == (size, size):
-        return x
-    out = TF.resize(x, [int(size), int(size)], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return out.clamp_(-1.0, 1.0)
 
 
 # --- dispatch -------------------------------------------------------------------------------------------

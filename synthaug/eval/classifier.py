@@ -21,6 +21,7 @@ from sklearn import metrics as skm
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 
+from ..checks import check_choice, check_int, check_number
 from ..augment.filtering import weighted_cross_entropy
 from ..utils import ema_with_warmup, get_device, seed_everything
 
@@ -60,8 +61,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         for name, v, lo in (("in_channels", in_channels, 1), ("num_classes", num_classes, 2),
                             ("image_size", image_size, 8), ("width", width, 1)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name}: expected an int >= {lo}, found {v!r}")
+            check_int(name, v, lo)
         self.in_channels, self.num_classes, self.image_size = int(in_channels), int(num_classes), int(image_size)
         n_pool = max(1, min(4, int(math.log2(image_size / 6))))
         widths = [width * 2 ** i for i in range(n_pool + 1)]
@@ -85,9 +85,8 @@ def resnet18_small(in_channels: int, num_classes: int) -> nn.Module:
     """torchvision ResNet-18 (``weights=None``) with a 28 px stem: 3x3 conv, stride 1, no max-pool."""
     from torchvision.models import resnet18
 
-    for name, v, lo in (("in_channels", in_channels, 1), ("num_classes", num_classes, 2)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name}: expected an int >= {lo}, found {v!r}")
+    check_int("in_channels", in_channels, 1)
+    check_int("num_classes", num_classes, 2)
     net = resnet18(weights=None, num_classes=int(num_classes))
     net.conv1 = nn.Conv2d(int(in_channels), 64, kernel_size=3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
@@ -103,8 +102,7 @@ class LeNet(nn.Module):
         super().__init__()
         for name, v, lo in (("in_channels", in_channels, 1), ("num_classes", num_classes, 2),
                             ("image_size", image_size, 12)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name}: expected an int >= {lo}, found {v!r}")
+            check_int(name, v, lo)
         self.body = nn.Sequential(nn.Conv2d(in_channels, 20, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),
                                   nn.Conv2d(20, 50, 5), nn.Dropout2d(dropout), nn.MaxPool2d(2), nn.ReLU(inplace=True))
         side = ((image_size - 4) // 2 - 4) // 2
@@ -367,16 +365,12 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     last 10% of ``max_steps``: a sign the budget is too short), ``history`` (per evaluation: step, train_loss
     and validation metrics), ``n_train``, ``n_synthetic``, ``seconds``.
     """
-    if select_on not in SELECT_ON:
-        raise ValueError(f"select_on: expected one of {list(SELECT_ON)}, found {select_on!r}")
+    check_choice("select_on", select_on, SELECT_ON)
     for name, v in (("max_steps", max_steps), ("batch_size", batch_size), ("eval_every", eval_every or 1),
                     ("patience", patience or 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}: expected a positive int, found {v!r}")
-    if ema_decay is not None and not (isinstance(ema_decay, float) and 0.0 < ema_decay < 1.0):
-        raise ValueError(f"ema_decay: expected a float in (0, 1) or None, found {ema_decay!r}")
-    if not isinstance(synthetic_weight, (int, float)) or isinstance(synthetic_weight, bool) or synthetic_weight < 0:
-        raise ValueError(f"synthetic_weight: expected a float >= 0, found {synthetic_weight!r}")
+        check_int(name, v, 1)
+    check_number("ema_decay", ema_decay, 0.0, 1.0, low_open=True, high_open=True, optional=True)
+    check_number("synthetic_weight", synthetic_weight, 0.0)
     if transform is not None and not callable(transform):
         raise TypeError(f"transform: expected a callable on float batches, found {type(transform).__name__}")
     t0 = time.perf_counter()

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from ..augment.datasets import SyntheticDataset
 from ..augment.mixed import MixedDataset
 from ..augment.plan import synthetic_counts
+from ..checks import check_probability
 from ..models import GeneratorModel
 from .classifier import CLASSICAL_KINDS, classical_augment, evaluate, predict_proba, train_classifier
 from .stats import paired_test, summarise
@@ -224,8 +225,7 @@ def pseudo_label_arm(arm: str, real_train, unlabelled, val, test, *, threshold: 
     accuracy. The row adds ``n_pseudo``, ``pseudo_per_class`` and ``pseudo_label_accuracy``."""
     from ..data import ImageDataset
 
-    if not 0.0 < float(threshold) <= 1.0:
-        raise ValueError(f"threshold: expected a probability in (0, 1], found {threshold!r}")
+    check_probability("threshold", threshold, zero=False)
     images = unlabelled.images if hasattr(unlabelled, "images") else unlabelled
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
         raise TypeError(f"unlabelled: expected float images (N, C, H, W) in [-1, 1], found "

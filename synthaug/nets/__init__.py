@@ -1,8 +1,25 @@
-"""Networks: conditional generators, discriminators and image-to-image translators, all registered by name."""
+"""Networks: conditional generators and discriminators, image-to-image translators and their discriminators,
+registered by role (see :mod:`.contracts` for what each role must provide)."""
 
-from .registry import create_net, list_nets, register
+from .contracts import Discriminator, Generator, TranslationDiscriminator, Translator
+from .registry import (
+    DISCRIMINATORS,
+    GENERATORS,
+    NETS,
+    TRANSLATION_DISCRIMINATORS,
+    TRANSLATORS,
+    create_net,
+    list_discriminators,
+    list_generators,
+    list_nets,
+    list_translation_discriminators,
+    list_translators,
+    register,
+)
 
 # Importing the modules registers their architectures.
 from . import dcgan, discriminators, style, translators  # noqa: E402,F401
 
-__all__ = ["create_net", "list_nets", "register"]
+__all__ = ["create_net", "list_nets", "register", "NETS", "GENERATORS", "DISCRIMINATORS", "TRANSLATORS",
+           "TRANSLATION_DISCRIMINATORS", "list_generators", "list_discriminators", "list_translators",
+           "list_translation_discriminators", "Generator", "Discriminator", "Translator", "TranslationDiscriminator"]

@@ -39,7 +39,7 @@ class _UpBlock(nn.Module):
         return torch.relu(x)
 
 
-@register("dcgan")
+@register("generator", "dcgan")
 class CondDCGANGenerator(nn.Module):
     """Class-conditional DCGAN generator.
 

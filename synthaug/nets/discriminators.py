@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import check_bool
 from .layers import (
     MinibatchStdDev,
     check_image_size,
@@ -20,13 +21,7 @@ from .registry import register
 __all__ = ["ProjectionDiscriminator"]
 
 
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, found {type(value).__name__} ({value!r})")
-    return value
-
-
-@register("projection")
+@register("discriminator", "projection")
 class ProjectionDiscriminator(nn.Module):
     """Conv stack with strided downsampling, then global sum pooling and a projection head.
 
@@ -56,10 +51,10 @@ class ProjectionDiscriminator(nn.Module):
         self.channels = check_int("channels", channels)
         check_int("base_channels", base_channels)
         check_int("max_channels", max_channels)
-        sn = _check_bool("spectral_norm", spectral_norm)
-        self.use_mbstd = _check_bool("mbstd", mbstd)
-        self.ac_head = _check_bool("ac_head", ac_head)
-        self.projection = _check_bool("projection", projection)
+        sn = check_bool("spectral_norm", spectral_norm)
+        self.use_mbstd = check_bool("mbstd", mbstd)
+        self.ac_head = check_bool("ac_head", ac_head)
+        self.projection = check_bool("projection", projection)
         _, n_down = start_resolution(image_size)
         widths = [min(max_channels, base_channels * 2**i) for i in range(n_down + 1)]
         self.from_img = maybe_sn(nn.Conv2d(channels, widths[0], 3, 1, 1), sn)

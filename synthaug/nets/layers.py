@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ..checks import check_choice, check_int  # re-exported: the nets' argument checks
+
 __all__ = [
     "SUPPORTED_SIZES",
     "ConditionalBatchNorm2d",
@@ -24,22 +26,6 @@ __all__ = [
 
 #: Square image sizes every generator and discriminator supports.
 SUPPORTED_SIZES = (16, 28, 32, 64, 128)
-
-
-def check_int(name: str, value, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int >= ``minimum``, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, found {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, found {value}")
-    return value
-
-
-def check_choice(name: str, value, choices) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise naming ``name``."""
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)}, found {value!r}")
-    return value
 
 
 def check_image_size(image_size) -> int:

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import check_number, check_probability
 from .layers import (
     check_choice,
     check_image_size,
@@ -56,7 +57,7 @@ class _StyleLayer(nn.Module):
         return F.instance_norm(x) * (1 + scale) + shift
 
 
-@register("style")
+@register("generator", "style")
 class StyleGenerator(nn.Module):
     """Class-conditional style-based generator (StyleGAN-1 flavour, AdaIN rather than modulated conv).
 
@@ -101,12 +102,8 @@ class StyleGenerator(nn.Module):
         check_int("convs_per_res", convs_per_res)
         check_int("embed_dim", embed_dim)
         check_choice("upsample", upsample, ("transpose", "nearest"))
-        if not 0.0 <= float(mixing_prob) <= 1.0:
-            raise ValueError(f"mixing_prob: expected a float in [0, 1], found {mixing_prob!r}")
-        if not 0.0 <= float(w_avg_beta) < 1.0:
-            raise ValueError(f"w_avg_beta: expected a float in [0, 1), found {w_avg_beta!r}")
-        self.mixing_prob = float(mixing_prob)
-        self.w_avg_beta = float(w_avg_beta)
+        self.mixing_prob = check_probability("mixing_prob", mixing_prob)
+        self.w_avg_beta = check_number("w_avg_beta", w_avg_beta, 0.0, 1.0, high_open=True)
         self.noise_mode = "random"
 
         self.embed = nn.Embedding(num_classes, embed_dim)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ..checks import check_bool, check_choice, check_int
 from .registry import register
 
 __all__ = [
@@ -27,27 +28,6 @@ __all__ = [
 
 NORMS = ("instance", "batch", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
-
-
-# ----------------------------------------------------------------------------- argument checks
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int >= {minimum}, found {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, found {value}")
-    return value
-
-
-def _check_choice(name: str, value, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)}, found {value!r}")
-    return value
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, found {type(value).__name__} {value!r}")
-    return value
 
 
 def _check_batch(x, channels: int) -> tuple[int, int]:
@@ -85,7 +65,7 @@ def init_weights(net: nn.Module, init: str = "normal", gain: float = 0.02) -> nn
     affine weights: weight ~ N(1, gain), bias 0. Spectrally normalised convs re-initialise their original
     weight; their singular-value estimate then catches up over the next few training-mode forwards.
     """
-    _check_choice("init", init, INITS)
+    check_choice("init", init, INITS)
     if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
         raise ValueError(f"gain: expected a positive number, found {gain!r}")
 
@@ -132,7 +112,7 @@ class _ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-@register("resnet")
+@register("translator", "resnet")
 class ResnetGenerator(nn.Module):
     """CycleGAN's ResNet translator: encoder, ``n_blocks`` residual blocks at 1/2**n_downsampling, decoder.
 
@@ -150,13 +130,13 @@ class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  n_downsampling: int = 2, norm: str = "instance", dropout: bool = False):
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.out_channels = _check_int("out_channels", out_channels, 1)
-        _check_int("ngf", ngf, 1)
-        _check_int("n_blocks", n_blocks, 1)
-        self.n_downsampling = _check_int("n_downsampling", n_downsampling, 0)
-        _check_choice("norm", norm, NORMS)
-        _check_bool("dropout", dropout)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.out_channels = check_int("out_channels", out_channels, 1)
+        check_int("ngf", ngf, 1)
+        self.n_blocks = check_int("n_blocks", n_blocks, 1)
+        self.n_downsampling = check_int("n_downsampling", n_downsampling, 0)
+        check_choice("norm", norm, NORMS)
+        check_bool("dropout", dropout)
         bias = norm == "none"
 
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), _norm_layer(norm, ngf),
@@ -180,8 +160,7 @@ class ResnetGenerator(nn.Module):
         """Smallest valid height/width: max(4, 2 * 2**n_downsampling)."""
         return max(4, 2 * 2**self.n_downsampling)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
+    def _check_input(self, x: torch.Tensor) -> None:
         h, w = _check_batch(x, self.in_channels)
         m = self.min_size
         if h < m or w < m:
@@ -189,12 +168,47 @@ class ResnetGenerator(nn.Module):
                              f"(n_downsampling={self.n_downsampling}; the reflection pads need a bottleneck "
                              f">= 2 px), found {h}x{w}")
         _check_divisible(h, w, 2**self.n_downsampling, "2**n_downsampling")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
+        self._check_input(x)
         return self.model(x)
+
+    def _feature_index(self) -> dict[str, int]:
+        """Encoder map name -> index of the layer of ``self.model`` that outputs it (-1: the input)."""
+        d = self.n_downsampling
+        index = {"input": -1, "stem": 3}
+        index.update({f"down{i + 1}": 6 + 3 * i for i in range(d)})
+        index.update({f"block{i + 1}": 4 + 3 * d + i for i in range(self.n_blocks)})
+        return index
+
+    @property
+    def feature_layers(self) -> list[str]:
+        """The maps :meth:`features` returns, input to bottleneck: ``input``, ``stem`` (the 7x7 conv stage),
+        ``down1``, ``down2``, ... (each downsampling stage) and ``block1``, ``block2``, ... (each residual block),
+        every one after its norm and ReLU."""
+        return list(self._feature_index())
+
+    def features(self, x: torch.Tensor, layers) -> list[torch.Tensor]:
+        """The encoder maps named ``layers`` (see :attr:`feature_layers`) of input ``x``, in that order, running
+        the net only as deep as the last of them (CUT's PatchNCE)."""
+        self._check_input(x)
+        index = self._feature_index()
+        unknown = [n for n in layers if n not in index]
+        if unknown or not layers:
+            raise ValueError(f"layers: expected names among {list(index)}, found {unknown or list(layers)}")
+        wanted = {index[n] for n in layers}
+        maps = {-1: x}
+        for i, layer in enumerate(self.model[:max(wanted) + 1]):
+            x = layer(x)
+            if i in wanted:
+                maps[i] = x
+        return [maps[index[n]] for n in layers]
 
 
 # ----------------------------------------------------------------------------- U-Net generator
 def _depth_from_size(image_size) -> int:
-    _check_int("image_size", image_size, 2)
+    check_int("image_size", image_size, 2)
     if image_size & (image_size - 1):
         up = 1 << image_size.bit_length()
         fits = (image_size & -image_size).bit_length() - 1  # largest k with image_size % 2**k == 0
@@ -205,7 +219,7 @@ def _depth_from_size(image_size) -> int:
     return image_size.bit_length() - 1
 
 
-@register("unet")
+@register("translator", "unet")
 class UNetGenerator(nn.Module):
     """Pix2Pix's U-Net: ``num_downs`` stride-2 4x4 convs down, as many transposed convs up, skip connections.
 
@@ -221,18 +235,18 @@ class UNetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int | None = None, ngf: int = 64,
                  norm: str = "batch", dropout: bool = True, image_size: int | None = None):
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.out_channels = _check_int("out_channels", out_channels, 1)
-        _check_int("ngf", ngf, 1)
-        _check_choice("norm", norm, NORMS)
-        _check_bool("dropout", dropout)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.out_channels = check_int("out_channels", out_channels, 1)
+        check_int("ngf", ngf, 1)
+        check_choice("norm", norm, NORMS)
+        check_bool("dropout", dropout)
         if num_downs is None:
             if image_size is None:
                 raise ValueError("num_downs: expected an int >= 1, or image_size to derive it from, found neither")
             num_downs = _depth_from_size(image_size)
-        _check_int("num_downs", num_downs, 1)
+        check_int("num_downs", num_downs, 1)
         if image_size is not None:
-            _check_int("image_size", image_size, 1)
+            check_int("image_size", image_size, 1)
             if image_size % 2**num_downs:
                 raise ValueError(f"image_size: expected a multiple of 2**num_downs = {2**num_downs}, "
                                  f"found {image_size}")
@@ -287,7 +301,7 @@ def _patch_conv_specs(n_layers: int) -> list[tuple[int, int, int]]:
 
 def receptive_field(n_layers: int) -> int:
     """Receptive field in pixels of one output logit of a PatchDiscriminator (70 at n_layers=3)."""
-    _check_int("n_layers", n_layers, 1)
+    check_int("n_layers", n_layers, 1)
     rf, jump = 1, 1
     for k, s, _ in _patch_conv_specs(n_layers):
         rf += (k - 1) * jump
@@ -301,11 +315,11 @@ def min_input_size(n_layers: int) -> int:
     Each stride-2 conv maps H to floor(H / 2) and each of the two stride-1 convs to H - 1, so the output
     has floor(H / 2**n_layers) - 2 >= 1 rows (12 px at n_layers=2, 24 px at 3).
     """
-    _check_int("n_layers", n_layers, 1)
+    check_int("n_layers", n_layers, 1)
     return 3 * 2**n_layers
 
 
-@register("patchgan")
+@register("translation_discriminator", "patchgan")
 class PatchDiscriminator(nn.Module):
     """PatchGAN: a fully convolutional classifier of overlapping patches, returning (N, 1, h, w) logits.
 
@@ -322,11 +336,11 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
                  spectral_norm: bool = False):
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        _check_int("ndf", ndf, 1)
-        self.n_layers = _check_int("n_layers", n_layers, 1)
-        _check_choice("norm", norm, NORMS)
-        _check_bool("spectral_norm", spectral_norm)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        check_int("ndf", ndf, 1)
+        self.n_layers = check_int("n_layers", n_layers, 1)
+        check_choice("norm", norm, NORMS)
+        check_bool("spectral_norm", spectral_norm)
         bias = norm == "none"
 
         layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
@@ -357,7 +371,7 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
-@register("multiscale_patchgan")
+@register("translation_discriminator", "multiscale_patchgan")
 class MultiScaleDiscriminator(nn.Module):
     """``num_scales`` independent PatchDiscriminators, scale k seeing the input average-pooled k times.
 
@@ -368,9 +382,9 @@ class MultiScaleDiscriminator(nn.Module):
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, num_scales: int = 2,
                  norm: str = "instance", spectral_norm: bool = False):
         super().__init__()
-        self.in_channels = _check_int("in_channels", in_channels, 1)
-        self.n_layers = _check_int("n_layers", n_layers, 1)
-        self.num_scales = _check_int("num_scales", num_scales, 1)
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.n_layers = check_int("n_layers", n_layers, 1)
+        self.num_scales = check_int("num_scales", num_scales, 1)
         self.discriminators = nn.ModuleList(
             PatchDiscriminator(in_channels, ndf, n_layers, norm, spectral_norm) for _ in range(num_scales))
 

@@ -1,11 +1,14 @@
-"""Training: one engine (:class:`Trainer`) and the recipes it runs."""
+"""Training: one engine (:class:`Trainer`) and the recipes it runs, registered by name."""
 
 from .cgan import CGANConfig, CGANRecipe
+from .cut import CUTConfig, CUTRecipe, FastCUTConfig, FastCUTRecipe
 from .engine import Trainer, TrainingDivergedError, TrainResult, read_metrics
-from .recipe import Recipe
+from .recipe import Recipe, get_recipe, list_recipes, register_recipe
 from .sampler import BatchSampler
 from .translation import CycleGANConfig, CycleGANRecipe, Pix2PixConfig, Pix2PixRecipe
 
 __all__ = ["Trainer", "TrainResult", "TrainingDivergedError", "read_metrics", "Recipe", "BatchSampler",
+           "register_recipe", "get_recipe", "list_recipes",
            "CGANConfig", "CGANRecipe",
-           "CycleGANConfig", "CycleGANRecipe", "Pix2PixConfig", "Pix2PixRecipe"]
+           "CycleGANConfig", "CycleGANRecipe", "Pix2PixConfig", "Pix2PixRecipe",
+           "CUTConfig", "CUTRecipe", "FastCUTConfig", "FastCUTRecipe"]

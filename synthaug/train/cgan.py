@@ -12,14 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from ..io import write_model_dir
+from ..checks import check_choice, check_int, check_options, check_probability
+from ..io import write_nets
+from ..losses import GANLoss, list_losses
+from ..nets import DISCRIMINATORS, GENERATORS
 from . import distributed
-from .recipe import Recipe
+from .recipe import Recipe, register_recipe
 from .helper_classifier import global_rng_kept, train_helper_classifier
 from .sampler import BatchSampler
 from ..utils import ema_with_warmup
-
-LOSSES = ("minimax", "nonsaturating", "hinge", "lsgan", "wgan")
 
 # The pseudo-labelling classifier: arguments of synthaug.eval.classifier.train_classifier, plus val_fraction
 # (a stratified share of the labelled images held out to pick the step with the lowest validation loss, so
@@ -66,11 +67,11 @@ class CGANConfig:
     pseudo_label_classifier: dict | None = None
 
     def validate(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {LOSSES}, found {self.loss!r}")
+        check_choice("generator", self.generator, GENERATORS.names())
+        check_choice("discriminator", self.discriminator, DISCRIMINATORS.names())
+        check_choice("loss", self.loss, list_losses())
         for name in ("batch_size", "n_critic"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive int, found {getattr(self, name)}")
+            check_int(name, getattr(self, name), 1)
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected a positive learning rate, found {getattr(self, name)}")
@@ -80,21 +81,8 @@ class CGANConfig:
             raise ValueError(f"ema_decay: expected a value in [0, 1), found {self.ema_decay}")
         if self.ac_weight > 0 and not self.d_kwargs.get("ac_head", False):
             raise ValueError("ac_weight > 0 needs an AC-GAN head: set d_kwargs={'ac_head': True}")
-        t = self.pseudo_label_threshold
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1):
-            raise ValueError(f"pseudo_label_threshold: expected None or a probability in (0, 1], found {t!r}")
-        opts = self.pseudo_label_classifier
-        if opts is not None:
-            if not isinstance(opts, dict):
-                raise TypeError(f"pseudo_label_classifier: expected None or a dict of classifier settings, found "
-                                f"{type(opts).__name__}")
-            unknown = sorted(set(opts) - set(PSEUDO_LABEL_CLASSIFIER))
-            if unknown:
-                raise ValueError(f"pseudo_label_classifier: expected keys among {sorted(PSEUDO_LABEL_CLASSIFIER)}, "
-                                 f"found unknown {unknown}")
-            vf = opts.get("val_fraction", 0.0)
-            if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
-                raise ValueError(f"pseudo_label_classifier: expected val_fraction in [0, 1), found {vf!r}")
+        check_probability("pseudo_label_threshold", self.pseudo_label_threshold, zero=False, optional=True)
+        check_options("pseudo_label_classifier", self.pseudo_label_classifier, PSEUDO_LABEL_CLASSIFIER)
 
 
 class PseudoLabels:
@@ -156,6 +144,7 @@ def _unlabelled_images(unlabelled, like: torch.Tensor) -> torch.Tensor:
     return x.detach().to("cpu", torch.float32)
 
 
+@register_recipe("cgan", CGANConfig)
 class CGANRecipe(Recipe):
     """Train a class-conditional generator on an :class:`~synthaug.data.ImageDataset`.
 
@@ -199,12 +188,8 @@ class CGANRecipe(Recipe):
     ``--n-per-class 20 --unlabelled rest`` passes exactly the images left out.)
     """
 
-    name = "cgan"
-
     def __init__(self, data, config: CGANConfig | None = None, device=None, seed: int = 0, *, unlabelled=None):
         from ..diffaug import AdaptiveAugment
-        from ..losses import GANLoss
-        from ..nets import create_net
 
         config = config or CGANConfig()
         config.validate()
@@ -227,11 +212,9 @@ class CGANRecipe(Recipe):
         if self.images.shape[-2] != self.images.shape[-1]:
             raise ValueError(f"data: expected square images, found {tuple(self.images.shape[-2:])}")
         common = dict(num_classes=self.num_classes, image_size=self.image_size, channels=self.channels)
-        self.g_spec = {"arch": config.generator, "kwargs": {**config.g_kwargs, **common}}
-        self.d_spec = {"arch": config.discriminator, "kwargs": {**config.d_kwargs, **common}}
         torch.manual_seed(self.seed)  # weight init is part of the seeded run
-        self.G = create_net(self.g_spec["arch"], **self.g_spec["kwargs"]).to(self.device)
-        self.D = create_net(self.d_spec["arch"], **self.d_spec["kwargs"]).to(self.device)
+        self.G = GENERATORS.get(config.generator)(**{**config.g_kwargs, **common}).to(self.device)
+        self.D = DISCRIMINATORS.get(config.discriminator)(**{**config.d_kwargs, **common}).to(self.device)
         if config.sync_batchnorm and self.dist.enabled:
             if self.device.type != "cuda":
                 raise ValueError("sync_batchnorm: SyncBatchNorm needs CUDA; found a CPU (gloo) run, where "
@@ -253,7 +236,7 @@ class CGANRecipe(Recipe):
         self.augment = AdaptiveAugment(target=config.ada_target, p_init=0.0 if config.ada else config.diffaug_p)
         self.extras = {"augment": self.augment}
         self.gan_loss = GANLoss(config.loss)
-        if config.loss == "wgan" or config.r1_gamma > 0:
+        if self.gan_loss.needs_gradient_penalty or config.r1_gamma > 0:
             self.amp = False  # penalties need plain float32 gradients
             self.scaler = torch.amp.GradScaler("cuda", enabled=False)
         self._grid_z = torch.randn(8 * self.num_classes, self.G.z_dim, generator=torch.Generator().manual_seed(1234))
@@ -390,7 +373,7 @@ class CGANRecipe(Recipe):
                 all_out = self._d_unconditional(xa)
                 loss = loss + self.gan_loss.d_loss(all_out.float(), fake_u.float(),
                                                    label_smoothing=cfg.label_smoothing)
-        if cfg.loss == "wgan":
+        if self.gan_loss.needs_gradient_penalty:
             from ..losses import gradient_penalty
 
             loss = loss + cfg.gp_weight * gradient_penalty(lambda t: self.D(t, y), self._aug(x), self._aug(fake))
@@ -452,13 +435,13 @@ class CGANRecipe(Recipe):
         return imgs, 8, self.class_names
 
     def model_config(self) -> dict:
+        """config.json of the exported model, less the ``nets`` section (:func:`~synthaug.io.write_nets` adds it)."""
         cfg = {
             "kind": "cgan",
             "image_size": self.image_size,
             "channels": self.channels,
             "num_classes": self.num_classes,
             "class_names": self.class_names,
-            "nets": {"generator": self.g_spec},
             "train": self.config_dict(),
         }
         if self.unlabelled is not None:
@@ -466,7 +449,7 @@ class CGANRecipe(Recipe):
         return cfg
 
     def save_pretrained(self, path) -> None:
-        write_model_dir(path, self.model_config(), {"generator": self.ema.module.state_dict()})
+        write_nets(path, self.model_config(), {"generator": self.ema.module})
 
     def config_dict(self) -> dict:
         cfg = super().config_dict()

@@ -73,14 +73,26 @@ def _set_rng_state(state: dict) -> None:
 class Trainer:
     """Run a :class:`Recipe` for ``steps`` steps, writing everything under ``out_dir``.
 
+    A recipe whose config has ``steps`` (its learning-rate schedule is planned for them: CycleGAN, Pix2Pix) sets
+    the run length itself: leave ``steps`` out, or pass the same number. Other recipes (cGAN) need ``steps``.
+
     Layout of ``out_dir``: ``metrics.jsonl``, ``samples/step_NNNNNNN.png``, ``checkpoints/`` (atomic,
     the newest ``keep_checkpoints`` kept, ``latest.json`` pointing at the newest) and ``model/`` (the
     exported model directory, written at the end).
     """
 
-    def __init__(self, recipe: Recipe, out_dir: str | Path, steps: int, *, log_every: int = 50,
+    def __init__(self, recipe: Recipe, out_dir: str | Path, steps: int | None = None, *, log_every: int = 50,
                  sample_every: int = 500, ckpt_every: int = 500, keep_checkpoints: int = 2,
                  progress: bool = True, nan_lr_factor: float = 0.1):
+        planned = recipe.run_length
+        if steps is None and planned is None:
+            raise ValueError(f"steps: expected a positive int (the {recipe.name!r} recipe's config sets no run "
+                             "length), found None")
+        if steps is not None and planned is not None and steps != planned:
+            raise ValueError(f"steps: expected {planned}, the run length in the {recipe.name!r} recipe's config "
+                             f"(config.steps, which its learning-rate schedule is planned for), found {steps}; "
+                             "set config.steps and leave the Trainer's steps out")
+        steps = planned if steps is None else steps
         if steps <= 0:
             raise ValueError(f"steps: expected a positive int, found {steps}")
         for name, val in (("log_every", log_every), ("sample_every", sample_every), ("ckpt_every", ckpt_every),

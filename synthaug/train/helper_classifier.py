@@ -4,25 +4,11 @@ as they were, so training it does not shift the recipe's own random stream."""
 
 from __future__ import annotations
 
-import contextlib
-import random
-
-import numpy as np
 import torch
 
+from ..utils import global_rng_kept  # re-exported: recipes keep their random stream around helper work
+
 __all__ = ["global_rng_kept", "train_helper_classifier"]
-
-
-@contextlib.contextmanager
-def global_rng_kept():
-    """Restore python's, numpy's and torch's global RNG states afterwards (train_classifier reseeds them)."""
-    py, npy = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
 
 
 def train_helper_classifier(data, options: dict, seed: int, device):

@@ -1,14 +1,17 @@
-"""Base class of a training recipe: the small set of hooks the :class:`~synthaug.train.engine.Trainer` calls."""
+"""Base class of a training recipe (the hooks the :class:`~synthaug.train.engine.Trainer` calls) and the recipe
+registry: ``@register_recipe("cgan", CGANConfig)`` makes a recipe and its config dataclass known by name."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import asdict, is_dataclass
 
 import torch
 import torch.nn as nn
 
+from ..registry import Registry
 from ..utils import get_device
 from . import distributed
 
@@ -21,7 +24,7 @@ class Recipe(ABC):
     implement :meth:`train_step`, :meth:`sample_grid` and :meth:`save_pretrained`.
     """
 
-    name = "recipe"
+    name = "recipe"  # set by register_recipe, as is config_class
 
     def __init__(self, config, device=None, seed: int = 0):
         self.config = config
@@ -40,6 +43,12 @@ class Recipe(ABC):
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
     # -------------------------------------------------------------- helpers
+    @property
+    def run_length(self) -> int | None:
+        """Steps the recipe's schedule is planned for (its config's ``steps``), or None if it has no schedule:
+        the :class:`~synthaug.train.engine.Trainer` runs this many steps and refuses any other count."""
+        return getattr(self.config, "steps", None)
+
     def config_dict(self) -> dict:
         """The recipe's settings as plain JSON values (a resumed run must match them)."""
         cfg = asdict(self.config) if is_dataclass(self.config) else dict(self.config)
@@ -137,3 +146,47 @@ class Recipe(ABC):
     @abstractmethod
     def save_pretrained(self, path) -> None:
         """Export the trained model directory (config.json + safetensors)."""
+
+
+def _check_recipe(name: str, cls) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Recipe)):
+        raise TypeError(f"recipe {name!r}: expected a Recipe subclass, found {cls!r}")
+    if inspect.isabstract(cls):
+        raise TypeError(f"recipe {name!r} ({cls.__name__}): missing method(s) {sorted(cls.__abstractmethods__)} "
+                        "required of a recipe (Recipe)")
+    config = getattr(cls, "config_class", None)
+    if not (isinstance(config, type) and is_dataclass(config)):
+        raise TypeError(f"recipe {name!r} ({cls.__name__}): expected a dataclass config class, found {config!r}")
+
+
+RECIPES = Registry("recipe", _check_recipe)
+
+
+def register_recipe(name: str, config: type):
+    """Class decorator: register a :class:`Recipe` subclass as ``name`` with its config dataclass."""
+
+    def deco(cls):
+        own = vars(cls).get("config_class")
+        cls.config_class = config
+        try:
+            RECIPES.add(name, cls)
+        except (TypeError, ValueError):  # a refused registration leaves the class as it was
+            if own is None:
+                del cls.config_class
+            else:
+                cls.config_class = own
+            raise
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def get_recipe(name: str) -> type[Recipe]:
+    """The recipe class registered as ``name`` (its config dataclass is ``.config_class``)."""
+    return RECIPES.get(name)
+
+
+def list_recipes() -> list[str]:
+    """Names of the registered recipes."""
+    return RECIPES.names()

@@ -18,14 +18,17 @@ and the target pseudo-labels, and a resumed run continues with exactly the class
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_int, check_number, check_options
 from . import distributed
 from .helper_classifier import train_helper_classifier
 
-__all__ = ["TASK_CLASSIFIER", "TASK_FIELDS", "TaskConsistency", "check_task_settings", "train_task_classifier"]
+__all__ = ["TASK_CLASSIFIER", "TASK_FIELDS", "TaskLossConfig", "TaskConsistency", "check_task_settings",
+           "train_task_classifier"]
 
 # The task classifier trained on the source domain: arguments of synthaug.eval.classifier.train_classifier, plus
 # val_fraction (a stratified share of the source images held out to select the step and to measure the accuracy
@@ -34,33 +37,35 @@ TASK_CLASSIFIER = {"arch": "small_cnn", "width": 32, "max_steps": 500, "batch_si
                    "weight_decay": 1e-4, "patience": 5, "eval_every": None, "ema_decay": None,
                    "select_on": "loss", "val_fraction": 0.2}
 
-# The config fields a recipe with a task loss carries (CycleGANConfig has them; a later recipe adds the same).
-TASK_FIELDS = ("lambda_task", "task_start_step", "task_min_accuracy", "task_classifier")
+
+@dataclass(kw_only=True)
+class TaskLossConfig:
+    """The task-loss fields of an unpaired translator's config (CycleGAN, CUT, FastCUT inherit them, keyword-only).
+
+    With ``lambda_task > 0`` a classifier f_S trained on domain A's labels (settings: :data:`TASK_CLASSIFIER`,
+    overridden by ``task_classifier``) must give A->B translations their source label (and, for CycleGAN, B->A
+    translations its own label of the real B image). The term is on from ``task_start_step``, and only if f_S's
+    held-out accuracy reaches ``task_min_accuracy`` (None: no bar). With ``lambda_task = 0`` these fields are left
+    out of config.json and checkpoints (training is unchanged).
+    """
+
+    lambda_task: float = 0.0
+    task_start_step: int = 0
+    task_min_accuracy: float | None = None
+    task_classifier: dict | None = None
+
+
+TASK_FIELDS = tuple(f.name for f in fields(TaskLossConfig))
 
 
 def check_task_settings(config) -> None:
     """Validate ``lambda_task``, ``task_start_step``, ``task_min_accuracy`` and ``task_classifier`` of ``config``."""
-    lam = config.lambda_task
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
-        raise ValueError(f"lambda_task: expected a weight >= 0, found {lam!r}")
-    start = config.task_start_step
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(f"task_start_step: expected an int >= 0, found {start!r}")
-    acc = config.task_min_accuracy
-    if acc is not None and (isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0 <= acc <= 1):
-        raise ValueError(f"task_min_accuracy: expected None or an accuracy in [0, 1], found {acc!r}")
-    opts = config.task_classifier
+    check_number("lambda_task", config.lambda_task, 0.0, what="a weight")
+    check_int("task_start_step", config.task_start_step, 0)
+    check_number("task_min_accuracy", config.task_min_accuracy, 0.0, 1.0, what="an accuracy", optional=True)
+    opts = check_options("task_classifier", config.task_classifier, TASK_CLASSIFIER)
     if opts is None:
         return
-    if not isinstance(opts, dict):
-        raise TypeError(f"task_classifier: expected None or a dict of classifier settings, found "
-                        f"{type(opts).__name__}")
-    unknown = sorted(set(opts) - set(TASK_CLASSIFIER))
-    if unknown:
-        raise ValueError(f"task_classifier: expected keys among {sorted(TASK_CLASSIFIER)}, found unknown {unknown}")
-    vf = opts.get("val_fraction", 0.0)
-    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
-        raise ValueError(f"task_classifier: expected val_fraction in [0, 1), found {vf!r}")
     from ..eval.classifier import ARCHS, SELECT_ON
 
     if opts.get("arch", TASK_CLASSIFIER["arch"]) not in ARCHS:

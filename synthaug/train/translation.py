@@ -1,23 +1,31 @@
-"""Domain-translation recipes on the shared engine: CycleGAN (unpaired) and Pix2Pix (paired)."""
+"""Domain-translation recipes on the shared engine: CycleGAN (unpaired) and Pix2Pix (paired), and the base classes
+the translation recipes share (:class:`TranslationRecipe`, :class:`UnpairedTranslationRecipe`; CUT in :mod:`.cut`)."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..io import write_model_dir
+from ..checks import check_choice, check_int
+from ..io import write_nets
+from ..losses import GANLoss, list_losses
+from ..nets import TRANSLATION_DISCRIMINATORS, TRANSLATORS
 from . import distributed
-from .recipe import Recipe
+from .recipe import Recipe, register_recipe
 from .sampler import BatchSampler
+from .task_loss import TASK_FIELDS, TaskConsistency, TaskLossConfig, check_task_settings
 
 
 @dataclass
-class CycleGANConfig:
-    """CycleGAN settings. ``steps`` (the run length) sets the linear learning-rate decay, which starts at
-    ``decay_start`` (default: half way) and reaches 0 at the last step."""
+class CycleGANConfig(TaskLossConfig):
+    """CycleGAN settings. ``steps`` is the run length: the Trainer runs that many steps, and the linear
+    learning-rate decay starts at ``decay_start`` (default: half way) and reaches 0 at the last step. The task
+    consistency fields (CyCADA's semantic loss, :class:`~synthaug.train.task_loss.TaskLossConfig`) apply to both
+    directions: B->A translations must keep f_S's label of the real B image."""
 
     steps: int = 2000
     generator: str = "resnet"
@@ -33,20 +41,12 @@ class CycleGANConfig:
     betas: tuple = (0.5, 0.999)
     decay_start: int | None = None
     amp: bool = True
-    # task consistency (CyCADA's semantic loss; synthaug.train.task_loss): with lambda_task > 0 a classifier f_S
-    # trained on domain A's labels (settings: task_loss.TASK_CLASSIFIER, overridden by task_classifier) must give
-    # A->B translations their source label and B->A translations its own label of the real B image. The term is
-    # on from task_start_step, and only if f_S's held-out accuracy reaches task_min_accuracy (None: no bar).
-    # With lambda_task = 0 these fields are left out of config.json and checkpoints (training is unchanged).
-    lambda_task: float = 0.0
-    task_start_step: int = 0
-    task_min_accuracy: float | None = None
-    task_classifier: dict | None = None
 
 
 @dataclass
 class Pix2PixConfig:
-    """Pix2Pix settings: U-Net generator, PatchGAN on (input, output) pairs, GAN + lambda_l1 * L1."""
+    """Pix2Pix settings: U-Net generator, PatchGAN on (input, output) pairs, GAN + lambda_l1 * L1. ``steps`` is the
+    run length, as for :class:`CycleGANConfig`."""
 
     steps: int = 2000
     generator: str = "unet"
@@ -62,8 +62,8 @@ class Pix2PixConfig:
     amp: bool = True
 
 
-def _linear_decay(steps: int, decay_start: int | None):
-    start = steps // 2 if decay_start is None else decay_start
+def _linear_decay(steps: int, decay_start: int | None, default_fraction: float = 0.5):
+    start = int(steps * default_fraction) if decay_start is None else decay_start
     if not 0 <= start <= steps:
         raise ValueError(f"decay_start: expected a step in [0, {steps}], found {start}")
     return lambda step: 1.0 if step < start else max(0.0, 1.0 - (step - start) / max(1, steps - start))
@@ -78,33 +78,53 @@ def _check_domain(data, name: str):
     return images
 
 
-class _TranslationRecipe(Recipe):
-    """Shared pieces: net construction with a size check, optimisers with linear decay, grids, export."""
+class TranslationRecipe(Recipe):
+    """Shared pieces: config checks, net construction with a size check, optimisers with linear decay (from
+    ``config.decay_start``; None: at the config class's ``decay_fraction`` of the run, default half way), export."""
 
-    def _build(self, g_spec: dict, d_spec: dict, g_names: list[str], d_names: list[str], sample_in):
-        from ..nets import create_net
+    def __init__(self, config, device=None, seed: int = 0):
+        check_int("steps", config.steps, 1)
+        check_choice("generator", config.generator, TRANSLATORS.names())
+        check_choice("discriminator", config.discriminator, TRANSLATION_DISCRIMINATORS.names())
+        check_choice("loss", config.loss, list_losses())
+        super().__init__(config, device=device, seed=seed)
+        self.gan_loss = GANLoss(config.loss)
+
+    def _build(self, g_kwargs: dict[str, dict], d_kwargs: dict[str, dict], sample_in, heads=None):
+        """Build translators ``{name: constructor arguments}`` of ``config.generator`` (given the training
+        ``image_size`` if they take one) and discriminators of ``config.discriminator``, in that order. ``heads``:
+        None, or a callable run after the size check returning ``{name: module}`` of training-only nets that the
+        generators' optimiser also trains (checkpointed, not exported)."""
         from ..nets.translators import init_weights
 
         torch.manual_seed(self.seed)
         if self.config.batch_size % self.dist.world_size:
             raise ValueError(f"batch_size: expected a global batch divisible by the {self.dist.world_size} "
                              f"processes, found {self.config.batch_size}")
-        for name in g_names + d_names:
-            spec = g_spec[name] if name in g_spec else d_spec[name]
-            self.nets[name] = init_weights(create_net(spec["arch"], **spec["kwargs"])).to(self.device)
+        g_cls = TRANSLATORS.get(self.config.generator)
+        d_cls = TRANSLATION_DISCRIMINATORS.get(self.config.discriminator)
+        if "image_size" in inspect.signature(g_cls).parameters:
+            g_kwargs = {name: {"image_size": self.image_size, **kw} for name, kw in g_kwargs.items()}
+        built = [(n, g_cls, kw) for n, kw in g_kwargs.items()] + [(n, d_cls, kw) for n, kw in d_kwargs.items()]
+        for name, cls, kwargs in built:
+            self.nets[name] = init_weights(cls(**kwargs)).to(self.device)
             distributed.broadcast_module(self.nets[name])
-        self.g_spec, self.d_spec = g_spec, d_spec
+        g_names, d_names = list(g_kwargs), list(d_kwargs)
         with torch.no_grad():  # fail now, with the net's message, if the images do not fit the depth
             for name, x in sample_in.items():
                 self.nets[name](x[:1].to(self.device))
+        for name, module in (heads() if heads is not None else {}).items():
+            self.nets[name] = module.to(self.device)
+            distributed.broadcast_module(module)
+            g_names.append(name)
         cfg = self.config
         g_params = [p for n in g_names for p in self.nets[n].parameters()]
         d_params = [p for n in d_names for p in self.nets[n].parameters()]
         self.optimizers = {"G": torch.optim.Adam(g_params, lr=cfg.lr, betas=tuple(cfg.betas)),
                            "D": torch.optim.Adam(d_params, lr=cfg.lr, betas=tuple(cfg.betas))}
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, _linear_decay(cfg.steps, cfg.decay_start))
-                           for k, o in self.optimizers.items()}
-        self._g_names, self._d_names = g_names, d_names
+        decay = _linear_decay(cfg.steps, cfg.decay_start, getattr(cfg, "decay_fraction", 0.5))
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, decay) for k, o in self.optimizers.items()}
+        self._g_names, self._d_names, self._export_names = g_names, d_names, list(g_kwargs)
 
     def _set_requires_grad(self, names, flag: bool) -> None:
         for n in names:
@@ -120,14 +140,67 @@ class _TranslationRecipe(Recipe):
             s.step()
 
     def _export(self, path, extra: dict) -> None:
-        nets = {n: self.nets[n] for n in self.g_spec}
-        cfg = {"image_size": self.image_size, "nets": self.g_spec, "train": self.config_dict(), **extra}
-        write_model_dir(path, cfg, {n: m.state_dict() for n, m in nets.items()})
+        nets = {n: self.nets[n] for n in self._export_names}
+        write_nets(path, {"image_size": self.image_size, "train": self.config_dict(), **extra}, nets)
         for m in nets.values():
             m.train()
 
 
-class CycleGANRecipe(_TranslationRecipe):
+class UnpairedTranslationRecipe(TranslationRecipe):
+    """Shared by the unpaired recipes (CycleGAN, CUT): two domains of one square size and channel count, and the
+    optional task-consistency loss on domain A's labels (config fields of
+    :class:`~synthaug.train.task_loss.TaskLossConfig`; :meth:`_init_task` after the nets are built)."""
+
+    def __init__(self, domain_a, domain_b, config, device, seed: int, names: tuple[str, str], task_classifier):
+        check_task_settings(config)
+        if task_classifier is not None and not config.lambda_task > 0:
+            raise ValueError("task_classifier: a classifier for the task loss was given, found lambda_task = "
+                             f"{config.lambda_task}; set lambda_task > 0 to use it")
+        super().__init__(config, device=device, seed=seed)
+        self.A, self.B = _check_domain(domain_a, "domain_a"), _check_domain(domain_b, "domain_b")
+        if self.A.shape[1] != self.B.shape[1]:
+            raise ValueError(f"domains: expected the same channel count in A and B ({self.name} runs its translators "
+                             f"on images of both domains), found A={self.A.shape[1]} and B={self.B.shape[1]}; load "
+                             "both as RGB or both as gray")
+        if self.A.shape[-2:] != self.B.shape[-2:] or self.A.shape[-1] != self.A.shape[-2]:
+            raise ValueError(f"domains: expected square images of one size in A and B, found A "
+                             f"{tuple(self.A.shape[-2:])} and B {tuple(self.B.shape[-2:])}")
+        self.channels, self.image_size, self.domain_names = int(self.A.shape[1]), int(self.A.shape[-1]), list(names)
+        self.task = None
+
+    def _init_task(self, domain_a, task_classifier) -> None:
+        """With ``lambda_task > 0``: the frozen source classifier and its term (checkpointed as ``extras["task"]``)."""
+        cfg = self.config
+        if not cfg.lambda_task > 0:
+            return
+        self.task = TaskConsistency(domain_a, self.B, weight=cfg.lambda_task, start_step=cfg.task_start_step,
+                                    min_accuracy=cfg.task_min_accuracy, options=cfg.task_classifier,
+                                    classifier=task_classifier, seed=self.seed, device=self.device)
+        self.source_labels = domain_a.labels
+        self.extras["task"] = self.task
+        self.task.warn_if_unreliable()
+
+    def config_dict(self) -> dict:
+        cfg = super().config_dict()
+        if not cfg.get("lambda_task"):  # off: config.json and checkpoints exactly as without the option
+            for key in TASK_FIELDS:
+                cfg.pop(key, None)
+        return cfg
+
+    def save_pretrained(self, path) -> None:
+        extra = {"kind": self.name, "channels_a": self.channels, "channels_b": self.channels,
+                 "domains": self.domain_names}
+        if self.task is not None:
+            extra["task_consistency"] = self.task.summary(self.domain_names[0])
+        self._export(path, extra)
+        if self.task is not None:
+            from ..models import TASK_CLASSIFIER_DIR
+
+            self.task.classifier_model(self.domain_names[0]).save_pretrained(Path(path) / TASK_CLASSIFIER_DIR)
+
+
+@register_recipe("cyclegan", CycleGANConfig)
+class CycleGANRecipe(UnpairedTranslationRecipe):
     """Unpaired translation A <-> B with cycle-consistency, identity loss and a pool of past fakes.
 
     **Task consistency** (``config.lambda_task > 0``; CyCADA's semantic loss): domain A is the labelled source
@@ -144,55 +217,25 @@ class CycleGANRecipe(_TranslationRecipe):
         a = load_npz("mnist.npz", size=28)            # labelled source
         b = load_npz("usps.npz", size=28)             # target (its labels are not used)
         cfg = CycleGANConfig(steps=4000, lambda_task=1.0, task_start_step=500, task_min_accuracy=0.9)
-        Trainer(CycleGANRecipe(a, b, cfg, names=("mnist", "usps")), "runs/m2u", 4000).fit()
+        Trainer(CycleGANRecipe(a, b, cfg, names=("mnist", "usps")), "runs/m2u").fit()  # 4000 steps: cfg.steps
     """
-
-    name = "cyclegan"
 
     def __init__(self, domain_a, domain_b, config: CycleGANConfig | None = None, device=None, seed: int = 0,
                  names: tuple[str, str] = ("A", "B"), *, task_classifier=None):
         from ..image_pool import ImagePool
-        from ..losses import GANLoss
-        from .task_loss import check_task_settings
 
         config = config or CycleGANConfig()
-        check_task_settings(config)
-        if task_classifier is not None and not config.lambda_task > 0:
-            raise ValueError("task_classifier: a classifier for the task loss was given, found lambda_task = "
-                             f"{config.lambda_task}; set lambda_task > 0 to use it")
-        super().__init__(config, device=device, seed=seed)
-        self.A, self.B = _check_domain(domain_a, "domain_a"), _check_domain(domain_b, "domain_b")
-        if self.A.shape[1] != self.B.shape[1]:
-            raise ValueError(f"domains: expected the same channel count in A and B (identity loss needs it), "
-                             f"found A={self.A.shape[1]} and B={self.B.shape[1]}; load both as RGB or both as gray")
-        if self.A.shape[-2:] != self.B.shape[-2:] or self.A.shape[-1] != self.A.shape[-2]:
-            raise ValueError(f"domains: expected square images of one size in A and B, found A "
-                             f"{tuple(self.A.shape[-2:])} and B {tuple(self.B.shape[-2:])}")
-        self.channels, self.image_size, self.domain_names = int(self.A.shape[1]), int(self.A.shape[-1]), list(names)
+        super().__init__(domain_a, domain_b, config, device, seed, names, task_classifier)
         c = self.channels
-        g = {"arch": config.generator, "kwargs": {**config.g_kwargs, "in_channels": c, "out_channels": c}}
-        d = {"arch": config.discriminator, "kwargs": {**config.d_kwargs, "in_channels": c}}
-        if config.generator == "unet":
-            g["kwargs"].setdefault("image_size", self.image_size)
-        self._build({"G_A2B": g, "G_B2A": g}, {"D_A": d, "D_B": d}, ["G_A2B", "G_B2A"], ["D_A", "D_B"],
-                    {"G_A2B": self.A, "D_B": self.B})
+        g = {**config.g_kwargs, "in_channels": c, "out_channels": c}
+        d = {**config.d_kwargs, "in_channels": c}
+        self._build({"G_A2B": g, "G_B2A": g}, {"D_A": d, "D_B": d}, {"G_A2B": self.A, "D_B": self.B})
         self.samplers = {"A": BatchSampler(len(self.A), config.batch_size, seed=self.seed),
                          "B": BatchSampler(len(self.B), config.batch_size, seed=self.seed + 1)}
         self.pool_A = ImagePool(config.pool_size, seed=self.seed + 2)
         self.pool_B = ImagePool(config.pool_size, seed=self.seed + 3)
         self.extras = {"pool_A": self.pool_A, "pool_B": self.pool_B}
-        self.gan_loss = GANLoss(config.loss)
-        self.task = None
-        if config.lambda_task > 0:
-            from .task_loss import TaskConsistency
-
-            self.task = TaskConsistency(domain_a, self.B, weight=config.lambda_task,
-                                        start_step=config.task_start_step, min_accuracy=config.task_min_accuracy,
-                                        options=config.task_classifier, classifier=task_classifier,
-                                        seed=self.seed, device=self.device)
-            self.source_labels = domain_a.labels
-            self.extras["task"] = self.task
-            self.task.warn_if_unreliable()
+        self._init_task(domain_a, task_classifier)
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg, n = self.config, self.nets
@@ -240,35 +283,13 @@ class CycleGANRecipe(_TranslationRecipe):
         return torch.cat([r.float().cpu() for r in rows]), k, [an, f"{an}->{bn}", f"{an}->{bn}->{an}",
                                                                  bn, f"{bn}->{an}", f"{bn}->{an}->{bn}"]
 
-    def config_dict(self) -> dict:
-        cfg = super().config_dict()
-        if not cfg.get("lambda_task"):  # off: config.json and checkpoints exactly as without the option
-            from .task_loss import TASK_FIELDS
-
-            for key in TASK_FIELDS:
-                cfg.pop(key, None)
-        return cfg
-
-    def save_pretrained(self, path) -> None:
-        extra = {"kind": "cyclegan", "channels_a": self.channels, "channels_b": self.channels,
-                 "domains": self.domain_names}
-        if self.task is not None:
-            extra["task_consistency"] = self.task.summary(self.domain_names[0])
-        self._export(path, extra)
-        if self.task is not None:
-            from ..models import TASK_CLASSIFIER_DIR
-
-            self.task.classifier_model(self.domain_names[0]).save_pretrained(Path(path) / TASK_CLASSIFIER_DIR)
 
 
-class Pix2PixRecipe(_TranslationRecipe):
+@register_recipe("pix2pix", Pix2PixConfig)
+class Pix2PixRecipe(TranslationRecipe):
     """Paired translation A -> B: conditional PatchGAN on (A, B) pairs plus an L1 term."""
 
-    name = "pix2pix"
-
     def __init__(self, pairs, config: Pix2PixConfig | None = None, device=None, seed: int = 0):
-        from ..losses import GANLoss
-
         config = config or Pix2PixConfig()
         super().__init__(config, device=device, seed=seed)
         a, b = getattr(pairs, "a", None), getattr(pairs, "b", None)
@@ -279,15 +300,10 @@ class Pix2PixRecipe(_TranslationRecipe):
                              f"and B {tuple(b.shape)}")
         self.A, self.B = a, b
         self.channels_a, self.channels_b, self.image_size = int(a.shape[1]), int(b.shape[1]), int(a.shape[-1])
-        g = {"arch": config.generator,
-             "kwargs": {**config.g_kwargs, "in_channels": self.channels_a, "out_channels": self.channels_b}}
-        if config.generator == "unet":
-            g["kwargs"].setdefault("image_size", self.image_size)
-        d = {"arch": config.discriminator,
-             "kwargs": {**config.d_kwargs, "in_channels": self.channels_a + self.channels_b}}
-        self._build({"G_A2B": g}, {"D": d}, ["G_A2B"], ["D"], {"G_A2B": a, "D": torch.cat([a[:1], b[:1]], 1)})
+        g = {**config.g_kwargs, "in_channels": self.channels_a, "out_channels": self.channels_b}
+        d = {**config.d_kwargs, "in_channels": self.channels_a + self.channels_b}
+        self._build({"G_A2B": g}, {"D": d}, {"G_A2B": a, "D": torch.cat([a[:1], b[:1]], 1)})
         self.samplers = {"pairs": BatchSampler(len(a), config.batch_size, seed=self.seed)}
-        self.gan_loss = GANLoss(config.loss)
 
     def train_step(self, step: int) -> dict[str, float]:
         n = self.nets

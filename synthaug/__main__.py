@@ -1,0 +1,8 @@
+"""``python -m synthaug ...``: the same as the ``synthaug`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""CUT and FastCUT (Park et al., 2020, contrastive unpaired translation): one-sided A -> B translation with an
+adversarial loss and PatchNCE (:mod:`synthaug.nets.patchnce`) instead of a cycle, on the shared engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from ..checks import check_bool, check_int, check_number
+from ..nets import TRANSLATORS
+from ..nets.patchnce import PatchProjector, patch_nce_loss, sample_patches
+from .recipe import register_recipe
+from .sampler import BatchSampler
+from .task_loss import TaskLossConfig
+from .translation import UnpairedTranslationRecipe
+
+
+@dataclass
+class CUTConfig(TaskLossConfig):
+    """CUT settings, the paper's defaults. ``steps`` is the run length; the learning rate decays linearly from
+    ``decay_start`` (None: half way) to 0 at the last step.
+
+    ``nce_layers`` name the generator's encoder maps (``ResnetGenerator.feature_layers``); the default maps CUT's
+    layers 0, 4, 8, 12, 16 of its ResNet: the input, the two downsampling stages (here after norm and ReLU, in CUT
+    the convs before them, one scale finer), residual blocks 1 and 5.
+    ``num_patches`` positions per map (all where a map has fewer), projected by a 2-layer MLP of ``mlp_dim``
+    units. The generator loss is ``lambda_gan * GAN + lambda_nce * NCE``, NCE averaged over the layers and, with
+    ``nce_idt``, also over the identity term NCE(b, G(b)). ``flip_equivariance``: each step, with probability
+    1/2, G translates the horizontally flipped batch and the output's maps are flipped back. The task fields
+    (:class:`~synthaug.train.task_loss.TaskLossConfig`) judge the A->B translations only.
+    """
+
+    steps: int = 2000
+    generator: str = "resnet"
+    discriminator: str = "patchgan"
+    g_kwargs: dict = field(default_factory=lambda: {"ngf": 32, "n_blocks": 9})
+    d_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
+    loss: str = "lsgan"
+    lambda_gan: float = 1.0
+    lambda_nce: float = 1.0
+    nce_idt: bool = True
+    nce_layers: tuple = ("input", "down1", "down2", "block1", "block5")
+    num_patches: int = 256
+    nce_temperature: float = 0.07
+    mlp_dim: int = 256
+    flip_equivariance: bool = False
+    batch_size: int = 1
+    lr: float = 2e-4
+    betas: tuple = (0.5, 0.999)
+    decay_start: int | None = None
+    amp: bool = True
+    decay_fraction: ClassVar[float] = 0.5  # where the decay starts when decay_start is None
+
+
+@dataclass
+class FastCUTConfig(CUTConfig):
+    """FastCUT: CUT without the identity NCE term, ``lambda_nce`` 10, flip equivariance, and the decay over the last
+    quarter of the run (the paper's 150 + 50 epochs)."""
+
+    lambda_nce: float = 10.0
+    nce_idt: bool = False
+    flip_equivariance: bool = True
+    decay_fraction: ClassVar[float] = 0.75
+
+
+def _check_config(config: CUTConfig) -> None:
+    check_number("lambda_gan", config.lambda_gan, 0.0, what="a weight")
+    check_number("lambda_nce", config.lambda_nce, 0.0, low_open=True, what="a weight")
+    check_bool("nce_idt", config.nce_idt)
+    check_bool("flip_equivariance", config.flip_equivariance)
+    check_int("num_patches", config.num_patches, 1)
+    check_int("mlp_dim", config.mlp_dim, 1)
+    check_number("nce_temperature", config.nce_temperature, 0.0, low_open=True)
+    layers = config.nce_layers
+    if not isinstance(layers, (list, tuple)) or not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"nce_layers: expected a non-empty list of distinct layer names, found {layers!r}")
+    with_features = [n for n in TRANSLATORS.names() if hasattr(TRANSLATORS.get(n), "features")]
+    if config.generator not in with_features:
+        raise ValueError(f"generator: expected a translator with encoder features for PatchNCE, one of "
+                         f"{with_features}, found {config.generator!r}")
+
+
+@register_recipe("cut", CUTConfig)
+class CUTRecipe(UnpairedTranslationRecipe):
+    """Unpaired one-sided translation A -> B (CUT): G_A2B, a discriminator D_B on B, and PatchNCE between G's
+    encoder maps of the input and of the output (negatives: other patches of the same image), through a
+    projection MLP ``F`` that the generator's optimiser trains too. D sees the current fakes (no pool).
+
+    ``F`` is built at construction from a dry run of G (so it is checkpointed and resumed exactly); only G goes to
+    the model directory (kind ``"cut"``, A2B only). Task consistency as in
+    :class:`~synthaug.train.translation.CycleGANRecipe`, on the A->B pair alone.
+
+    Example::
+
+        recipe = CUTRecipe(horses, zebras, CUTConfig(steps=4000), names=("horse", "zebra"))
+        Trainer(recipe, "runs/h2z").fit()
+    """
+
+    def __init__(self, domain_a, domain_b, config: CUTConfig | None = None, device=None, seed: int = 0,
+                 names: tuple[str, str] = ("A", "B"), *, task_classifier=None):
+        config = config or self.config_class()
+        super().__init__(domain_a, domain_b, config, device, seed, names, task_classifier)
+        _check_config(config)
+        c = self.channels
+        self._build({"G_A2B": {**config.g_kwargs, "in_channels": c, "out_channels": c}},
+                    {"D_B": {**config.d_kwargs, "in_channels": c}}, {"G_A2B": self.A, "D_B": self.B},
+                    heads=self._projector)
+        self.samplers = {"A": BatchSampler(len(self.A), config.batch_size, seed=self.seed),
+                         "B": BatchSampler(len(self.B), config.batch_size, seed=self.seed + 1)}
+        self._init_task(domain_a, task_classifier)
+
+    def _projector(self) -> dict[str, torch.nn.Module]:
+        g, layers = self.nets["G_A2B"], list(self.config.nce_layers)
+        unknown = [n for n in layers if n not in g.feature_layers]
+        if unknown:
+            raise ValueError(f"nce_layers: expected names among {g.feature_layers} (this generator's maps), found "
+                             f"{unknown}")
+        with torch.no_grad():
+            maps = g.features(self.A[:1].to(self.device), layers)
+        return {"F": PatchProjector([m.shape[1] for m in maps], self.config.mlp_dim)}
+
+    def _nce(self, source: torch.Tensor, output: torch.Tensor, flipped: bool, gen: torch.Generator) -> torch.Tensor:
+        """PatchNCE of G's maps of ``output`` (queries; flipped back if ``flipped``) against those of ``source``
+        (keys, no gradient), averaged over the layers; unweighted."""
+        g, head, cfg = self.nets["G_A2B"], self.nets["F"], self.config
+        layers = list(cfg.nce_layers)
+        queries = g.features(output, layers)
+        if flipped:
+            queries = [q.flip(3) for q in queries]
+        with torch.no_grad():
+            keys = g.features(source, layers)
+            positions = sample_patches(keys, cfg.num_patches, gen)
+            keys = head(keys, positions)
+        losses = [patch_nce_loss(q, k, cfg.nce_temperature) for q, k in zip(head(queries, positions), keys)]
+        return torch.stack(losses).mean()
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, n = self.config, self.nets
+        self._train_mode()
+        idx_a, idx_b = self.batch_indices("A"), self.batch_indices("B")
+        real_a, real_b = self.A[idx_a].to(self.device), self.B[idx_b].to(self.device)
+        gen = self.step_generator(step)  # flip and patch positions: stateless, so a resumed run repeats them
+        flipped = cfg.flip_equivariance and bool(torch.rand((), generator=gen) < 0.5)
+        real = torch.cat([real_a, real_b]) if cfg.nce_idt else real_a
+        with self.autocast():
+            fake = n["G_A2B"](real.flip(3) if flipped else real)
+            fake_b = fake[:len(real_a)]
+            loss_d = 0.5 * self.gan_loss.d_loss(n["D_B"](real_b), n["D_B"](fake_b.detach()))
+        self.optimize(loss_d, "D", n["D_B"].parameters())
+        self._set_requires_grad(["D_B"], False)
+        with self.autocast():
+            adv = self.gan_loss.g_loss(n["D_B"](fake_b))
+            nce = self._nce(real_a, fake_b, flipped, gen)
+            out = {"g_adv": adv.item(), "nce": nce.item()}
+            if cfg.nce_idt:
+                nce_idt = self._nce(real_b, fake[len(real_a):], flipped, gen)
+                out["nce_idt"] = nce_idt.item()
+                nce = 0.5 * (nce + nce_idt)
+            loss_g = cfg.lambda_gan * adv + cfg.lambda_nce * nce
+            if self.task is not None:  # judged in the input's orientation: a flip may change a label
+                task = self.task(step, [(fake_b.flip(3) if flipped else fake_b, self.source_labels[idx_a])])
+                loss_g = loss_g + self.task.weight * task
+                out["task"] = task.item()
+        self.optimize(loss_g, "G", [p for k in self._g_names for p in n[k].parameters()])
+        self._set_requires_grad(["D_B"], True)
+        self._step_schedulers()
+        return {**out, "d_loss": loss_d.item(), "lr": self.optimizers["G"].param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def sample_grid(self):
+        k = min(8, len(self.A), len(self.B))
+        a, b = self.A[:k].to(self.device), self.B[:k].to(self.device)
+        g = self.nets["G_A2B"].eval()
+        fake = g(a)
+        g.train()
+        an, bn = self.domain_names
+        return torch.cat([a.cpu(), fake.float().cpu(), b.cpu()]), k, [an, f"{an}->{bn}", bn]
+
+
+@register_recipe("fastcut", FastCUTConfig)
+class FastCUTRecipe(CUTRecipe):
+    """FastCUT: :class:`CUTRecipe` with :class:`FastCUTConfig`'s settings by default (model kind ``"fastcut"``)."""
