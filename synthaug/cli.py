@@ -12,20 +12,33 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
 
+# ``train --steps`` for a recipe whose config has no run length (cgan); the others default to their config's steps
+STEPS_WITHOUT_SCHEDULE = 3000
 
-def _add_common_train(p: argparse.ArgumentParser, config_class) -> None:
+
+def _default(fn, name: str):
+    """The default of parameter ``name`` of ``fn`` (a function or class), so an option repeats no default."""
+    return inspect.signature(fn).parameters[name].default
+
+
+def _add_common_train(p: argparse.ArgumentParser, recipe_cls) -> None:
+    from .train import Trainer
+
+    config_class = recipe_cls.config_class
     p.add_argument("--out", required=True, help="output folder (checkpoints, samples, metrics, model/)")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=getattr(config_class, "steps", STEPS_WITHOUT_SCHEDULE),
+                   help="run length (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=config_class.batch_size)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=_default(recipe_cls, "seed"))
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
-    p.add_argument("--ckpt-every", type=int, default=500)
-    p.add_argument("--sample-every", type=int, default=500)
-    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--ckpt-every", type=int, default=_default(Trainer, "ckpt_every"))
+    p.add_argument("--sample-every", type=int, default=_default(Trainer, "sample_every"))
+    p.add_argument("--log-every", type=int, default=_default(Trainer, "log_every"))
     p.add_argument("--no-resume", action="store_true", help="start over even if out/ has a checkpoint")
     p.add_argument("--no-progress", action="store_true")
 
@@ -322,24 +335,26 @@ def _cgan_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--arch", default=config_class.generator, choices=list_generators(),
                    help="generator architecture")
     p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
-    p.add_argument("--lr-g", type=float, default=2e-4)
-    p.add_argument("--lr-d", type=float, default=2e-4)
-    p.add_argument("--n-critic", type=int, default=1)
-    p.add_argument("--diffaug", default="color,translation,cutout")
+    p.add_argument("--lr-g", type=float, default=config_class.lr_g)
+    p.add_argument("--lr-d", type=float, default=config_class.lr_d)
+    p.add_argument("--n-critic", type=int, default=config_class.n_critic)
+    p.add_argument("--diffaug", default=config_class.diffaug)
     p.add_argument("--no-diffaug", action="store_true")
-    p.add_argument("--ada", action="store_true", help="adaptive augmentation strength")
-    p.add_argument("--r1", type=float, default=0.0, help="R1 penalty gamma")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--ada", action=argparse.BooleanOptionalAction, default=config_class.ada,
+                   help="adaptive augmentation strength")
+    p.add_argument("--r1", type=float, default=config_class.r1_gamma, help="R1 penalty gamma")
+    p.add_argument("--label-smoothing", type=float, default=config_class.label_smoothing)
+    p.add_argument("--ema-decay", type=float, default=config_class.ema_decay)
     p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments")
     p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments")
-    p.add_argument("--sync-batchnorm", action="store_true", help="under torchrun on CUDA: SyncBatchNorm")
+    p.add_argument("--sync-batchnorm", action=argparse.BooleanOptionalAction, default=config_class.sync_batchnorm,
+                   help="under torchrun on CUDA: SyncBatchNorm")
     p.add_argument("--unlabelled", default=None, metavar="PATH_OR_SPEC",
                    help="semi-supervised: unlabelled images for the unconditional part of D. 'rest' (the --data "
                         "images left out by --fraction/--n-per-class), 'breastmnist', an .npz file, or an image "
                         "folder (flat or class folders; labels ignored; read at --size or the labelled size)")
     p.add_argument("--unlabelled-split", default="train", help="split of 'breastmnist' / an .npz for --unlabelled")
-    p.add_argument("--pseudo-label-threshold", type=float, default=None,
+    p.add_argument("--pseudo-label-threshold", type=float, default=config_class.pseudo_label_threshold,
                    help="unlabelled images a classifier trained on the labelled set gives this probability or more "
                         "join the conditional set with that class (default: off)")
     p.add_argument("--pseudo-label-classifier", default=None,
@@ -355,22 +370,23 @@ def _translation_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
     p.add_argument("--size", type=int, default=None, help="image size (resize shorter side + center crop)")
     p.add_argument("--channels", type=int, default=3)
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, default=config_class.lr)
     p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments (e.g. ngf, n_blocks)")
     p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_layers)")
 
 
-def _unpaired_arguments(p: argparse.ArgumentParser) -> None:
+def _unpaired_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--a", required=True, help="domain A: image folder or .npz")
     p.add_argument("--b", required=True, help="domain B: image folder or .npz")
     p.add_argument("--name-a", default=None)
     p.add_argument("--name-b", default=None)
-    p.add_argument("--lambda-task", type=float, default=0.0,
+    p.add_argument("--lambda-task", type=float, default=config_class.lambda_task,
                    help="task-consistency weight (CyCADA): > 0 reads domain A WITH its labels (class folders "
                         "or a labelled .npz), trains a classifier on them and makes translations keep "
-                        "their label (default: 0, off)")
-    p.add_argument("--task-start-step", type=int, default=0, help="first step of the task loss")
-    p.add_argument("--task-min-accuracy", type=float, default=None,
+                        "their label (default: %(default)s, off)")
+    p.add_argument("--task-start-step", type=int, default=config_class.task_start_step,
+                   help="first step of the task loss")
+    p.add_argument("--task-min-accuracy", type=float, default=config_class.task_min_accuracy,
                    help="the task loss is used only if the classifier's held-out accuracy reaches this")
     p.add_argument("--task-classifier", default=None,
                    help="JSON dict overriding the task classifier's settings (arch, width, max_steps, "
@@ -378,14 +394,14 @@ def _unpaired_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _cyclegan_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    _unpaired_arguments(p)
-    p.add_argument("--lambda-cycle", type=float, default=10.0)
-    p.add_argument("--lambda-identity", type=float, default=0.5)
+    _unpaired_arguments(p, config_class)
+    p.add_argument("--lambda-cycle", type=float, default=config_class.lambda_cycle)
+    p.add_argument("--lambda-identity", type=float, default=config_class.lambda_identity)
     _translation_arguments(p, config_class)
 
 
 def _cut_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    _unpaired_arguments(p)
+    _unpaired_arguments(p, config_class)
     p.add_argument("--lambda-gan", type=float, default=config_class.lambda_gan)
     p.add_argument("--lambda-nce", type=float, default=config_class.lambda_nce)
     p.add_argument("--nce-idt", action=argparse.BooleanOptionalAction, default=config_class.nce_idt,
@@ -401,7 +417,7 @@ def _cut_arguments(p: argparse.ArgumentParser, config_class) -> None:
 
 def _pix2pix_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--data", required=True, help="folder with A/ and B/ holding same-named images")
-    p.add_argument("--lambda-l1", type=float, default=100.0)
+    p.add_argument("--lambda-l1", type=float, default=config_class.lambda_l1)
     _translation_arguments(p, config_class)
 
 
@@ -422,12 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model").add_subparsers(dest="recipe", required=True)
+    train = sub.add_parser("train", help=f"train a model with a recipe: {', '.join(_TRAIN_COMMANDS)}") \
+        .add_subparsers(dest="recipe", required=True)
     for name, (help_text, add_arguments, build) in _TRAIN_COMMANDS.items():
-        config_class = get_recipe(name).config_class
+        recipe_cls = get_recipe(name)
         p = train.add_parser(name, help=help_text)
-        add_arguments(p, config_class)
-        _add_common_train(p, config_class)
+        add_arguments(p, recipe_cls.config_class)
+        _add_common_train(p, recipe_cls)
         p.set_defaults(func=_train, build=build)
 
     p = sub.add_parser("translate", help="translate a folder of images (or, with --labels, a labelled set checked "

@@ -13,6 +13,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from .checks import check_choice, check_number
 from .registry import Registry
 
 __all__ = ["GANLoss", "GANObjective", "MODES", "register_loss", "list_losses", "gradient_penalty", "r1_penalty"]
@@ -150,9 +151,7 @@ class GANLoss:
     """
 
     def __init__(self, mode: str = "hinge"):
-        if mode not in LOSSES:
-            raise ValueError(f"mode: expected one of {list_losses()}, found {mode!r}")
-        self.mode = mode
+        self.mode = check_choice("mode", mode, list_losses())
         self.objective: GANObjective = LOSSES.get(mode)()
 
     def __repr__(self) -> str:
@@ -165,9 +164,7 @@ class GANLoss:
 
     def d_loss(self, real_logits: Logits, fake_logits: Logits, label_smoothing: float = 0.0) -> torch.Tensor:
         """Discriminator loss (scalar), lower when real logits are high and fake logits low."""
-        s = float(label_smoothing)
-        if not 0.0 <= s < 1.0:
-            raise ValueError(f"label_smoothing: expected a float in [0, 1), found {label_smoothing!r}")
+        s = check_number("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         if s > 0 and not self.objective.supports_label_smoothing:
             smoothable = [m for m in list_losses() if LOSSES.get(m).supports_label_smoothing]
             raise ValueError(f"label_smoothing: expected 0 for mode {self.mode!r} (smoothing applies to "

@@ -17,11 +17,9 @@ import torch.nn.functional as F
 
 from .checks import check_choice, check_config_fields, check_int, check_number, check_probability
 from .io import load_state_into, read_model_config, read_nets, write_model_dir, write_nets
+from .registry import model_kinds
 from .utils import CONVERT_HINT, MODEL_RANGE, check_images, check_value_range, get_device, to_uint8_images
 
-GENERATOR_KINDS = ("cgan",)
-TRANSLATOR_KINDS = ("cyclegan", "pix2pix", "cut", "fastcut")
-CLASSIFIER_KINDS = ("classifier",)
 TASK_CLASSIFIER_DIR = "task_classifier"  # a translator's task classifier: a classifier model directory inside it
 
 
@@ -42,7 +40,7 @@ def _check_matches(model, noun: str, what: str, **want) -> None:
 class GeneratorModel:
     """A trained class-conditional generator (the EMA weights) ready to sample from."""
 
-    kind = "cgan"
+    role = "generator"  # loads the model directory kinds of this role (synthaug.registry.model_kinds)
 
     def __init__(self, generator: torch.nn.Module, config: dict, device=None):
         self.device = get_device(device)
@@ -53,6 +51,7 @@ class GeneratorModel:
             self.generator.noise_mode = "const"
         self.config = config
 
+    kind = property(lambda self: self.config["kind"])
     num_classes = property(lambda self: int(self.config["num_classes"]))
     image_size = property(lambda self: int(self.config["image_size"]))
     channels = property(lambda self: int(self.config["channels"]))
@@ -66,7 +65,7 @@ class GeneratorModel:
         :func:`synthaug.data.resized`)."""
         path = Path(path)
         cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels", "num_classes",
-                                                "class_names"), kinds=GENERATOR_KINDS,
+                                                "class_names"), kinds=model_kinds("generator"),
                                 hint=" (expected a generator; load translators with TranslatorModel or load_model)")
         check_config_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
         nets = read_nets(path, cfg)
@@ -181,6 +180,7 @@ class ClassifierModel:
     """
 
     kind = "classifier"
+    role = "classifier"
 
     def __init__(self, net: torch.nn.Module, config: dict, device=None):
         self.device = get_device(device)
@@ -202,7 +202,7 @@ class ClassifierModel:
         if len(names) != spec["num_classes"]:
             raise ValueError(f"class_names: expected {spec['num_classes']} names (the classifier's outputs), "
                              f"found {len(names)}")
-        cfg = {"kind": "classifier", "classifier": spec, "image_size": spec["image_size"],
+        cfg = {"kind": cls.kind, "classifier": spec, "image_size": spec["image_size"],
                "channels": spec["in_channels"], "num_classes": spec["num_classes"], "class_names": names,
                "info": dict(info or {})}
         return cls(net, cfg, device=device if device is not None else _module_device(net))
@@ -213,7 +213,7 @@ class ClassifierModel:
 
         path = Path(path)
         cfg = read_model_config(path, required=("kind", "classifier", "image_size", "channels", "num_classes",
-                                                "class_names"), kinds=CLASSIFIER_KINDS,
+                                                "class_names"), kinds=model_kinds("classifier"),
                                 hint=" (expected a classifier directory)")
         check_config_fields(cfg, path, ("image_size", "channels", "num_classes"), names="class_names")
         spec = cfg["classifier"]
@@ -265,6 +265,23 @@ def _label_report(labels: torch.Tensor, keep: torch.Tensor, class_names: list[st
     return {**head, "checked": n, "kept": m, "kept_fraction": m / n if n else None, "per_class": per_class}
 
 
+def translator_directions(nets) -> list[str]:
+    """The directions (``"A2B"``, ``"B2A"``) of a translator whose nets (or config.json ``"nets"`` section) are
+    ``nets``: one per generator ``G_<direction>``."""
+    return sorted(k[2:] for k in nets if k.startswith("G_"))
+
+
+def check_direction(direction, directions: list[str], kind: str) -> str:
+    """``direction`` if it is one of a ``kind`` translator's ``directions``; a one-sided translator (CUT,
+    FastCUT, Pix2Pix) asked for B2A says so."""
+    if direction not in directions:
+        if directions == ["A2B"] and direction == "B2A":
+            raise ValueError(f"direction: this {kind!r} translator is one-sided (A2B only), found 'B2A'; "
+                             "for B -> A train one with the domains swapped")
+        raise ValueError(f"direction: expected one of {directions}, found {direction!r}")
+    return direction
+
+
 class TranslatorModel:
     """A trained image-to-image translator (CycleGAN: both directions; Pix2Pix, CUT, FastCUT: A2B only).
 
@@ -272,6 +289,8 @@ class TranslatorModel:
     :attr:`task_classifier` (a :class:`ClassifierModel`, else None); :meth:`translate_labelled` uses it by default
     to keep only the translations whose label it still recognises.
     """
+
+    role = "translator"
 
     def __init__(self, nets: dict[str, torch.nn.Module], config: dict, device=None,
                  task_classifier: ClassifierModel | None = None):
@@ -291,7 +310,7 @@ class TranslatorModel:
         the training size and channels against your data, call :meth:`check_compatible`."""
         path = Path(path)
         cfg = read_model_config(path, required=("kind", "nets", "image_size", "channels_a", "channels_b"),
-                                kinds=TRANSLATOR_KINDS,
+                                kinds=model_kinds("translator"),
                                 hint=" (expected a translator; load generators with GeneratorModel or load_model)")
         check_config_fields(cfg, path, ("image_size", "channels_a", "channels_b"))
         task = None
@@ -310,7 +329,7 @@ class TranslatorModel:
         return out
 
     def directions(self) -> list[str]:
-        return sorted(k[2:] for k in self.nets if k.startswith("G_"))
+        return translator_directions(self.nets)
 
     def check_compatible(self, image_size=None, channels_a=None, channels_b=None, what: str = "data") -> None:
         """Raise ``ValueError`` if the training size or a domain's channels differ from the given ones (None:
@@ -329,12 +348,7 @@ class TranslatorModel:
         ``"native"`` runs the fully-convolutional net at the input size
         (which must fit the net's down-sampling). Returns float32 CPU tensors of the input's spatial size.
         """
-        name = f"G_{direction}"
-        if name not in self.nets:
-            if self.directions() == ["A2B"] and direction == "B2A":
-                raise ValueError(f"direction: this {self.kind!r} translator is one-sided (A2B only), found 'B2A'; "
-                                 "for B -> A train one with the domains swapped")
-            raise ValueError(f"direction: expected one of {self.directions()}, found {direction!r}")
+        name = f"G_{check_direction(direction, self.directions(), self.kind)}"
         if size_policy not in ("resize", "native"):
             raise ValueError(f"size_policy: expected 'resize' or 'native', found {size_policy!r}")
         squeeze = images.ndim == 3
@@ -465,11 +479,7 @@ class TranslatorModel:
 def load_model(path, device=None) -> GeneratorModel | TranslatorModel | ClassifierModel:
     """Load any synthaug model directory (generator, translator or classifier) by its ``kind``."""
     cfg = read_model_config(path)
-    if cfg["kind"] in GENERATOR_KINDS:
-        return GeneratorModel.from_pretrained(path, device=device)
-    if cfg["kind"] in TRANSLATOR_KINDS:
-        return TranslatorModel.from_pretrained(path, device=device)
-    if cfg["kind"] in CLASSIFIER_KINDS:
-        return ClassifierModel.from_pretrained(path, device=device)
-    raise ValueError(f"model {str(path)!r}: expected kind in {GENERATOR_KINDS + TRANSLATOR_KINDS + CLASSIFIER_KINDS}, "
-                     f"found {cfg['kind']!r}")
+    for cls in (GeneratorModel, TranslatorModel, ClassifierModel):
+        if cfg["kind"] in model_kinds(cls.role):
+            return cls.from_pretrained(path, device=device)
+    raise ValueError(f"model {str(path)!r}: expected kind in {model_kinds()}, found {cfg['kind']!r}")

@@ -37,3 +37,42 @@ class Registry:
 
     def __contains__(self, name) -> bool:
         return name in self._classes
+
+
+# Kinds of model directory (config.json's "kind") by the role of the model they hold, i.e. the class of
+# synthaug.models that loads them ("generator": GeneratorModel, "translator": TranslatorModel, "classifier":
+# ClassifierModel). The one list of them: synthaug.models reads it without importing training code, and a recipe
+# (which writes its registered name as the kind) is checked against it when it registers, under the role it
+# declares (Recipe.exports); a recipe of a new name adds its kind here.
+MODEL_ROLES = ("generator", "translator", "classifier")
+_MODEL_KINDS: dict[str, str] = {
+    "cgan": "generator",
+    "cyclegan": "translator",
+    "pix2pix": "translator",
+    "cut": "translator",
+    "fastcut": "translator",
+    "classifier": "classifier",
+}
+
+
+def model_kinds(role: str | None = None) -> tuple[str, ...]:
+    """The model directory kinds holding a model of ``role`` (None: every kind), in registration order."""
+    if role is not None and role not in MODEL_ROLES:
+        raise ValueError(f"role: expected one of {list(MODEL_ROLES)}, found {role!r}")
+    return tuple(k for k, r in _MODEL_KINDS.items() if role is None or r == role)
+
+
+def check_model_kind(kind: str, role: str) -> None:
+    """Raise unless ``kind`` may name model directories of ``role``: it is new, or listed under that role."""
+    if role not in MODEL_ROLES:
+        raise ValueError(f"model kind {kind!r}: expected a role in {list(MODEL_ROLES)}, found {role!r}")
+    have = _MODEL_KINDS.get(kind, role)
+    if have != role:
+        raise ValueError(f"model kind {kind!r}: expected the kind of {role} directories, found the kind of {have} "
+                         "directories")
+
+
+def add_model_kind(kind: str, role: str) -> None:
+    """Make ``kind`` name model directories of ``role`` (see :func:`check_model_kind`)."""
+    check_model_kind(kind, role)
+    _MODEL_KINDS[kind] = role

@@ -1,3 +1,4 @@
+import hashlib
 import os
 from pathlib import Path
 
@@ -25,3 +26,49 @@ def shared_data() -> Path:
     if p is None:
         pytest.skip("../shared/data is not present")
     return p
+
+
+# ----------------------------------------------------------------------------- shared helpers (as fixtures)
+def _weights_hash(modules) -> str:
+    h = hashlib.sha256()
+    for name in sorted(modules):
+        for k, v in sorted(modules[name].state_dict().items()):
+            h.update(f"{name}.{k}".encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def weights_hash():
+    """``weights_hash({name: module})``: a sha256 of the modules' state dicts, for bit-exactness checks."""
+    return _weights_hash
+
+
+def _without_time(rows):
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+
+
+@pytest.fixture
+def strip():
+    """``strip(rows)``: metrics.jsonl rows without their wall-clock ``time``, so two runs compare exactly."""
+    return _without_time
+
+
+def _kill_at(trainer, step: int) -> None:
+    original = trainer.recipe.train_step
+
+    def dies(s):
+        if s == step:
+            raise KeyboardInterrupt("simulated kill")
+        return original(s)
+
+    trainer.recipe.train_step = dies
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+
+
+@pytest.fixture
+def kill_at():
+    """``kill_at(trainer, step)``: run ``trainer.fit()`` and kill it (KeyboardInterrupt) when it reaches
+    ``train_step(step)``, as a killed process would be; its checkpoints stay for a resumed run."""
+    return _kill_at

@@ -29,14 +29,14 @@ from synthaug.nets import create_net  # noqa: E402
 from synthaug.utils import seed_worker  # noqa: E402
 
 
-def make_translator(path, channels=1, image_size=28):
+def make_translator(path, channels=1, image_size=28, kind="cyclegan"):
+    """A tiny untrained translator directory: both directions for ``kind="cyclegan"``, else one-sided (A2B)."""
     torch.manual_seed(0)
     kw = dict(in_channels=channels, out_channels=channels, ngf=8, n_blocks=2)
-    cfg = {"format": "synthaug", "kind": "cyclegan", "image_size": image_size, "channels_a": channels,
-           "channels_b": channels, "nets": {"G_A2B": {"arch": "resnet", "kwargs": kw},
-                                            "G_B2A": {"arch": "resnet", "kwargs": kw}}}
-    TranslatorModel({"G_A2B": create_net("resnet", **kw), "G_B2A": create_net("resnet", **kw)}, cfg,
-                    device="cpu").save_pretrained(path)
+    names = ["G_A2B", "G_B2A"] if kind == "cyclegan" else ["G_A2B"]
+    cfg = {"format": "synthaug", "kind": kind, "image_size": image_size, "channels_a": channels,
+           "channels_b": channels}
+    TranslatorModel({n: create_net("resnet", **kw) for n in names}, cfg, device="cpu").save_pretrained(path)
     return str(path)
 
 
@@ -192,6 +192,24 @@ def test_seed_worker_gives_each_worker_its_own_albumentations_stream(gray, tmp_p
     assert not torch.equal(with_reseed[0], with_reseed[1])
     assert torch.equal(run(seed_worker, 0), with_reseed)  # same base seed: same decisions
     assert not torch.equal(run(seed_worker, 1), with_reseed)
+
+
+# ----------------------------------------------------------------------------- all adapters
+@pytest.mark.parametrize("kind", ["cut", "fastcut", "pix2pix"])
+def test_one_sided_translators_refuse_b2a_as_the_model_does(kind, tmp_path):
+    path = make_translator(tmp_path / kind, kind=kind)
+    one_sided = (rf"direction: this '{kind}' translator is one-sided \(A2B only\), found 'B2A'; for B -> A train "
+                 "one with the domains swapped")
+    with pytest.raises(ValueError, match=one_sided):
+        TranslatorModel.from_pretrained(path, device="cpu").translate(torch.zeros(1, 1, 28, 28), direction="B2A")
+    for make in (lambda: GANTransform(path, direction="B2A"), lambda: GANTranslate(path, direction="B2A"),
+                 lambda: RandGANTranslate(path, direction="B2A"),
+                 lambda: RandGANTranslated("image", path, direction="B2A")):
+        with pytest.raises(ValueError, match=one_sided):
+            make()
+    assert GANTransform(path, p=1.0)(unit_images()[0]).shape == (1, 28, 28)  # A2B works
+    with pytest.raises(ValueError, match=r"direction: expected one of \['A2B'\], found 'A2C'"):
+        GANTranslate(path, direction="A2C")
 
 
 # ----------------------------------------------------------------------------- MONAI

@@ -50,33 +50,20 @@ def test_training_writes_log_grid_checkpoint_and_model(tmp_path):
     assert cfg["kind"] == "cgan" and cfg["num_classes"] == 2 and cfg["class_names"] == ["dark", "bright"]
 
 
-def test_same_seed_same_losses_and_different_seed_differs(tmp_path):
+def test_same_seed_same_losses_and_different_seed_differs(tmp_path, strip):
     a = read_metrics(run(tmp_path, "a", 3, seed=1).fit().metrics_path)
     b = read_metrics(run(tmp_path, "b", 3, seed=1).fit().metrics_path)
     c = read_metrics(run(tmp_path, "c", 3, seed=2).fit().metrics_path)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
     assert strip(a) == strip(b)
     assert strip(a) != strip(c)
 
 
-def test_killed_run_resumes_to_identical_losses(tmp_path):
+def test_killed_run_resumes_to_identical_losses(tmp_path, strip, kill_at):
     full = read_metrics(run(tmp_path, "full", 10).fit().metrics_path)
-
-    trainer = run(tmp_path, "killed", 10)
-    original = trainer.recipe.train_step
-
-    def dies_at_7(step):
-        if step == 6:
-            raise KeyboardInterrupt("simulated kill")
-        return original(step)
-
-    trainer.recipe.train_step = dies_at_7
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit()
+    kill_at(run(tmp_path, "killed", 10), 6)  # killed in its 7th step
     resumed = run(tmp_path, "killed", 10).fit()  # fresh process state: new recipe, new trainer
     assert resumed.step == 10
     got = read_metrics(resumed.metrics_path)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
     assert strip(got) == strip(full)  # bit-exact on CPU, including steps replayed after the checkpoint at 4
 
 

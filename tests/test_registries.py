@@ -1,5 +1,6 @@
 """Registries by role (nets, losses, recipes), the net contracts, self-describing nets and the single run length."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,10 +8,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from synthaug.cli import build_parser
+import synthaug.registry
+from synthaug.cli import STEPS_WITHOUT_SCHEDULE, _TRAIN_COMMANDS, build_parser
 from synthaug.data import from_arrays
 from synthaug.losses import LOSSES, MODES, GANLoss, GANObjective, list_losses, register_loss
-from synthaug.models import GeneratorModel, TranslatorModel
+from synthaug.models import GeneratorModel, TranslatorModel, load_model
 from synthaug.nets import (GENERATORS, NETS, create_net, list_discriminators, list_generators, list_nets,
                            list_translation_discriminators, list_translators, register)
 from synthaug.train import (CGANConfig, CGANRecipe, CycleGANConfig, CycleGANRecipe, Recipe, Trainer, get_recipe,
@@ -23,6 +25,7 @@ def scratch_registries(monkeypatch):
     """Let a test register classes without leaving them in the process-wide registries."""
     for registry in [*NETS.values(), LOSSES, RECIPES]:
         monkeypatch.setattr(registry, "_classes", dict(registry._classes))
+    monkeypatch.setattr(synthaug.registry, "_MODEL_KINDS", dict(synthaug.registry._MODEL_KINDS))
 
 
 def test_one_registry_per_role():
@@ -60,6 +63,16 @@ def test_cli_refuses_unknown_names_listing_the_known_ones(argv, known, capsys):
     assert "invalid choice" in err and known in err
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]])
+def test_cli_help_lists_every_recipe(argv, capsys):
+    assert list(_TRAIN_COMMANDS) == list_recipes()  # every registered recipe has its command
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(argv)
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(name in out for name in list_recipes())
+
+
 def test_cli_defaults_come_from_the_recipe_configs():
     parser = build_parser()
     cgan = parser.parse_args(["train", "cgan", "--data", "x", "--out", "o"])
@@ -68,6 +81,55 @@ def test_cli_defaults_come_from_the_recipe_configs():
     assert (cyc.arch, cyc.loss, cyc.batch_size) == ("resnet", "lsgan", 1)
     p2p = parser.parse_args(["train", "pix2pix", "--data", "x", "--out", "o"])
     assert (p2p.arch, p2p.loss, p2p.batch_size) == ("unet", "nonsaturating", 4)
+    renamed = {"arch": "generator", "r1": "r1_gamma"}  # options named otherwise than their config field
+    for name in _TRAIN_COMMANDS:
+        config_class = get_recipe(name).config_class
+        data = ["--a", "x", "--b", "y"] if "lambda_task" in {f.name for f in dataclasses.fields(config_class)} \
+            else ["--data", "x"]
+        args = vars(parser.parse_args(["train", name, *data, "--out", "o"]))
+        defaults = {f.name: f.default for f in dataclasses.fields(config_class) if f.default is not dataclasses.MISSING}
+        shared = {opt: field for opt, field in [*((k, k) for k in args), *renamed.items()] if field in defaults}
+        assert len(shared) >= 6, name
+        for opt, field in shared.items():
+            want = ",".join(defaults[field]) if field == "nce_layers" else defaults[field]
+            assert args[opt] == want, (name, opt)
+        assert args["steps"] == getattr(config_class, "steps", STEPS_WITHOUT_SCHEDULE)
+    assert vars(parser.parse_args(["train", "fastcut", "--a", "x", "--b", "y", "--out", "o"]))["lambda_nce"] == 10.0
+
+
+def test_model_kinds_have_one_source(tmp_path, scratch_registries):
+    """The kinds synthaug.models loads are the registry's; every recipe writes its name as the kind, listed under
+    the role it exports, and a recipe of a new name adds its kind."""
+    assert synthaug.registry.model_kinds("generator") == ("cgan",)
+    assert synthaug.registry.model_kinds("translator") == ("cyclegan", "pix2pix", "cut", "fastcut")
+    for name in list_recipes():
+        assert name in synthaug.registry.model_kinds(get_recipe(name).exports)
+
+    @register_recipe("my_cyclegan", CycleGANConfig)
+    class MyCycleGAN(CycleGANRecipe):
+        pass
+
+    assert "my_cyclegan" in synthaug.registry.model_kinds("translator")
+    res = Trainer(_cyclegan(steps=2, cls=MyCycleGAN), tmp_path / "run", progress=False).fit()
+    model = load_model(res.model_dir)
+    assert isinstance(model, TranslatorModel) and model.kind == "my_cyclegan"
+    with pytest.raises(ValueError, match="expected a generator"):
+        GeneratorModel.from_pretrained(res.model_dir)
+
+    class Generating(CycleGANRecipe):  # claims the classifiers' kind for generators
+        exports = "generator"
+
+    with pytest.raises(ValueError, match="model kind 'classifier': expected the kind of generator directories, "
+                                         "found the kind of classifier directories"):
+        register_recipe("classifier", CycleGANConfig)(Generating)
+    assert "classifier" not in list_recipes() and Generating.name == "cyclegan"
+
+    class Undeclared(CycleGANRecipe):
+        exports = None
+
+    with pytest.raises(TypeError, match=r"recipe 'undeclared' \(Undeclared\): expected exports 'generator' or "
+                                        "'translator'"):
+        register_recipe("undeclared", CycleGANConfig)(Undeclared)
 
 
 def test_registration_checks_the_contract(scratch_registries):
@@ -224,11 +286,11 @@ def test_recorded_spec_round_trips_through_save_and_load(tmp_path):
         GeneratorModel(nn.Linear(2, 2), cfg, device="cpu").save_pretrained(tmp_path / "x")
 
 
-def _cyclegan(steps):
+def _cyclegan(steps, cls=CycleGANRecipe):
     a = from_arrays(np.random.default_rng(0).uniform(0, 1, (4, 16, 16, 1)).astype(np.float32))
     cfg = CycleGANConfig(steps=steps, g_kwargs={"ngf": 4, "n_blocks": 1}, d_kwargs={"ndf": 4, "n_layers": 2},
                          pool_size=2)
-    return CycleGANRecipe(a, a, cfg, device="cpu")
+    return cls(a, a, cfg, device="cpu")
 
 
 def test_run_length_has_one_source(tmp_path):

@@ -1,6 +1,5 @@
 """Task consistency for unpaired translation (CyCADA) and the label-checked filtering of translations."""
 
-import hashlib
 import json
 import random
 
@@ -59,19 +58,6 @@ def constant_classifier(cls=0, k=2):
     return net
 
 
-def weights_hash(modules) -> str:
-    h = hashlib.sha256()
-    for name in sorted(modules):
-        for k, v in sorted(modules[name].state_dict().items()):
-            h.update(f"{name}.{k}".encode())
-            h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def strip(rows):
-    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
-
-
 # ------------------------------------------------------------------------------------------ the loss
 def test_task_term_is_zero_before_the_start_step_and_positive_after(tmp_path):
     r = recipe(steps=6, task_start_step=3)
@@ -90,7 +76,7 @@ def test_task_term_is_zero_before_the_start_step_and_positive_after(tmp_path):
     assert json.loads((tmp_path / "off/model/config.json").read_text())["task_consistency"]["active"] is False
 
 
-def test_task_loss_moves_the_generators_never_the_classifier():
+def test_task_loss_moves_the_generators_never_the_classifier(weights_hash):
     r = recipe(steps=6)
     before = {k: v.clone() for k, v in r.task.net.state_dict().items()}
     assert not any(p.requires_grad for p in r.task.net.parameters()) and not r.task.net.training
@@ -114,7 +100,7 @@ def test_task_loss_moves_the_generators_never_the_classifier():
     assert not r.task.net.training  # the recipe's train mode leaves it alone
 
 
-def test_inactive_task_term_and_lambda_zero_train_bit_identically(tmp_path):
+def test_inactive_task_term_and_lambda_zero_train_bit_identically(tmp_path, weights_hash, strip):
     """lambda_task = 0 is today's training; a task recipe whose term never starts trains the same weights (building
     the classifier consumes no randomness of the run)."""
     def global_rngs_after(**kw):
@@ -144,20 +130,12 @@ def test_inactive_task_term_and_lambda_zero_train_bit_identically(tmp_path):
     assert TranslatorModel.from_pretrained(res_plain.model_dir).task_classifier is None
 
 
-def test_resume_with_the_task_loss_is_bit_exact(tmp_path):
+def test_resume_with_the_task_loss_is_bit_exact(tmp_path, weights_hash, strip, kill_at):
     full_recipe = recipe(steps=6, task_start_step=2)
     full = Trainer(full_recipe, tmp_path / "full", 6, log_every=1, ckpt_every=3, progress=False).fit()
-    cut = Trainer(recipe(steps=6, task_start_step=2), tmp_path / "half", log_every=1, ckpt_every=3, progress=False)
-    train_step = cut.recipe.train_step
-
-    def stop_after_3(step):  # an interrupted run: the checkpoint of step 3 is the last one
-        if step == 3:
-            raise KeyboardInterrupt
-        return train_step(step)
-
-    cut.recipe.train_step = stop_after_3
-    with pytest.raises(KeyboardInterrupt):
-        cut.fit()
+    # an interrupted run: the checkpoint of step 3 is the last one
+    kill_at(Trainer(recipe(steps=6, task_start_step=2), tmp_path / "half", log_every=1, ckpt_every=3,
+                    progress=False), 3)
     resumed_recipe = recipe(steps=6, task_start_step=2)
     with torch.no_grad():  # the checkpoint, not a re-trained classifier, decides what judges the translations
         for p in resumed_recipe.task.net.parameters():
@@ -178,7 +156,7 @@ def test_resume_with_the_task_loss_is_bit_exact(tmp_path):
         other.task.load_state_dict(full_recipe.task.state_dict())
 
 
-def test_config_json_records_the_task_loss_and_the_model_carries_the_classifier(tmp_path):
+def test_config_json_records_the_task_loss_and_the_model_carries_the_classifier(tmp_path, weights_hash):
     r = recipe(steps=2, task_start_step=1, task_min_accuracy=0.0)
     res = Trainer(r, tmp_path / "run", 2, progress=False).fit()
     cfg = json.loads((res.model_dir / "config.json").read_text())
@@ -202,7 +180,7 @@ def test_config_json_records_the_task_loss_and_the_model_carries_the_classifier(
     assert weights_hash({"f": again.task_classifier.net}) == weights_hash({"f": r.task.net})
 
 
-def test_a_given_classifier_is_used_frozen_and_stored(tmp_path):
+def test_a_given_classifier_is_used_frozen_and_stored(tmp_path, weights_hash):
     from synthaug.eval.classifier import build_classifier
 
     torch.manual_seed(5)

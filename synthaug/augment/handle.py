@@ -16,7 +16,8 @@ from torch.utils.data import get_worker_info
 
 from ..checks import check_config_fields
 from ..io import read_model_config
-from ..models import GENERATOR_KINDS, TRANSLATOR_KINDS, GeneratorModel, TranslatorModel
+from ..models import GeneratorModel, TranslatorModel, check_direction, translator_directions
+from ..registry import model_kinds
 from ..utils import check_value_range
 
 __all__ = ["ModelHandle", "reseed_transform", "to_model_range", "as_item_image", "as_label", "block_seed"]
@@ -114,7 +115,7 @@ class ModelHandle:
             raise ValueError(f"kind: expected 'generator' or 'translator', found {kind!r}")
         self.kind, self.name, self.device = kind, name, device
         cls = GeneratorModel if kind == "generator" else TranslatorModel
-        kinds = GENERATOR_KINDS if kind == "generator" else TRANSLATOR_KINDS
+        kinds = model_kinds(kind)
         self.path: str | None = None
         self._model = self._cpu = None
         if isinstance(model, (str, os.PathLike)):
@@ -184,11 +185,8 @@ class ModelHandle:
 
     # --- translators -------------------------------------------------------------------------------
     def check_direction(self, direction: str) -> str:
-        nets = self.config.get("nets", {})
-        names = sorted(k[2:] for k in nets if k.startswith("G_"))
-        if direction not in names:
-            raise ValueError(f"direction: expected one of {names}, found {direction!r}")
-        return direction
+        """``direction`` if the translator has it (:func:`synthaug.models.check_direction`)."""
+        return check_direction(direction, translator_directions(self.config.get("nets", {})), self.config["kind"])
 
     def translate01(self, x: torch.Tensor, direction: str, name: str = "img") -> torch.Tensor:
         """Translate float NCHW images in [0, 1]; returns float32 NCHW in [0, 1] on CPU."""

@@ -188,6 +188,8 @@ class CGANRecipe(Recipe):
     ``--n-per-class 20 --unlabelled rest`` passes exactly the images left out.)
     """
 
+    exports = "generator"
+
     def __init__(self, data, config: CGANConfig | None = None, device=None, seed: int = 0, *, unlabelled=None):
         from ..diffaug import AdaptiveAugment
 
@@ -437,7 +439,7 @@ class CGANRecipe(Recipe):
     def model_config(self) -> dict:
         """config.json of the exported model, less the ``nets`` section (:func:`~synthaug.io.write_nets` adds it)."""
         cfg = {
-            "kind": "cgan",
+            "kind": self.name,
             "image_size": self.image_size,
             "channels": self.channels,
             "num_classes": self.num_classes,

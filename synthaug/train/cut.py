@@ -3,7 +3,7 @@ adversarial loss and PatchNCE (:mod:`synthaug.nets.patchnce`) instead of a cycle
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -13,14 +13,14 @@ from ..nets import TRANSLATORS
 from ..nets.patchnce import PatchProjector, patch_nce_loss, sample_patches
 from .recipe import register_recipe
 from .sampler import BatchSampler
-from .task_loss import TaskLossConfig
-from .translation import UnpairedTranslationRecipe
+from .translation import UnpairedTranslationConfig, UnpairedTranslationRecipe
 
 
 @dataclass
-class CUTConfig(TaskLossConfig):
-    """CUT settings, the paper's defaults. ``steps`` is the run length; the learning rate decays linearly from
-    ``decay_start`` (None: half way) to 0 at the last step.
+class CUTConfig(UnpairedTranslationConfig):
+    """CUT settings, the paper's defaults: those of :class:`~synthaug.train.translation.UnpairedTranslationConfig`
+    (``steps`` the run length; the learning rate decays linearly from ``decay_start``, None: half way, to 0 at the
+    last step) and PatchNCE's.
 
     ``nce_layers`` name the generator's encoder maps (``ResnetGenerator.feature_layers``); the default maps CUT's
     layers 0, 4, 8, 12, 16 of its ResNet: the input, the two downsampling stages (here after norm and ReLU, in CUT
@@ -32,12 +32,6 @@ class CUTConfig(TaskLossConfig):
     (:class:`~synthaug.train.task_loss.TaskLossConfig`) judge the A->B translations only.
     """
 
-    steps: int = 2000
-    generator: str = "resnet"
-    discriminator: str = "patchgan"
-    g_kwargs: dict = field(default_factory=lambda: {"ngf": 32, "n_blocks": 9})
-    d_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
-    loss: str = "lsgan"
     lambda_gan: float = 1.0
     lambda_nce: float = 1.0
     nce_idt: bool = True
@@ -46,11 +40,6 @@ class CUTConfig(TaskLossConfig):
     nce_temperature: float = 0.07
     mlp_dim: int = 256
     flip_equivariance: bool = False
-    batch_size: int = 1
-    lr: float = 2e-4
-    betas: tuple = (0.5, 0.999)
-    decay_start: int | None = None
-    amp: bool = True
     decay_fraction: ClassVar[float] = 0.5  # where the decay starts when decay_start is None
 
 

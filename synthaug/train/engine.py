@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_int, check_number
 from ..io import atomic_torch_save, atomic_write_bytes, safe_torch_load
 from ..utils import save_grid
 from . import distributed
@@ -92,22 +93,15 @@ class Trainer:
             raise ValueError(f"steps: expected {planned}, the run length in the {recipe.name!r} recipe's config "
                              f"(config.steps, which its learning-rate schedule is planned for), found {steps}; "
                              "set config.steps and leave the Trainer's steps out")
-        steps = planned if steps is None else steps
-        if steps <= 0:
-            raise ValueError(f"steps: expected a positive int, found {steps}")
-        for name, val in (("log_every", log_every), ("sample_every", sample_every), ("ckpt_every", ckpt_every),
-                          ("keep_checkpoints", keep_checkpoints)):
-            if val <= 0:
-                raise ValueError(f"{name}: expected a positive int, found {val}")
-        if not 0 < nan_lr_factor < 1:
-            raise ValueError(f"nan_lr_factor: expected a value in (0, 1), found {nan_lr_factor}")
         self.recipe = recipe
         self.out_dir = Path(out_dir)
-        self.steps = int(steps)
-        self.log_every, self.sample_every, self.ckpt_every = log_every, sample_every, ckpt_every
-        self.keep_checkpoints = keep_checkpoints
+        self.steps = check_int("steps", planned if steps is None else steps)
+        self.log_every = check_int("log_every", log_every)
+        self.sample_every = check_int("sample_every", sample_every)
+        self.ckpt_every = check_int("ckpt_every", ckpt_every)
+        self.keep_checkpoints = check_int("keep_checkpoints", keep_checkpoints)
         self.progress = progress
-        self.nan_lr_factor = nan_lr_factor
+        self.nan_lr_factor = check_number("nan_lr_factor", nan_lr_factor, 0.0, 1.0, low_open=True, high_open=True)
         self.is_main = distributed.current().is_main  # under torchrun only rank 0 writes files
         self.step = 0
         self.rollbacks = 0

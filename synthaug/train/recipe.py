@@ -1,5 +1,6 @@
 """Base class of a training recipe (the hooks the :class:`~synthaug.train.engine.Trainer` calls) and the recipe
-registry: ``@register_recipe("cgan", CGANConfig)`` makes a recipe and its config dataclass known by name."""
+registry: ``@register_recipe("cgan", CGANConfig)`` makes a recipe and its config dataclass known by name; the name is
+also the ``kind`` of the model directory it writes (:func:`synthaug.registry.model_kinds`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import asdict, is_dataclass
 import torch
 import torch.nn as nn
 
-from ..registry import Registry
+from ..registry import Registry, add_model_kind, check_model_kind
 from ..utils import get_device
 from . import distributed
 
@@ -25,6 +26,7 @@ class Recipe(ABC):
     """
 
     name = "recipe"  # set by register_recipe, as is config_class
+    exports: str | None = None  # the model its save_pretrained writes: "generator" or "translator"
 
     def __init__(self, config, device=None, seed: int = 0):
         self.config = config
@@ -157,6 +159,10 @@ def _check_recipe(name: str, cls) -> None:
     config = getattr(cls, "config_class", None)
     if not (isinstance(config, type) and is_dataclass(config)):
         raise TypeError(f"recipe {name!r} ({cls.__name__}): expected a dataclass config class, found {config!r}")
+    if cls.exports not in ("generator", "translator"):
+        raise TypeError(f"recipe {name!r} ({cls.__name__}): expected exports 'generator' or 'translator' (the model "
+                        f"its save_pretrained writes, of kind {name!r}), found {cls.exports!r}")
+    check_model_kind(name, cls.exports)  # the kind synthaug.models loads as that role
 
 
 RECIPES = Registry("recipe", _check_recipe)
@@ -177,6 +183,7 @@ def register_recipe(name: str, config: type):
                 cls.config_class = own
             raise
         cls.name = name
+        add_model_kind(name, cls.exports)
         return cls
 
     return deco

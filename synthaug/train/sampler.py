@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_int
+
 
 class BatchSampler:
     """Endless shuffled epochs over ``n`` items, driven by its own ``torch.Generator``.
@@ -15,9 +17,7 @@ class BatchSampler:
     def __init__(self, n: int, batch_size: int, seed: int = 0):
         if n <= 0:
             raise ValueError(f"data: expected at least one training image, found {n}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size: expected a positive int, found {batch_size}")
-        self.n, self.batch_size = int(n), int(batch_size)
+        self.n, self.batch_size = int(n), check_int("batch_size", batch_size)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.perm = torch.randperm(self.n, generator=self.generator)
         self.pos = 0

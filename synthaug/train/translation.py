@@ -21,11 +21,11 @@ from .task_loss import TASK_FIELDS, TaskConsistency, TaskLossConfig, check_task_
 
 
 @dataclass
-class CycleGANConfig(TaskLossConfig):
-    """CycleGAN settings. ``steps`` is the run length: the Trainer runs that many steps, and the linear
-    learning-rate decay starts at ``decay_start`` (default: half way) and reaches 0 at the last step. The task
-    consistency fields (CyCADA's semantic loss, :class:`~synthaug.train.task_loss.TaskLossConfig`) apply to both
-    directions: B->A translations must keep f_S's label of the real B image."""
+class UnpairedTranslationConfig(TaskLossConfig):
+    """The settings every unpaired recipe shares (:class:`UnpairedTranslationRecipe`: CycleGAN, CUT, FastCUT):
+    ResNet generator, PatchGAN, LSGAN loss, Adam with a linear decay. ``steps`` is the run length: the Trainer
+    runs that many steps, and the learning-rate decay starts at ``decay_start`` (None: half way, or the config
+    class's ``decay_fraction``) and reaches 0 at the last step. The task fields: :class:`TaskLossConfig`."""
 
     steps: int = 2000
     generator: str = "resnet"
@@ -33,14 +33,23 @@ class CycleGANConfig(TaskLossConfig):
     g_kwargs: dict = field(default_factory=lambda: {"ngf": 32, "n_blocks": 9})
     d_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
     loss: str = "lsgan"
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5   # relative to lambda_cycle, as in the CycleGAN paper
-    pool_size: int = 50
     batch_size: int = 1
     lr: float = 2e-4
     betas: tuple = (0.5, 0.999)
     decay_start: int | None = None
     amp: bool = True
+
+
+@dataclass
+class CycleGANConfig(UnpairedTranslationConfig):
+    """CycleGAN settings: those of :class:`UnpairedTranslationConfig`, and the cycle and identity weights and the
+    pool of past fakes. The task consistency fields (CyCADA's semantic loss,
+    :class:`~synthaug.train.task_loss.TaskLossConfig`) apply to both directions: B->A translations must keep f_S's
+    label of the real B image."""
+
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5   # relative to lambda_cycle, as in the CycleGAN paper
+    pool_size: int = 50
 
 
 @dataclass
@@ -81,6 +90,8 @@ def _check_domain(data, name: str):
 class TranslationRecipe(Recipe):
     """Shared pieces: config checks, net construction with a size check, optimisers with linear decay (from
     ``config.decay_start``; None: at the config class's ``decay_fraction`` of the run, default half way), export."""
+
+    exports = "translator"
 
     def __init__(self, config, device=None, seed: int = 0):
         check_int("steps", config.steps, 1)
@@ -338,4 +349,4 @@ class Pix2PixRecipe(TranslationRecipe):
         return torch.cat([to3(a).cpu(), to3(fake).float().cpu(), to3(b).cpu()]), k, ["input A", "A->B", "target B"]
 
     def save_pretrained(self, path) -> None:
-        self._export(path, {"kind": "pix2pix", "channels_a": self.channels_a, "channels_b": self.channels_b})
+        self._export(path, {"kind": self.name, "channels_a": self.channels_a, "channels_b": self.channels_b})
