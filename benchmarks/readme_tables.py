@@ -1,9 +1,11 @@
-"""Generate the README's benchmark table from ``benchmarks/results/headline.json`` (the only source of its
-numbers) and write it between the ``<!-- headline:start -->`` / ``<!-- headline:end -->`` markers.
+"""Generate the README's benchmark tables from ``benchmarks/results/headline.json`` (the only source of their
+numbers): each block between ``<!-- <name>:start -->`` and ``<!-- <name>:end -->`` holds the records that
+:data:`BLOCKS` selects for it (``headline``: every record marked for the README; ``headline:task``: every
+task-loss arm, for the README's section on translation that keeps the label).
 
     python benchmarks/readme_tables.py [--check]
 
-``--check`` exits 1 if the README's table differs from what headline.json gives (used by the tests).
+``--check`` exits 1 if a README table differs from what headline.json gives (used by the tests).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from benchmarks.harness import fmt_interval  # noqa: E402
 
 HEADLINE = ROOT / "benchmarks" / "results" / "headline.json"
 README = ROOT / "README.md"
+BLOCKS = {"headline": lambda r: bool(r.get("readme")), "headline:task": lambda r: "task" in r["arm"]}
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 STUDY_ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long", "breast_resnet18_small",
                "pneumonia5_resnet18_small", "digits", "weather", "driving")
@@ -33,10 +36,10 @@ STUDY_TITLE = {
 }
 
 
-def table(records: list[dict]) -> str:
-    rows = [r for r in records if r.get("readme")]
+def table(records: list[dict], select=BLOCKS["headline"]) -> str:
+    rows = [r for r in records if select(r)]
     order = {s: i for i, s in enumerate(STUDY_ORDER)}
-    rows.sort(key=lambda r: (order.get(r["study"], 99), r.get("readme_order", 0)))
+    rows.sort(key=lambda r: (order.get(r["study"], 99), r.get("readme_order", 0) if r.get("readme") else 99, r["arm"]))
     lines = ["| study | metric | arm | mean [95% CI] | compared with | difference [95% CI] | p | seeds (generators) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -55,11 +58,16 @@ def table(records: list[dict]) -> str:
 
 
 def render(readme: str, records: list[dict]) -> str:
+    """``readme`` with every block of :data:`BLOCKS` it holds regenerated (the ``headline`` block is required)."""
     if START not in readme or END not in readme:
         raise ValueError(f"README: expected the markers {START} and {END}, found them missing")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table(records)}\n{END}{tail}"
+    for name, select in BLOCKS.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start in readme and end in readme:
+            head, rest = readme.split(start, 1)
+            _, tail = rest.split(end, 1)
+            readme = f"{head}{start}\n{table(records, select)}\n{end}{tail}"
+    return readme
 
 
 def main(argv=None) -> int:

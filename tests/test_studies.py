@@ -73,6 +73,20 @@ def test_readme_table_is_generated_from_headline():
     assert readme_tables.main(["--check"]) == 0
 
 
+def test_readme_blocks_select_their_records():
+    rec = dict(study="digits", metric="test_accuracy", mean=0.8, ci_low=0.7, ci_high=0.9, reference_arm=None,
+               diff=None, diff_ci_low=None, diff_ci_high=None, p=None, n_seeds=5, n_generator_seeds=5)
+    records = [dict(rec, arm="source_only", readme=True), dict(rec, arm="translated_task", readme=False)]
+    text = ("a\n<!-- headline:start -->\nold\n<!-- headline:end -->\nb\n"
+            "<!-- headline:task:start -->\n<!-- headline:task:end -->\nc")
+    out = readme_tables.render(text, records)
+    main, task = out.split("<!-- headline:task:start -->")
+    assert "| source_only |" in main and "translated_task" not in main and "old" not in main
+    assert "| translated_task |" in task and "source_only" not in task and out.endswith("-->\nc")
+    with pytest.raises(ValueError, match="markers"):
+        readme_tables.render("no markers", records)
+
+
 def test_few_labels_quick_runs_every_arm(tmp_path):
     from benchmarks.studies import few_labels
 
