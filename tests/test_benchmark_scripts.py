@@ -100,3 +100,23 @@ def test_translation_showcase_quick_trains_and_reports(tmp_path):
     res = json.loads((tmp_path / "results" / "translation_showcase.json").read_text())
     case = res["cases"]["weather"]
     assert case["quick"] and case["steps"] == 30 and (tmp_path / "results" / case["grid"]).is_file()
+
+
+@pytest.mark.slow
+def test_bench_reference_quick_writes_its_report(tmp_path):
+    from benchmarks import bench_reference
+
+    bench_reference.main(["--quick", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "speed_reference.json").read_text())
+    assert res["quick"] and {c["key"] for c in res["cases"]} == {
+        "reference_cyclegan_32px", "cyclegan_32px", "cut_32px", "fastcut_32px"}
+    for c in res["cases"]:
+        assert len(c["wall_s"]) == 2 and c["rate_wall"]["mean"] > 0 and c["rate_cpu"]["mean"] > 0, c["key"]
+    assert {(r["arm"], r["reference_arm"]) for r in res["speedups"]} >= {
+        ("cyclegan_32px", "reference_cyclegan_32px"), ("fastcut_32px", "cyclegan_32px")}
+    # parameter counts at the 64 px settings (ngf = ndf = 64; they do not depend on the image size)
+    pc = res["param_counts"]
+    assert pc["reference_matches_printed_sizes"]
+    assert (pc["reference"]["G"]["params"], pc["reference"]["D"]["params"]) == (11_378_179, 2_764_737)
+    assert (tmp_path / "speed_reference.md").read_text().count("Machine: ") == 1
+    assert (tmp_path / "speed_reference.png").stat().st_size > 1000

@@ -44,10 +44,11 @@ from synthaug.data import ImageDataset  # noqa: E402
 from synthaug.eval import bar_chart, compare_results, markdown_table, real_copies, run_arm  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
-# Budgets: CycleGAN at 32 px crops (ResNet generator ngf 16 / 6 blocks, PatchGAN ndf 32 / n_layers 2, batch 4) SPS
-# s/step with one torch thread on the 2 shared cores; SmallCNN width 16 at 32 px, batch 64, ~0.025 s/step. Per seed
-# two translators x 2500 steps (~12 epochs of the ~850 clear crops) plus 7 arms of at most 600 steps. Classifier
-# budget: the frame-level study's selected steps were 60-400 of 400, so 600 with early stopping.
+# Budgets: CycleGAN at 32 px crops (ResNet generator ngf 16 / 6 blocks, PatchGAN ndf 32 / n_layers 2, batch 4)
+# 0.21 s/step with one torch thread on the 2 cores shared with two other jobs (531 s for 2500 steps); SmallCNN width
+# 16 at 32 px, batch 64, ~0.025 s/step. Per seed two translators x 2500 steps (~12 epochs of the ~850 clear crops,
+# ~18 min) plus 7 arms of at most 600 steps (~2 min). Classifier budget: the frame-level study's selected steps were
+# 60-400 of 400, so 600 with early stopping.
 FULL = dict(size=32, work_width=256, bg_per_frame=5, min_side=8, fog_translator_fraction=0.5,
             translator=dict(steps=2500, ngf=16, n_blocks=6, ndf=32, n_layers=2, batch_size=4),
             classifier=dict(arch="small_cnn", width=16, max_steps=600, eval_every=10, patience=10, batch_size=64,
