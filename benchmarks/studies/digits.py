@@ -56,13 +56,30 @@ QUICK = dict(FULL, n_train_cap=600, n_target_cap=600, translator=dict(FULL["tran
 TASK = dict(lambda_task=1.0, task_start_step=0, task_min_accuracy=0.9,
             task_classifier={"arch": "lenet", "max_steps": 800, "eval_every": 100, "patience": 4})
 RATIO = 0.5
-ORDER = ("source_only", "classical_digits", "translated_only", "source+translated",
+ORDER = ("source_only", "classical_digits", "source_boxfit", "translated_only", "source+translated",
          "source+translated+classical_digits", "source+translated_task", "source+translated_task_filtered",
          f"real_copies@{RATIO}", "target_oracle")
 TRANSLATED = {"translated_only", "source+translated", "source+translated+classical_digits", "source+translated_task",
               "source+translated_task_filtered"}
 METRIC = "test_accuracy"
 LITERATURE = "CyCADA (Hoffman et al. 2018): source only 82.2, CyCADA 95.6, target-supervised 96.3"
+
+
+def box_fit(images: torch.Tensor, ink: float = -0.5) -> torch.Tensor:
+    """Each digit cropped to its ink box, padded to a square and scaled to fill the frame, as USPS digits are
+    (MNIST centres a 20 px box in 28 px): the ablation arm ``source_boxfit``, which changes only the geometry."""
+    import torch.nn.functional as F
+
+    out, size = images.clone(), images.shape[-1]
+    for i, im in enumerate(images):
+        ys, xs = torch.nonzero(im[0] > ink, as_tuple=True)
+        if len(ys):
+            crop = im[:, int(ys.min()):int(ys.max()) + 1, int(xs.min()):int(xs.max()) + 1]
+            h, w = crop.shape[-2:]
+            s = max(h, w)
+            sq = F.pad(crop[None], ((s - w) // 2, s - w - (s - w) // 2, (s - h) // 2, s - h - (s - h) // 2), value=-1.0)
+            out[i] = F.interpolate(sq, size=(size, size), mode="bilinear", antialias=True)[0].clamp(-1, 1)
+    return out
 
 
 def load(cfg: dict) -> dict:
@@ -129,6 +146,9 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
         "source_only": ({}, lambda: run_arm("source_only", src, val, test, **kw)),
         "classical_digits": ({"classical": "digits"},
                              lambda: run_arm("classical_digits", src, val, test, classical="digits", **kw)),
+        "source_boxfit": ({"preprocess": "box_fit"}, lambda: run_arm(
+            "source_boxfit", ImageDataset(box_fit(src.images), src.labels, src.class_names),
+            ImageDataset(box_fit(val.images), val.labels, val.class_names), test, **kw)),
         "translated_only": ({"translator": tkey}, lambda: run_arm(
             "translated_only", ImageDataset(translated(), src.labels, src.class_names), val, test, **kw)),
         "source+translated": ({"translator": tkey, "ratio": RATIO}, lambda: run_arm(
@@ -173,7 +193,7 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
              ("source+translated_task", best_c), ("source+translated_task", "source+translated"),
              ("source+translated_task_filtered", "source_only"), ("source+translated_task_filtered", best_c),
              ("source+translated_task_filtered", "source+translated_task"), (copies, "source_only"),
-             ("target_oracle", "source_only")]
+             ("target_oracle", "source_only"), ("source_boxfit", "source_only"), ("source_boxfit", best_c)]
     readme = [("source_only", None), ("classical_digits", "source_only"), ("source+translated", "source_only"),
               ("source+translated", copies), ("source+translated+classical_digits", best_c),
               ("source+translated_task", best_c), ("source+translated_task_filtered", best_c),
@@ -230,7 +250,11 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
          "Reading:", "",
          *(f"- {C.verdict(results, a, r, METRIC)}." for a, r in
            (("source+translated", "source_only"), ("source+translated", copies), ("source+translated", best_c),
-            ("source+translated+classical_digits", best_c), ("target_oracle", "source_only"))), ""]
+            ("source+translated+classical_digits", best_c), ("target_oracle", "source_only"),
+            ("source_boxfit", "source_only"), ("source_boxfit", best_c))),
+         "- `source_boxfit` is the ablation that asks what limits the translations: MNIST (train and val) with each "
+         "digit cropped to its ink box and scaled to fill the frame as USPS digits do, no translator and no "
+         "augmentation. It changes only the geometry that a ResNet translator keeps by construction.", ""]
     if so:
         L += [f"Protocol check: `source_only` reaches {100 * so['mean']:.1f}% on USPS test (target >= 78%; the "
               f"literature's source-only LeNet is 78.7-82.2%, trained on the 60k MNIST train set, here "
