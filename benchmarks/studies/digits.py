@@ -304,18 +304,9 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
 
 
 def main(argv=None) -> int:
-    st = H.Study("digits", __doc__, argv, report_prefix="domain_")
-    cfg = QUICK if st.quick else FULL
-    d = load(cfg)
-    st.log(f"MNIST train {len(d['src_train'])} val {len(d['src_val'])}; USPS (translator) {len(d['usps_images'])}, "
-           f"oracle {len(d['o_train'])}/{len(d['o_val'])}, test {len(d['test'])}")
-    per_seed, translators = {}, []
-    for seed in st.seeds:
-        per_seed[seed], info = run_seed(st, d, cfg, seed)
-        translators.append(info)
-    out = report(st, per_seed, translators, cfg, d)
-    st.finish(out["headline"])
-    return 0
+    return C.run_study("digits", __doc__, argv, FULL, QUICK, load, lambda d: (
+        f"MNIST train {len(d['src_train'])} val {len(d['src_val'])}; USPS (translator) {len(d['usps_images'])}, "
+        f"oracle {len(d['o_train'])}/{len(d['o_val'])}, test {len(d['test'])}"), run_seed, report)
 
 
 if __name__ == "__main__":

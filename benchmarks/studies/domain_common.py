@@ -132,6 +132,23 @@ def albumentations_on(images: torch.Tensor, transform, seed: int) -> torch.Tenso
     return (torch.from_numpy(out).permute(0, 3, 1, 2).float() / 127.5 - 1.0).clamp(-1, 1)
 
 
+# --- the study loop ---------------------------------------------------------------------------------------
+def run_study(name: str, doc: str, argv, full: dict, quick: dict, load, describe, run_seed, report) -> int:
+    """The ``main`` of a domain study: settings (``quick`` with ``--quick``), data, every seed's arms (cached) and
+    translator record(s), the report, the headline records."""
+    st = H.Study(name, doc, argv, report_prefix="domain_")
+    cfg = quick if st.quick else full
+    d = load(cfg)
+    st.log(describe(d))
+    per_seed, translators = {}, []
+    for seed in st.seeds:
+        per_seed[seed], info = run_seed(st, d, cfg, seed)
+        translators += info if isinstance(info, list) else [info]
+    out = report(st, per_seed, translators, cfg, d)
+    st.finish(out["headline"])
+    return 0
+
+
 # --- comparisons and records ---------------------------------------------------------------------------------
 def by_arm(per_seed: dict[int, dict], order) -> tuple[dict[str, list[dict]], dict[str, int]]:
     """``{arm: [result per seed]}`` in ``order`` for the arms every seed has, and how many seeds each arm has."""

@@ -365,18 +365,9 @@ def target_line(results: dict, best_c: str, gap: dict) -> str:
 
 
 def main(argv=None) -> int:
-    st = H.Study("driving", __doc__, argv, report_prefix="domain_")
-    cfg = QUICK if st.quick else FULL
-    d = load(cfg)
-    st.log("crops " + "; ".join(f"{k} {v.class_counts()}" for k, v in d["sets"].items())
-           + f"; fog (translators) {len(d['fog_unlabelled'])}")
-    per_seed, translators = {}, []
-    for seed in st.seeds:
-        per_seed[seed], info = run_seed(st, d, cfg, seed)
-        translators.append(info)
-    out = report(st, per_seed, translators, cfg, d)
-    st.finish(out["headline"])
-    return 0
+    return C.run_study("driving", __doc__, argv, FULL, QUICK, load, lambda d: (
+        "crops " + "; ".join(f"{k} {v.class_counts()}" for k, v in d["sets"].items())
+        + f"; fog (translators) {len(d['fog_unlabelled'])}"), run_seed, report)
 
 
 if __name__ == "__main__":

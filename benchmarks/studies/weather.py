@@ -160,6 +160,7 @@ def examples(st: H.Study, d: dict, cfg: dict) -> None:
 
 
 def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: dict) -> dict:
+    examples(st, d, cfg)
     order = [f"rain{k}/{a}" for k in cfg["rain_counts"] for a in KINDS] + ["target_oracle"]
     results, n = C.by_arm(per_seed, order)
     m = "test_balanced_accuracy"
@@ -245,18 +246,9 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
 
 
 def main(argv=None) -> int:
-    st = H.Study("weather", __doc__, argv, report_prefix="domain_")
-    cfg = QUICK if st.quick else FULL
-    d = load(cfg)
-    st.log(f"train {d['full'].class_counts()}, test {d['test'].class_counts()}, shine train {len(d['shine_train'])}")
-    per_seed, translators = {}, []
-    for seed in st.seeds:
-        per_seed[seed], infos = run_seed(st, d, cfg, seed)
-        translators += infos
-    examples(st, d, cfg)
-    out = report(st, per_seed, translators, cfg, d)
-    st.finish(out["headline"])
-    return 0
+    return C.run_study("weather", __doc__, argv, FULL, QUICK, load, lambda d: (
+        f"train {d['full'].class_counts()}, test {d['test'].class_counts()}, shine train {len(d['shine_train'])}"),
+        run_seed, report)
 
 
 if __name__ == "__main__":
