@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..checks import check_choice, check_int
 from .layers import (
     ConditionalBatchNorm2d,
-    check_choice,
     check_image_size,
-    check_int,
     check_labels,
     check_latent,
     check_truncation,

@@ -6,12 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_bool
+from ..checks import check_bool, check_int
 from .layers import (
     MinibatchStdDev,
     check_image_size,
     check_images_input,
-    check_int,
     check_labels,
     maybe_sn,
     start_resolution,

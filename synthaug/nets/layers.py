@@ -7,16 +7,14 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ..checks import check_choice, check_int  # re-exported: the nets' argument checks
+from ..checks import check_int
 
 __all__ = [
     "SUPPORTED_SIZES",
     "ConditionalBatchNorm2d",
     "MinibatchStdDev",
-    "check_choice",
     "check_image_size",
     "check_images_input",
-    "check_int",
     "check_labels",
     "check_latent",
     "check_truncation",

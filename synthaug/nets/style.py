@@ -6,11 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_number, check_probability
+from ..checks import check_choice, check_int, check_number, check_probability
 from .layers import (
-    check_choice,
     check_image_size,
-    check_int,
     check_labels,
     check_latent,
     check_truncation,

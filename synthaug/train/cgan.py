@@ -18,7 +18,8 @@ from ..losses import GANLoss, list_losses
 from ..nets import DISCRIMINATORS, GENERATORS
 from . import distributed
 from .recipe import Recipe, register_recipe
-from .helper_classifier import global_rng_kept, train_helper_classifier
+from ..utils import global_rng_kept
+from .helper_classifier import train_helper_classifier
 from .sampler import BatchSampler
 from ..utils import ema_with_warmup
 

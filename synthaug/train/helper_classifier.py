@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from ..utils import global_rng_kept  # re-exported: recipes keep their random stream around helper work
+from ..utils import global_rng_kept
 
-__all__ = ["global_rng_kept", "train_helper_classifier"]
+__all__ = ["train_helper_classifier"]
 
 
 def train_helper_classifier(data, options: dict, seed: int, device):
