@@ -14,14 +14,18 @@ lambda_A = lambda_B = 10, identity 0.5, an image pool of 50 with its 50% swap ru
 Its parameter counts are checked against the sizes the reference prints (11.378 M and 2.765 M).
 
 Timed: one full training step (batch 1; images/s = steps/s x batch, one image of each domain per CycleGAN
-step) of the reference, ``CycleGANRecipe.train_step`` at the reference's settings (amp off), and
-``CUTRecipe`` / ``FastCUTRecipe.train_step`` at the same ngf / ndf; 1 thread, plus 2-thread rows for the
-reference and synthaug's CycleGAN at 64 px (not in --quick). Images are random tensors in memory (fixed
+step) of the reference, ``CycleGANRecipe.train_step`` at the reference's settings with synthaug's defaults
+(``cyclegan``: nearest + conv upsampling, float32), the same recipe at the reference's architecture with the CPU
+options on (``cyclegan_fast``: ``upsample="transposed"``, ``cpu_bf16=True``), and ``CUTRecipe`` /
+``FastCUTRecipe.train_step`` at the same ngf / ndf; 1 thread, plus 2-thread rows for the reference and both
+synthaug CycleGAN cases at 64 px (not in --quick). Every synthaug case uses what the library always does: the
+fused Adam kernel, and one call on the concatenated inputs for nets that treat samples alone (instance norm). Images are random tensors in memory (fixed
 seed; content does not change speed). Every case is built and warmed up first, then timed in >= 5 rounds,
 each timing one block of steps of every case in an order shuffled per round. Rates per block: wall-clock
 and per CPU-second of the process (``time.process_time``; the machine is shared). Speedups are paired per
 round (case / reference of the same size and threads), mean and 95 % t-interval over the rounds. CPU
-features (native bf16) are recorded; no CPU-specific option is applied: every case runs float32, NCHW.
+features (native bf16) are recorded; ``cyclegan_fast`` autocasts to bf16 only where the CPU has it natively.
+Whether bf16 keeps the quality is measured apart (``benchmarks/bench_precision.py``).
 
 Outputs (``--out``; default benchmarks/results, --quick: runs/studies_quick): speed_reference.{md,json,png};
 full runs also write study ``speed`` to headline.json (arm ``cyclegan_64px`` etc. against
@@ -257,16 +261,20 @@ def build(recipe: str, size: int, seed: int = 0):
     if recipe == "reference_cyclegan":
         ref = ReferenceCycleGAN(a, b, seed=seed)
         return ref.train_step, {"g_params": n_params(ref.G_A), "net": "ResNet-9 (transposed convs) + 70x70 PatchGAN"}
-    common = dict(steps=10**6, batch_size=1, g_kwargs={"ngf": NGF, "n_blocks": N_BLOCKS},
-                  d_kwargs={"ndf": NDF, "n_layers": N_LAYERS}, loss="lsgan", lr=2e-4, betas=(0.5, 0.999), amp=False)
-    cls, cfg = {"cyclegan": (CycleGANRecipe, CycleGANConfig(**common, lambda_cycle=10.0, lambda_identity=0.5,
-                                                             pool_size=50)),
+    fast = recipe == "cyclegan_fast"
+    common = dict(steps=10**6, batch_size=1,
+                  g_kwargs={"ngf": NGF, "n_blocks": N_BLOCKS, **({"upsample": "transposed"} if fast else {})},
+                  d_kwargs={"ndf": NDF, "n_layers": N_LAYERS}, loss="lsgan", lr=2e-4, betas=(0.5, 0.999), amp=False,
+                  cpu_bf16=fast)
+    cycle = (CycleGANRecipe, CycleGANConfig(**common, lambda_cycle=10.0, lambda_identity=0.5, pool_size=50))
+    cls, cfg = {"cyclegan": cycle, "cyclegan_fast": cycle,
                 "cut": (CUTRecipe, CUTConfig(**common)), "fastcut": (FastCUTRecipe, FastCUTConfig(**common))}[recipe]
     zeros = torch.zeros(len(a), dtype=torch.long)
     r = cls(ImageDataset(a, zeros), ImageDataset(b, zeros), cfg, device="cpu", seed=seed)
     step = iter(range(10**9))
+    net = "ResNet-9 (transposed convs) + 70x70 PatchGAN" if fast else "ResNet-9 (nearest + conv) + 70x70 PatchGAN"
     return (lambda: r.train_step(next(step))), {"g_params": n_params(r.nets["G_A2B"]),
-                                                  "net": "ResNet-9 (nearest + conv) + 70x70 PatchGAN"}
+                                                  "net": net + (", bf16 autocast" if r.cpu_bf16 else ", float32")}
 
 
 def plan(quick: bool) -> list[dict]:
@@ -275,11 +283,11 @@ def plan(quick: bool) -> list[dict]:
         key = f"{recipe}_{size}px" + (f"_{threads}threads" if threads > 1 else "")
         return {"key": key, "recipe": recipe, "size": size, "threads": threads, "steps": steps, "warmup": warmup}
 
-    recipes = ("reference_cyclegan", "cyclegan", "cut", "fastcut")
+    recipes = ("reference_cyclegan", "cyclegan", "cyclegan_fast", "cut", "fastcut")
     if quick:
         return [case(r, 32, steps=2) for r in recipes]
     return ([case(r, 64) for r in recipes] + [case(r, 128, steps=2) for r in recipes]
-            + [case(r, 64, threads=2) for r in recipes[:2]])
+            + [case(r, 64, threads=2) for r in recipes[:3]])
 
 
 def run_interleaved(cases: list[dict], rounds: int, seed: int = 0) -> list[list[str]]:
@@ -350,7 +358,8 @@ def targets(ratios: list[dict], sizes) -> list[dict]:
     find = {(r["arm"], r["reference_arm"]): r for r in ratios}
     out = []
     for s in sizes:
-        for arm, ref, what in ((f"cyclegan_{s}px", f"reference_cyclegan_{s}px", "synthaug CycleGAN >= 2x reference"),
+        for arm, ref, what in ((f"cyclegan_fast_{s}px", f"reference_cyclegan_{s}px",
+                                "synthaug CycleGAN (the reference's architecture, CPU options on) >= 2x reference"),
                                (f"fastcut_{s}px", f"cyclegan_{s}px", "FastCUT >= 2x synthaug CycleGAN")):
             row = find.get((arm, ref))
             out.append({"target": f"{what} at {s} px", "arm": arm, "reference_arm": ref,
@@ -397,12 +406,14 @@ def write_markdown(path: Path, res: dict) -> None:
         "",
         f"Check: the re-stated reference matches the reference's printed sizes (asserted). synthaug's counts are "
         f"{same}: synthaug leaves out the biases of convs followed by instance norm (which subtracts them again), "
-        "and upsamples with nearest + 3x3 conv instead of a 3x3 stride-2 transposed conv (the same weights).",
+        "and by default upsamples with nearest + 3x3 conv instead of a 3x3 stride-2 transposed conv (the same weights; "
+        "`cyclegan_fast` uses the transposed conv, as the reference does).",
         "",
         f"CPU features: native bf16 {'yes' if cf['native_bf16'] else 'no'} (flags: "
         f"{', '.join(k for k, v in cf['flags'].items() if v) or 'none of interest'}); torch CPU capability "
-        f"{cf['torch_cpu_capability']}, oneDNN bf16 {cf['mkldnn_bf16_supported']}. Recorded only: every case "
-        "runs float32, NCHW, default Adam, no autocast.",
+        f"{cf['torch_cpu_capability']}, oneDNN bf16 {cf['mkldnn_bf16_supported']}. Only `cyclegan_fast` "
+        "autocasts to bf16 (where native); every other case runs float32. All cases run NCHW (channels_last "
+        "and torch.compile were tried and were slower on this CPU; see the notes).",
         "",
         "## Training images/s (batch 1; mean [95% CI] over rounds)",
         "",
@@ -429,6 +440,15 @@ def write_markdown(path: Path, res: dict) -> None:
         "step also steps its LR schedulers and computes its logged losses (`.item()`), as the Trainer's step does. "
         "CUT and FastCUT are one-sided (one generator, one discriminator, PatchNCE), so their images/s count the "
         "A images translated per second. Per-CPU-second rates estimate a core of one's own on this shared machine.",
+        "",
+        "What makes synthaug's steps faster, each kept because it measured faster here: the fused Adam kernel "
+        "(one pass over all parameters: 20 ms instead of 49 ms per step for the two ResNet-9 generators), one "
+        "call per net on the concatenated inputs where the net treats samples alone (a translator's translation "
+        "and identity image; a discriminator's real and fake batch), the reference's transposed-conv upsampling "
+        "(a quarter of the FLOPs of nearest + 3x3 conv at full resolution), and bf16 autocast on a CPU with "
+        "native bf16. Tried and dropped (1 thread, 64 px, 3 rounds while a study ran on the other core): "
+        "channels_last (1.15x slower in float32, 1.17x slower with bf16), torch.compile of every net (138 s to "
+        "compile, then 9% slower than eager), flush-denormal (no change).",
         "",
         f"![speedups]({STEM}.png)",
         "",
@@ -489,7 +509,8 @@ def main(argv=None) -> int:
                      "(`round_orders`); images/s per block = steps x batch (1) / block time, wall-clock and per "
                      "CPU-second of the process; mean and 95% Student-t interval over the rounds "
                      "(synthaug.eval.stats.mean_ci); speedups are per-round ratios against the reference of the "
-                     "same size and threads. Random RGB images in memory, float32, NCHW, no AMP."),
+                     "same size and threads. Random RGB images in memory, NCHW; float32 except cyclegan_fast (bf16 autocast "
+                     "where the CPU has it natively)."),
         "param_counts": pc, "cases": cases, "speedups": ratios, "targets": targets(ratios, sizes),
         "round_orders": orders, "wall_s": time.perf_counter() - t0,
     }

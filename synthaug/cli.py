@@ -97,7 +97,8 @@ def _translation_config(args, config_class, **fields):
     defaults = config_class()
     return config_class(steps=args.steps, generator=args.arch, loss=args.loss, batch_size=args.batch_size,
                         lr=args.lr, g_kwargs={**defaults.g_kwargs, **json.loads(args.g_kwargs)},
-                        d_kwargs={**defaults.d_kwargs, **json.loads(args.d_kwargs)}, **fields)
+                        d_kwargs={**defaults.d_kwargs, **json.loads(args.d_kwargs)}, cpu_bf16=args.cpu_bf16,
+                        **fields)
 
 
 def _unpaired_recipe(args, recipe_cls, **fields):
@@ -373,6 +374,9 @@ def _translation_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--lr", type=float, default=config_class.lr)
     p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments (e.g. ngf, n_blocks)")
     p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_layers)")
+    p.add_argument("--cpu-bf16", action="store_true",
+                   help="bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX): about 1.5x faster "
+                        "steps; ignored on other CPUs and on GPUs")
 
 
 def _unpaired_arguments(p: argparse.ArgumentParser, config_class) -> None:

@@ -109,7 +109,7 @@ def test_bench_reference_quick_writes_its_report(tmp_path):
     bench_reference.main(["--quick", "--out", str(tmp_path)])
     res = json.loads((tmp_path / "speed_reference.json").read_text())
     assert res["quick"] and {c["key"] for c in res["cases"]} == {
-        "reference_cyclegan_32px", "cyclegan_32px", "cut_32px", "fastcut_32px"}
+        "reference_cyclegan_32px", "cyclegan_32px", "cyclegan_fast_32px", "cut_32px", "fastcut_32px"}
     for c in res["cases"]:
         assert len(c["wall_s"]) == 2 and c["rate_wall"]["mean"] > 0 and c["rate_cpu"]["mean"] > 0, c["key"]
     assert {(r["arm"], r["reference_arm"]) for r in res["speedups"]} >= {
@@ -120,3 +120,17 @@ def test_bench_reference_quick_writes_its_report(tmp_path):
     assert (pc["reference"]["G"]["params"], pc["reference"]["D"]["params"]) == (11_378_179, 2_764_737)
     assert (tmp_path / "speed_reference.md").read_text().count("Machine: ") == 1
     assert (tmp_path / "speed_reference.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_bench_precision_quick_writes_its_report(tmp_path, shared_data):
+    from benchmarks import bench_precision
+
+    bench_precision.main(["--quick", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "precision_bf16.json").read_text())
+    assert res["quick"] and [r["precision"] for r in res["rows"]] == ["float32", "bf16"]
+    for r in res["rows"]:
+        assert 0 <= r["usps_accuracy"] <= 1 and 0 <= r["mnist_agreement"] <= 1 and r["s_per_step"] > 0
+    assert res["rows"][1]["bf16_used"] == res["native_bf16"]
+    assert (tmp_path / "precision_bf16.png").stat().st_size > 1000
+    assert "| kid_to_usps |" in (tmp_path / "precision_bf16.md").read_text()

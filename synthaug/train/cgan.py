@@ -229,8 +229,8 @@ class CGANRecipe(Recipe):
         self.ema = AveragedModel(self.G, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
         self.nets = {"G": self.G, "D": self.D, "ema": self.ema}
         self.optimizers = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=tuple(config.betas)),
-            "D": torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=tuple(config.betas)),
+            "G": self.adam(self.G.parameters(), config.lr_g, config.betas),
+            "D": self.adam(self.D.parameters(), config.lr_d, config.betas),
         }
         if config.batch_size % self.dist.world_size:
             raise ValueError(f"batch_size: expected a global batch divisible by the {self.dist.world_size} "

@@ -136,7 +136,7 @@ class CUTRecipe(UnpairedTranslationRecipe):
         with self.autocast():
             fake = n["G_A2B"](real.flip(3) if flipped else real)
             fake_b = fake[:len(real_a)]
-            loss_d = 0.5 * self.gan_loss.d_loss(n["D_B"](real_b), n["D_B"](fake_b.detach()))
+            loss_d = 0.5 * self.gan_loss.d_loss(*self._batched("D_B", real_b, fake_b.detach()))
         self.optimize(loss_d, "D", n["D_B"].parameters())
         self._set_requires_grad(["D_B"], False)
         with self.autocast():

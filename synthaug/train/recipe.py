@@ -17,6 +17,14 @@ from ..utils import get_device
 from . import distributed
 
 
+def cpu_has_bf16() -> bool:
+    """True when this CPU has native bfloat16 instructions that oneDNN uses (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class Recipe(ABC):
     """Holds nets, optimisers, batch samplers and a private RNG; subclasses fill in the training step.
 
@@ -43,6 +51,7 @@ class Recipe(ABC):
         self.extras: dict[str, object] = {}
         self.amp = bool(getattr(config, "amp", True)) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.cpu_bf16 = bool(getattr(config, "cpu_bf16", False)) and self.device.type == "cpu" and cpu_has_bf16()
 
     # -------------------------------------------------------------- helpers
     @property
@@ -55,13 +64,24 @@ class Recipe(ABC):
         """The recipe's settings as plain JSON values (a resumed run must match them)."""
         cfg = asdict(self.config) if is_dataclass(self.config) else dict(self.config)
         cfg.pop("amp", None)
+        if not cfg.get("cpu_bf16"):  # off: config.json and checkpoints exactly as before the option existed
+            cfg.pop("cpu_bf16", None)
         return cfg
 
     def autocast(self):
-        """Mixed precision (float16) on CUDA when ``amp`` is on; a no-op elsewhere."""
+        """Mixed precision: float16 on CUDA when ``amp`` is on; bfloat16 on a CPU with native bf16 instructions
+        when the config's ``cpu_bf16`` is on; a no-op elsewhere."""
         if self.amp:
             return torch.autocast(device_type="cuda", dtype=torch.float16)
+        if self.cpu_bf16:
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def adam(self, params, lr: float, betas) -> torch.optim.Adam:
+        """Adam with the fused kernel where torch has one for the device (CPU, CUDA): the same update as the
+        default implementation, several times faster on a CPU (one pass over all parameters)."""
+        fused = self.device.type in ("cpu", "cuda") or None
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused)
 
     def noise(self, n: int, *dims: int) -> torch.Tensor:
         """Standard normal noise for this rank's ``n`` samples, on the training device.

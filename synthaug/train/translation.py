@@ -38,6 +38,7 @@ class UnpairedTranslationConfig(TaskLossConfig):
     betas: tuple = (0.5, 0.999)
     decay_start: int | None = None
     amp: bool = True
+    cpu_bf16: bool = False  # bfloat16 autocast on a CPU with native bf16 (AVX512-BF16/AMX); ignored elsewhere
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Pix2PixConfig:
     betas: tuple = (0.5, 0.999)
     decay_start: int | None = None
     amp: bool = True
+    cpu_bf16: bool = False
 
 
 def _linear_decay(steps: int, decay_start: int | None, default_fraction: float = 0.5):
@@ -131,11 +133,23 @@ class TranslationRecipe(Recipe):
         cfg = self.config
         g_params = [p for n in g_names for p in self.nets[n].parameters()]
         d_params = [p for n in d_names for p in self.nets[n].parameters()]
-        self.optimizers = {"G": torch.optim.Adam(g_params, lr=cfg.lr, betas=tuple(cfg.betas)),
-                           "D": torch.optim.Adam(d_params, lr=cfg.lr, betas=tuple(cfg.betas))}
+        self.optimizers = {"G": self.adam(g_params, cfg.lr, cfg.betas), "D": self.adam(d_params, cfg.lr, cfg.betas)}
         decay = _linear_decay(cfg.steps, cfg.decay_start, getattr(cfg, "decay_fraction", 0.5))
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, decay) for k, o in self.optimizers.items()}
         self._g_names, self._d_names, self._export_names = g_names, d_names, list(g_kwargs)
+        # nets without batch norm treat every sample alone, so several of their calls in a step can share one
+        # batch; not with spectral norm either, whose power iteration steps once per call
+        self._per_sample = {n: not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                       or torch.nn.utils.parametrize.is_parametrized(m) for m in net.modules())
+                            for n, net in self.nets.items()}
+
+    def _batched(self, name: str, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``nets[name]`` applied to each of ``inputs``: in one call on their concatenation when the net treats
+        samples independently (the same outputs, fewer and larger kernels: faster on a CPU), else one call each."""
+        net = self.nets[name]
+        if self._per_sample[name] and len(inputs) > 1:
+            return net(torch.cat(inputs)).split([len(x) for x in inputs])
+        return tuple(net(x) for x in inputs)
 
     def _set_requires_grad(self, names, flag: bool) -> None:
         for n in names:
@@ -254,15 +268,17 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
         idx_a, idx_b = self.batch_indices("A"), self.batch_indices("B")
         real_a, real_b = self.A[idx_a].to(self.device), self.B[idx_b].to(self.device)
         self._set_requires_grad(self._d_names, False)
-        with self.autocast():
-            fake_b, fake_a = n["G_A2B"](real_a), n["G_B2A"](real_b)
+        identity = cfg.lambda_identity > 0
+        with self.autocast():  # each translator's translation and identity image in one call where it can
+            fake_b, *idt_b = self._batched("G_A2B", real_a, *([real_b] if identity else []))
+            fake_a, *idt_a = self._batched("G_B2A", real_b, *([real_a] if identity else []))
             rec_a, rec_b = n["G_B2A"](fake_b), n["G_A2B"](fake_a)
             adv = self.gan_loss.g_loss(n["D_B"](fake_b)) + self.gan_loss.g_loss(n["D_A"](fake_a))
             cycle = F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b)
             loss_g = adv + cfg.lambda_cycle * cycle
             idt = torch.zeros((), device=self.device)
-            if cfg.lambda_identity > 0:
-                idt = F.l1_loss(n["G_A2B"](real_b), real_b) + F.l1_loss(n["G_B2A"](real_a), real_a)
+            if identity:
+                idt = F.l1_loss(idt_b[0], real_b) + F.l1_loss(idt_a[0], real_a)
                 loss_g = loss_g + cfg.lambda_cycle * cfg.lambda_identity * idt
             if self.task is not None:  # A->B keeps the true label; B->A keeps f_S's label of the real B image
                 task = self.task(step, [(fake_b, self.source_labels[idx_a]), (fake_a, self.task.target_labels[idx_b])])
@@ -271,8 +287,8 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
         self._set_requires_grad(self._d_names, True)
         pooled_b, pooled_a = self.pool_B.query(fake_b.detach()), self.pool_A.query(fake_a.detach())
         with self.autocast():
-            loss_d = 0.5 * (self.gan_loss.d_loss(n["D_B"](real_b), n["D_B"](pooled_b))
-                            + self.gan_loss.d_loss(n["D_A"](real_a), n["D_A"](pooled_a)))
+            loss_d = 0.5 * (self.gan_loss.d_loss(*self._batched("D_B", real_b, pooled_b))
+                            + self.gan_loss.d_loss(*self._batched("D_A", real_a, pooled_a)))
         self.optimize(loss_d, "D", [p for k in self._d_names for p in n[k].parameters()])
         self._step_schedulers()
         out = {"g_adv": adv.item(), "cycle": cycle.item(), "identity": idt.item(), "d_loss": loss_d.item(),
