@@ -19,7 +19,8 @@ step) of the reference, ``CycleGANRecipe.train_step`` at the reference's setting
 options on (``cyclegan_fast``: ``upsample="transposed"``, ``cpu_bf16=True``), and ``CUTRecipe`` /
 ``FastCUTRecipe.train_step`` at the same ngf / ndf; 1 thread, plus 2-thread rows for the reference and both
 synthaug CycleGAN cases at 64 px (not in --quick). Every synthaug case uses what the library always does: the
-fused Adam kernel, and one call on the concatenated inputs for nets that treat samples alone (instance norm). Images are random tensors in memory (fixed
+fused Adam kernel, and one call on the concatenated inputs for nets that treat samples alone (instance norm).
+Images are random tensors in memory (fixed
 seed; content does not change speed). Every case is built and warmed up first, then timed in >= 5 rounds,
 each timing one block of steps of every case in an order shuffled per round. Rates per block: wall-clock
 and per CPU-second of the process (``time.process_time``; the machine is shared). Speedups are paired per
@@ -509,8 +510,8 @@ def main(argv=None) -> int:
                      "(`round_orders`); images/s per block = steps x batch (1) / block time, wall-clock and per "
                      "CPU-second of the process; mean and 95% Student-t interval over the rounds "
                      "(synthaug.eval.stats.mean_ci); speedups are per-round ratios against the reference of the "
-                     "same size and threads. Random RGB images in memory, NCHW; float32 except cyclegan_fast (bf16 autocast "
-                     "where the CPU has it natively)."),
+                     "same size and threads. Random RGB images in memory, NCHW; float32 except cyclegan_fast "
+                     "(bf16 autocast where the CPU has it natively)."),
         "param_counts": pc, "cases": cases, "speedups": ratios, "targets": targets(ratios, sizes),
         "round_orders": orders, "wall_s": time.perf_counter() - t0,
     }
