@@ -1,7 +1,8 @@
 """Generate the README's benchmark tables from ``benchmarks/results/headline.json`` (the only source of their
 numbers): each block between ``<!-- <name>:start -->`` and ``<!-- <name>:end -->`` holds the records that
 :data:`BLOCKS` selects for it (``headline``: every record marked for the README; ``headline:task``: every
-task-loss arm, for the README's section on translation that keeps the label).
+task-loss arm, for the README's section on translation that keeps the label; ``headline:speed``: the CPU speed
+records of ``benchmarks/bench_reference.py``).
 
     python benchmarks/readme_tables.py [--check]
 
@@ -23,16 +24,20 @@ from benchmarks.harness import fmt_interval  # noqa: E402
 
 HEADLINE = ROOT / "benchmarks" / "results" / "headline.json"
 README = ROOT / "README.md"
-BLOCKS = {"headline": lambda r: bool(r.get("readme")), "headline:task": lambda r: "task" in r["arm"]}
+BLOCKS = {"headline": lambda r: bool(r.get("readme")), "headline:task": lambda r: "task" in r["arm"],
+          "headline:speed": lambda r: r["study"] == "speed"}
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 STUDY_ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long", "breast_resnet18_small",
-               "pneumonia5_resnet18_small", "digits", "weather", "driving")
+               "pneumonia5_resnet18_small", "pneumonia_labels1", "pneumonia_labels5", "breast_labels25", "digits",
+               "weather", "driving", "speed")
 STUDY_TITLE = {
     "breast": "BreastMNIST (546 images)", "pneumonia5": "PneumoniaMNIST 5% (236)",
     "pneumonia10": "PneumoniaMNIST 10% (470)", "pneumonia100": "PneumoniaMNIST 100% (4,708)",
     "pneumonia5_long": "PneumoniaMNIST 5%, 4x cGAN steps", "breast_resnet18_small": "BreastMNIST, ResNet-18",
     "pneumonia5_resnet18_small": "PneumoniaMNIST 5%, ResNet-18", "digits": "MNIST -> USPS",
     "weather": "weather (shine -> rain)", "driving": "driving (clear -> fog patches)",
+    "pneumonia_labels1": "PneumoniaMNIST 1% labels + pool", "pneumonia_labels5": "PneumoniaMNIST 5% labels + pool",
+    "breast_labels25": "BreastMNIST 25% labels + pool", "speed": "CPU training speed",
 }
 
 
