@@ -6,6 +6,8 @@
     synthaug train cyclegan --a mnist.npz --b usps.npz --size 28 --channels 1 --lambda-task 1 --out runs/m2u
     synthaug train cut --a horses/ --b zebras/ --size 128 --out runs/h2z       (or: train fastcut)
     synthaug translate runs/m2u/model --in mnist.npz --labels --out translated/
+    synthaug train srgan --data photos/ --size 256 --scale 4 --crop 64 --out runs/sr
+    synthaug upscale runs/sr/model --in small/ --out large/
     synthaug info runs/breast/model
 """
 
@@ -147,6 +149,34 @@ def _pix2pix_recipe(args, recipe_cls):
     return recipe_cls(pairs, cfg, device=args.device, seed=args.seed)
 
 
+def _srgan_recipe(args, recipe_cls):
+    from .data import load_domain
+
+    data = load_domain(args.data, args.size, args.channels, split=args.split, arg="--data")
+    print(f"high-resolution images: {len(data)} {tuple(data.images.shape[1:])} from {args.data!r}")
+    defaults = recipe_cls.config_class()
+    cfg = recipe_cls.config_class(
+        steps=args.steps, scale=args.scale, crop=args.crop, generator=args.arch, discriminator=args.discriminator,
+        g_kwargs={**defaults.g_kwargs, **_json_dict(args.g_kwargs, "--g-kwargs")},
+        d_kwargs={**defaults.d_kwargs, **_json_dict(args.d_kwargs, "--d-kwargs")}, loss=args.loss,
+        pixel_loss=args.pixel_loss, lambda_pixel=args.lambda_pixel, lambda_content=args.lambda_content,
+        lambda_adv=args.lambda_adv, adv_start_step=args.adv_start_step,
+        content_encoder=_json_dict(args.content_encoder, "--content-encoder"), flip=args.flip,
+        batch_size=args.batch_size, lr=args.lr, decay_start=args.decay_start, cpu_bf16=args.cpu_bf16)
+    recipe = recipe_cls(data, cfg, device=args.device, seed=args.seed, encoder=args.encoder)
+    info = recipe.content_info
+    if info is None:
+        print("content loss: off (--lambda-content 0)")
+    elif info.get("source") == "trained":
+        print(f"content encoder: autoencoder trained on the crops ({info['steps']} steps, reconstruction L1 "
+              f"{info['reconstruction_l1']:.4f})")
+    else:
+        print(f"content encoder: {info['source']}")
+    print(f"adversarial term from step {recipe.adv_start} (of {cfg.steps}); learning rate x0.1 from step "
+          f"{recipe.decay_at}")
+    return recipe
+
+
 def _json_dict(text: str | None, arg: str) -> dict | None:
     if text is None:
         return None
@@ -254,6 +284,40 @@ def _translate(args) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
     print(f"translated {len(files)} images {args.direction} into {out}")
+    return 0
+
+
+def _upscale(args) -> int:
+    import torch
+    from PIL import Image
+
+    from .data import IMAGE_EXTENSIONS, read_image
+    from .models import UpscalerModel
+    from .utils import to_uint8_images
+
+    model = UpscalerModel.from_pretrained(args.model, device=args.device)
+    src, out = Path(args.inp), Path(args.out)
+    if src.is_file() and src.suffix.lower() in IMAGE_EXTENSIONS:
+        files, root = [src], src.parent
+    else:
+        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if src.is_dir() else []
+        root = src
+    if not files:
+        raise ValueError(f"--in: expected an image file or a folder with images ({', '.join(IMAGE_EXTENSIONS)}), "
+                         f"found none at {str(src)!r}")
+    for i in range(0, len(files), args.batch_size):
+        chunk = files[i:i + args.batch_size]
+        imgs = [read_image(p, channels=model.channels) for p in chunk]  # each at its own size
+        if len({tuple(t.shape) for t in imgs}) == 1:  # one forward pass for the whole chunk
+            results = list(model.upscale(torch.stack(imgs), batch_size=args.batch_size))
+        else:
+            results = [model.upscale(t) for t in imgs]
+        for p, res in zip(chunk, results):
+            arr = to_uint8_images(res)
+            target = out / p.relative_to(root).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
+    print(f"upscaled {len(files)} images x{model.scale} into {out}")
     return 0
 
 
@@ -425,6 +489,46 @@ def _pix2pix_arguments(p: argparse.ArgumentParser, config_class) -> None:
     _translation_arguments(p, config_class)
 
 
+def _srgan_arguments(p: argparse.ArgumentParser, config_class) -> None:
+    from .losses import list_losses
+    from .nets import list_translation_discriminators, list_upscalers
+
+    p.add_argument("--data", required=True,
+                   help="high-resolution images: an image folder (flat or class folders, labels ignored) or an .npz")
+    p.add_argument("--split", default="train", help="split of an .npz --data")
+    p.add_argument("--size", type=int, default=None,
+                   help="read the images at this size (shorter side resized, centre cropped); required for folders")
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--scale", type=int, default=config_class.scale, help="upscaling factor, a power of 2")
+    p.add_argument("--crop", type=int, default=config_class.crop,
+                   help="side of the random high-resolution training crops (the input is crop / scale)")
+    p.add_argument("--arch", default=config_class.generator, choices=list_upscalers(), help="upscaler architecture")
+    p.add_argument("--discriminator", default=config_class.discriminator, choices=list_translation_discriminators())
+    p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
+    p.add_argument("--pixel-loss", default=config_class.pixel_loss, choices=["mse", "l1"])
+    p.add_argument("--lambda-pixel", type=float, default=config_class.lambda_pixel)
+    p.add_argument("--lambda-content", type=float, default=config_class.lambda_content,
+                   help="weight of the content loss in a domain encoder's feature space (0: off)")
+    p.add_argument("--lambda-adv", type=float, default=config_class.lambda_adv)
+    p.add_argument("--adv-start-step", type=int, default=config_class.adv_start_step,
+                   help="first step of the adversarial term (default: half the run; before it, pixel + content only)")
+    p.add_argument("--decay-start", type=int, default=config_class.decay_start,
+                   help="step from which the learning rate is 10x lower (default: three quarters of the run)")
+    p.add_argument("--lr", type=float, default=config_class.lr)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=config_class.flip,
+                   help="flip training crops left-right at random")
+    p.add_argument("--g-kwargs", default="{}", help="JSON dict of upscaler arguments (e.g. nf, n_blocks, norm)")
+    p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_stages)")
+    p.add_argument("--content-encoder", default=None,
+                   help="JSON dict overriding the settings of the content autoencoder trained on the crops (width, "
+                        "steps, batch_size, lr)")
+    p.add_argument("--encoder", default=None,
+                   help="use the content encoder of an earlier run instead (its model directory or "
+                        "content_encoder.safetensors)")
+    p.add_argument("--cpu-bf16", action="store_true",
+                   help="bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX); ignored elsewhere")
+
+
 # ``synthaug train <name>``: one command per registered recipe with a command line (help, its arguments, the
 # builder of the recipe from them); the recipe and its config class come from the recipe registry.
 _TRAIN_COMMANDS = {
@@ -433,6 +537,7 @@ _TRAIN_COMMANDS = {
     "pix2pix": ("paired translation (Pix2Pix)", _pix2pix_arguments, _pix2pix_recipe),
     "cut": ("one-sided unpaired translation (CUT)", _cut_arguments, _cut_recipe),
     "fastcut": ("one-sided unpaired translation, lighter (FastCUT)", _cut_arguments, _cut_recipe),
+    "srgan": ("super-resolution (SRGAN)", _srgan_arguments, _srgan_recipe),
 }
 
 
@@ -475,6 +580,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --labels: keep a translation when the classifier gives its label at least this "
                         "probability (default: when its top class is the label)")
     p.set_defaults(func=_translate)
+
+    p = sub.add_parser("upscale", help="upscale an image or a folder of images with a trained upscaler (SRGAN)")
+    p.add_argument("model")
+    p.add_argument("--in", dest="inp", required=True, help="an image file or a folder (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (same layout, PNG, scale times larger)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_upscale)
 
     p = sub.add_parser("sample", help="write samples of a trained generator as PNG folders")
     p.add_argument("model")

@@ -2,6 +2,7 @@
 
 :class:`GeneratorModel` wraps a class-conditional generator (``sample``); :class:`TranslatorModel` wraps
 one or two image-to-image generators (``translate``, and ``translate_labelled`` with a label check);
+:class:`UpscalerModel` wraps a super-resolution net (``upscale``);
 :class:`ClassifierModel` wraps an image classifier (a translator's task classifier, or one a user saved).
 :func:`load_model` reads any of them.
 """
@@ -476,10 +477,76 @@ class TranslatorModel:
         return ds
 
 
-def load_model(path, device=None) -> GeneratorModel | TranslatorModel | ClassifierModel:
-    """Load any synthaug model directory (generator, translator or classifier) by its ``kind``."""
+class UpscalerModel:
+    """A trained super-resolution model (SRGAN): :meth:`upscale` makes images ``scale`` times larger.
+
+    A model directory of kind ``"srgan"``: config.json (``scale``, ``channels``, the training ``crop`` and
+    settings) and ``upscaler.safetensors``; a ``content_encoder.safetensors`` next to them is training-only and not
+    loaded. The net is fully convolutional: any input size works.
+    """
+
+    role = "upscaler"
+
+    def __init__(self, upscaler: torch.nn.Module, config: dict, device=None):
+        self.device = get_device(device)
+        self.upscaler = upscaler.to(self.device).eval()
+        self.config = config
+
+    kind = property(lambda self: self.config["kind"])
+    scale = property(lambda self: int(self.config["scale"]))
+    channels = property(lambda self: int(self.config["channels"]))
+
+    @classmethod
+    def from_pretrained(cls, path, device=None) -> "UpscalerModel":
+        """Load a model directory (weights from safetensors; nothing in it is executed)."""
+        path = Path(path)
+        cfg = read_model_config(path, required=("kind", "nets", "scale", "channels"), kinds=model_kinds("upscaler"),
+                                hint=" (expected an upscaler; load generators and translators with load_model)")
+        check_config_fields(cfg, path, ("scale", "channels"))
+        nets = read_nets(path, cfg)
+        if "upscaler" not in nets:
+            raise ValueError(f"model {str(path)!r}: config.json names no 'upscaler' net, found {sorted(nets)}")
+        net = nets["upscaler"]
+        for key in ("scale", "channels"):
+            if getattr(net, key, cfg[key]) != cfg[key]:
+                raise ValueError(f"model {str(path)!r}: config.json says {key}={cfg[key]!r} but the upscaler's "
+                                 f"arguments give {key}={getattr(net, key)!r}")
+        return cls(net, cfg, device=device)
+
+    def save_pretrained(self, path) -> Path:
+        """Write this model as a directory (config.json + upscaler.safetensors)."""
+        return write_nets(path, self.config, {"upscaler": self.upscaler})
+
+    def check_compatible(self, channels=None, scale=None, what: str = "data") -> None:
+        """Raise ``ValueError`` if the model's channels or scale differ from the given ones (None: unchecked)."""
+        _check_matches(self, "upscaler", what, channels=channels, scale=scale)
+
+    @torch.no_grad()
+    def upscale(self, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """Upscale float images in [-1, 1] (NCHW or CHW, any size) ``scale`` times: float32 CPU tensors of shape
+        (N, C, H * scale, W * scale) in [-1, 1]. Values outside [-1, 1] raise ([0, 1] data must be converted first,
+        see :func:`synthaug.utils.check_value_range`), as does a channel count other than the model's."""
+        batch_size = check_int("batch_size", batch_size, 1)
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"images: expected a float tensor (N, C, H, W) in [-1, 1], found {type(images).__name__}")
+        squeeze = images.ndim == 3
+        if squeeze:
+            images = images[None]
+        check_images(images, "images", channels=self.channels)
+        if not images.is_floating_point():
+            raise TypeError(f"images: expected float pixels in [-1, 1], found dtype {images.dtype}; {CONVERT_HINT}")
+        check_value_range(images, "images", MODEL_RANGE, fix=CONVERT_HINT)
+        outs = [self.upscaler(images[i:i + batch_size].to(self.device).float()).float().clamp(-1, 1).cpu()
+                for i in range(0, len(images), batch_size)]
+        h, w = images.shape[-2:]
+        out = torch.cat(outs) if outs else torch.empty(0, self.channels, h * self.scale, w * self.scale)
+        return out[0] if squeeze else out
+
+
+def load_model(path, device=None) -> GeneratorModel | TranslatorModel | UpscalerModel | ClassifierModel:
+    """Load any synthaug model directory (generator, translator, upscaler or classifier) by its ``kind``."""
     cfg = read_model_config(path)
-    for cls in (GeneratorModel, TranslatorModel, ClassifierModel):
+    for cls in (GeneratorModel, TranslatorModel, UpscalerModel, ClassifierModel):
         if cfg["kind"] in model_kinds(cls.role):
             return cls.from_pretrained(path, device=device)
     raise ValueError(f"model {str(path)!r}: expected kind in {model_kinds()}, found {cfg['kind']!r}")

@@ -40,17 +40,20 @@ class Registry:
 
 
 # Kinds of model directory (config.json's "kind") by the role of the model they hold, i.e. the class of
-# synthaug.models that loads them ("generator": GeneratorModel, "translator": TranslatorModel, "classifier":
-# ClassifierModel). The one list of them: synthaug.models reads it without importing training code, and a recipe
-# (which writes its registered name as the kind) is checked against it when it registers, under the role it
-# declares (Recipe.exports); a recipe of a new name adds its kind here.
-MODEL_ROLES = ("generator", "translator", "classifier")
+# synthaug.models that loads them ("generator": GeneratorModel, "translator": TranslatorModel, "upscaler":
+# UpscalerModel, "classifier": ClassifierModel). The one list of them: synthaug.models reads it without importing
+# training code, and a recipe (which writes its registered name as the kind) is checked against it when it
+# registers, under the role it declares (Recipe.exports, one of RECIPE_EXPORTS); a recipe of a new name adds its
+# kind here.
+MODEL_ROLES = ("generator", "translator", "upscaler", "classifier")
+RECIPE_EXPORTS = ("generator", "translator", "upscaler")  # the roles a recipe's save_pretrained may write
 _MODEL_KINDS: dict[str, str] = {
     "cgan": "generator",
     "cyclegan": "translator",
     "pix2pix": "translator",
     "cut": "translator",
     "fastcut": "translator",
+    "srgan": "upscaler",
     "classifier": "classifier",
 }
 

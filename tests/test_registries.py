@@ -14,7 +14,7 @@ from synthaug.data import from_arrays
 from synthaug.losses import LOSSES, MODES, GANLoss, GANObjective, list_losses, register_loss
 from synthaug.models import GeneratorModel, TranslatorModel, load_model
 from synthaug.nets import (GENERATORS, NETS, create_net, list_discriminators, list_generators, list_nets,
-                           list_translation_discriminators, list_translators, register)
+                           list_translation_discriminators, list_translators, list_upscalers, register)
 from synthaug.train import (CGANConfig, CGANRecipe, CycleGANConfig, CycleGANRecipe, Recipe, Trainer, get_recipe,
                             list_recipes, register_recipe)
 from synthaug.train.recipe import RECIPES
@@ -32,15 +32,16 @@ def test_one_registry_per_role():
     assert list_generators() == ["dcgan", "style"]
     assert list_discriminators() == ["projection"]
     assert list_translators() == ["resnet", "unet"]
-    assert list_translation_discriminators() == ["patchgan", "multiscale_patchgan"]
+    assert list_translation_discriminators() == ["patchgan", "multiscale_patchgan", "srgan_vgg"]
+    assert list_upscalers() == ["srresnet"]
     assert sorted(list_generators() + list_discriminators() + list_translators()
-                  + list_translation_discriminators()) == list_nets()
+                  + list_translation_discriminators() + list_upscalers()) == list_nets()
     assert list_losses() == list(MODES)
-    assert list_recipes() == ["cgan", "cyclegan", "pix2pix", "cut", "fastcut"]
+    assert list_recipes() == ["cgan", "cyclegan", "pix2pix", "cut", "fastcut", "srgan"]
     assert get_recipe("cyclegan") is CycleGANRecipe and CycleGANRecipe.config_class is CycleGANConfig
     assert CGANRecipe.name == "cgan"
     with pytest.raises(ValueError, match=r"recipe: expected one of \['cgan', 'cyclegan', 'pix2pix', 'cut', "
-                                         r"'fastcut'\], found 'gan'"):
+                                         r"'fastcut', 'srgan'\], found 'gan'"):
         get_recipe("gan")
     with pytest.raises(ValueError, match=r"arch: expected one of \[.*'dcgan'.*\], found 'cgan_dcgan'"):
         create_net("cgan_dcgan", num_classes=2, image_size=16)
@@ -53,7 +54,8 @@ def test_one_registry_per_role():
     (["train", "cgan", "--data", "x", "--out", "o", "--loss", "vanilla"],
      "'minimax', 'nonsaturating', 'hinge', 'lsgan', 'wgan'"),
     (["train", "cyclegan", "--a", "x", "--b", "y", "--out", "o", "--loss", "vanilla"], "'lsgan'"),
-    (["train", "gan", "--out", "o"], "'cgan', 'cyclegan', 'pix2pix', 'cut', 'fastcut'"),
+    (["train", "srgan", "--data", "x", "--out", "o", "--arch", "resnet"], "'srresnet'"),
+    (["train", "gan", "--out", "o"], "'cgan', 'cyclegan', 'pix2pix', 'cut', 'fastcut', 'srgan'"),
 ])
 def test_cli_refuses_unknown_names_listing_the_known_ones(argv, known, capsys):
     with pytest.raises(SystemExit) as e:
@@ -102,6 +104,7 @@ def test_model_kinds_have_one_source(tmp_path, scratch_registries):
     the role it exports, and a recipe of a new name adds its kind."""
     assert synthaug.registry.model_kinds("generator") == ("cgan",)
     assert synthaug.registry.model_kinds("translator") == ("cyclegan", "pix2pix", "cut", "fastcut")
+    assert synthaug.registry.model_kinds("upscaler") == ("srgan",)
     for name in list_recipes():
         assert name in synthaug.registry.model_kinds(get_recipe(name).exports)
 
@@ -127,8 +130,8 @@ def test_model_kinds_have_one_source(tmp_path, scratch_registries):
     class Undeclared(CycleGANRecipe):
         exports = None
 
-    with pytest.raises(TypeError, match=r"recipe 'undeclared' \(Undeclared\): expected exports 'generator' or "
-                                        "'translator'"):
+    with pytest.raises(TypeError, match=r"recipe 'undeclared' \(Undeclared\): expected exports one of \['generator', "
+                                        r"'translator', 'upscaler'\]"):
         register_recipe("undeclared", CycleGANConfig)(Undeclared)
 
 
@@ -243,7 +246,8 @@ def test_configs_refuse_nets_of_another_role():
     a = from_arrays(np.zeros((4, 16, 16, 1), np.float32))
     with pytest.raises(ValueError, match=r"generator: expected one of \['resnet', 'unet'\], found 'dcgan'"):
         CycleGANRecipe(a, a, CycleGANConfig(generator="dcgan"), device="cpu")
-    with pytest.raises(ValueError, match=r"discriminator: expected one of \['patchgan', 'multiscale_patchgan'\]"):
+    with pytest.raises(ValueError, match=r"discriminator: expected one of \['patchgan', 'multiscale_patchgan', "
+                                         r"'srgan_vgg'\]"):
         CycleGANRecipe(a, a, CycleGANConfig(discriminator="projection"), device="cpu")
 
 

@@ -7,6 +7,7 @@
   class; :func:`weighted_cross_entropy` -- synthetic items weigh less in the loss.
 * Translator transforms applied with a probability: :class:`GANTransform` (torchvision v2),
   :class:`GANTranslate` (albumentations), :class:`RandGANTranslate` / :class:`RandGANTranslated` (MONAI).
+* Upscaler (SRGAN) transforms: :class:`GANUpscale` (torchvision v2), :class:`GANSuperRes` (albumentations).
 
 Nothing heavy is imported here: each name is loaded from its submodule on first use, so importing
 ``synthaug.augment`` never imports albumentations or MONAI.
@@ -28,7 +29,9 @@ _EXPORTS = {
     "merge_manifests": "shards",
     "read_manifest": "shards",
     "GANTransform": "tv",
+    "GANUpscale": "tv",
     "GANTranslate": "albu",
+    "GANSuperRes": "albu",
     "AlbumentationsOnTensors": "albu",
     "RandGANTranslate": "monai",
     "RandGANTranslated": "monai",

@@ -16,7 +16,7 @@ from torch.utils.data import get_worker_info
 
 from ..checks import check_config_fields
 from ..io import read_model_config
-from ..models import GeneratorModel, TranslatorModel, check_direction, translator_directions
+from ..models import GeneratorModel, TranslatorModel, UpscalerModel, check_direction, translator_directions
 from ..registry import model_kinds
 from ..utils import check_value_range
 
@@ -101,6 +101,28 @@ def as_label(y, name: str = "label") -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- lazy models
+_MODEL_CLASSES = {"generator": GeneratorModel, "translator": TranslatorModel, "upscaler": UpscalerModel}
+_USE = {"generator": "generators are used through SyntheticDataset / MixedDataset",
+        "translator": "translators are used through the GAN transforms (GANTransform, GANTranslate, RandGANTranslate)",
+        "upscaler": "upscalers are used through the upscaling transforms (GANUpscale, GANSuperRes)",
+        "classifier": "classifiers are used through ClassifierModel"}
+
+
+def _check_unit_batch(x: torch.Tensor, channels: int, name: str, where: str) -> None:
+    """Raise unless ``x`` is a float NCHW batch of ``channels`` channels with intensities in [0, 1]."""
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected float intensities in [0, 1], found dtype {x.dtype}")
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channel(s) first (C, H, W){where}, "
+                         f"found shape {tuple(x.shape[1:]) if x.ndim == 4 else tuple(x.shape)}")
+    if x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"{name}: expected intensities in [0, 1], found range [{lo:.4g}, {hi:.4g}]; "
+                             f"these transforms follow torchvision / albumentations / MONAI (uint8, or float in "
+                             f"[0, 1]): convert synthaug's [-1, 1] images with (x + 1) / 2")
+
+
 class ModelHandle:
     """A model given as an object or a directory path, loaded lazily once per process.
 
@@ -111,10 +133,10 @@ class ModelHandle:
     """
 
     def __init__(self, model, kind: str, name: str = "model", device=None):
-        if kind not in ("generator", "translator"):
-            raise ValueError(f"kind: expected 'generator' or 'translator', found {kind!r}")
+        if kind not in _MODEL_CLASSES:
+            raise ValueError(f"kind: expected one of {list(_MODEL_CLASSES)}, found {kind!r}")
         self.kind, self.name, self.device = kind, name, device
-        cls = GeneratorModel if kind == "generator" else TranslatorModel
+        cls = _MODEL_CLASSES[kind]
         kinds = model_kinds(kind)
         self.path: str | None = None
         self._model = self._cpu = None
@@ -122,23 +144,24 @@ class ModelHandle:
             self.path = str(model)
             self.config = read_model_config(model)
             if self.config["kind"] not in kinds:
-                other = "SyntheticDataset / MixedDataset" if kind == "translator" else "the translator transforms"
+                found = next((r for r in _USE if self.config["kind"] in model_kinds(r)), None)
                 raise ValueError(f"{name}: expected a {kind} model directory (kind in {list(kinds)}), found kind "
-                                 f"{self.config['kind']!r} at {self.path!r}; use it through {other}")
+                                 f"{self.config['kind']!r} at {self.path!r}"
+                                 + (f"; {_USE[found]}" if found else ""))
             if kind == "generator":
                 check_config_fields(self.config, self.path, ("image_size", "channels", "num_classes"),
                                     names="class_names")
-            else:
+            elif kind == "translator":
                 check_config_fields(self.config, self.path, ("image_size", "channels_a", "channels_b"))
+            else:
+                check_config_fields(self.config, self.path, ("scale", "channels"))
         elif isinstance(model, cls):
             self.config = model.config
             self._model = model
             self._cpu = model if model.device.type == "cpu" else self._cpu_copy(model)
-        elif isinstance(model, (GeneratorModel, TranslatorModel)):
-            hint = ("generators are used through SyntheticDataset / MixedDataset" if kind == "translator"
-                    else "translators are used through the GAN transforms")
+        elif isinstance(model, tuple(_MODEL_CLASSES.values())):
             raise TypeError(f"{name}: expected a {cls.__name__} or its directory path, found "
-                            f"{type(model).__name__} ({hint})")
+                            f"{type(model).__name__} ({_USE[model.role]})")
         else:
             raise TypeError(f"{name}: expected a {cls.__name__} or a model directory path, found "
                             f"{type(model).__name__}")
@@ -147,11 +170,13 @@ class ModelHandle:
     def _cpu_copy(model):
         if isinstance(model, GeneratorModel):
             return GeneratorModel(copy.deepcopy(model.generator).cpu(), model.config, device="cpu")
+        if isinstance(model, UpscalerModel):
+            return UpscalerModel(copy.deepcopy(model.upscaler).cpu(), model.config, device="cpu")
         return TranslatorModel({k: copy.deepcopy(v).cpu() for k, v in model.nets.items()}, model.config,
                                device="cpu")
 
     def _load(self, device):
-        cls = GeneratorModel if self.kind == "generator" else TranslatorModel
+        cls = _MODEL_CLASSES[self.kind]
         with torch.random.fork_rng(devices=[]):  # building the nets draws init weights: keep the user's stream
             return cls.from_pretrained(self.path, device=device)
 
@@ -190,19 +215,21 @@ class ModelHandle:
 
     def translate01(self, x: torch.Tensor, direction: str, name: str = "img") -> torch.Tensor:
         """Translate float NCHW images in [0, 1]; returns float32 NCHW in [0, 1] on CPU."""
-        if not x.is_floating_point():
-            raise TypeError(f"{name}: expected float intensities in [0, 1], found dtype {x.dtype}")
         c_in = int(self.config["channels_a" if direction == "A2B" else "channels_b"])
-        if x.ndim != 4 or x.shape[1] != c_in:
-            raise ValueError(f"{name}: expected {c_in} channel(s) first (C, H, W) for direction {direction!r}, "
-                             f"found shape {tuple(x.shape[1:]) if x.ndim == 4 else tuple(x.shape)}")
-        if x.numel():
-            lo, hi = float(x.min()), float(x.max())
-            if lo < 0.0 or hi > 1.0:
-                raise ValueError(f"{name}: expected intensities in [0, 1], found range [{lo:.4g}, {hi:.4g}]; "
-                                 f"these transforms follow torchvision / albumentations / MONAI (uint8, or float in "
-                                 f"[0, 1]): convert synthaug's [-1, 1] images with (x + 1) / 2")
+        _check_unit_batch(x, c_in, name, f" for direction {direction!r}")
         y = self.get().translate(x.float() * 2.0 - 1.0, direction=direction)
+        return (y + 1.0) * 0.5
+
+    # --- upscalers ---------------------------------------------------------------------------------
+    @property
+    def scale(self) -> int:
+        """An upscaler's factor (from its config.json)."""
+        return int(self.config["scale"])
+
+    def upscale01(self, x: torch.Tensor, name: str = "img") -> torch.Tensor:
+        """Upscale float NCHW images in [0, 1]; returns float32 NCHW in [0, 1] on CPU, ``scale`` times larger."""
+        _check_unit_batch(x, int(self.config["channels"]), name, "")
+        y = self.get().upscale(x.float() * 2.0 - 1.0)
         return (y + 1.0) * 0.5
 
 

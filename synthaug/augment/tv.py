@@ -1,4 +1,5 @@
-"""torchvision v2: :class:`GANTransform` applies a trained translator with probability ``p``.
+"""torchvision v2: :class:`GANTransform` applies a trained translator with probability ``p``; :class:`GANUpscale`
+applies a trained upscaler (SRGAN) to every image.
 
 Generators are not transforms (a sample of the same class needs the label): use them through
 :class:`~synthaug.augment.SyntheticDataset` / :class:`~synthaug.augment.MixedDataset`.
@@ -12,12 +13,13 @@ import PIL.Image
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
-from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2.functional import get_size, pil_to_tensor, resize, to_pil_image
 
 from ..checks import check_probability
 from .handle import ModelHandle
 
-__all__ = ["GANTransform"]
+__all__ = ["GANTransform", "GANUpscale"]
 
 
 def _is_plain_tensor(obj: Any) -> bool:
@@ -63,17 +65,59 @@ class GANTransform(Transform):
         return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
 
     def _translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim < 3:
-            raise ValueError(f"inpt: expected an image (..., C, H, W), found shape {tuple(x.shape)}")
-        if x.dtype == torch.uint8:
-            x01 = x.float() / 255.0
-        elif x.is_floating_point():
-            x01 = x
-        else:
-            raise TypeError(f"inpt: expected uint8 or float pixels (torchvision convention), found dtype {x.dtype}")
-        lead = x.shape[:-3]
-        y = self.handle.translate01(x01.reshape(-1, *x.shape[-3:]), self.direction, name="inpt")
-        y = y.reshape(*lead, *y.shape[-3:]).to(x.device)
-        if x.dtype == torch.uint8:
-            return (y * 255.0).round().clamp(0, 255).to(torch.uint8)
-        return y.to(x.dtype)
+        return _through(x, lambda x01: self.handle.translate01(x01, self.direction, name="inpt"))
+
+
+def _through(x: torch.Tensor, fn) -> torch.Tensor:
+    """``fn`` (float NCHW in [0, 1] -> the same) applied to torchvision pixels ``x`` (uint8 or float in [0, 1],
+    shape (..., C, H, W)); returns the input's dtype, range and leading shape."""
+    if x.ndim < 3:
+        raise ValueError(f"inpt: expected an image (..., C, H, W), found shape {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        x01 = x.float() / 255.0
+    elif x.is_floating_point():
+        x01 = x
+    else:
+        raise TypeError(f"inpt: expected uint8 or float pixels (torchvision convention), found dtype {x.dtype}")
+    lead = x.shape[:-3]
+    y = fn(x01.reshape(-1, *x.shape[-3:]))
+    y = y.reshape(*lead, *y.shape[-3:]).to(x.device)
+    if x.dtype == torch.uint8:
+        return (y * 255.0).round().clamp(0, 255).to(torch.uint8)
+    return y.to(x.dtype)
+
+
+class GANUpscale(Transform):
+    """Upscale images with a trained upscaler (SRGAN), e.g. low-resolution translator outputs to frame size.
+
+    Deterministic: every image is upscaled (``scale`` times larger), so a batch keeps one size. Images
+    (``tv_tensors.Image`` / ``Video``, plain tensors, PIL) go through the net and keep their type, dtype and range:
+    uint8 tensors (0..255) or float tensors in [0, 1] of shape ``(..., C, H, W)``, or PIL images. The other spatial
+    parts of a sample follow so it stays consistent: ``tv_tensors.Mask`` is resized nearest-neighbour,
+    ``BoundingBoxes`` and ``KeyPoints`` are scaled with their canvas (torchvision's ``resize``).
+
+    Args:
+        model: an :class:`~synthaug.models.UpscalerModel` or its directory path (loaded lazily per process; inside
+            ``DataLoader`` workers it always runs on CPU).
+        device: where to run outside workers (None: the model's device, or automatic for a path).
+    """
+
+    _transformed_types = (tv_tensors.Image, tv_tensors.Video, _is_plain_tensor, PIL.Image.Image, tv_tensors.Mask,
+                          tv_tensors.BoundingBoxes, tv_tensors.KeyPoints)
+
+    def __init__(self, model, device=None):
+        super().__init__()
+        self.handle = ModelHandle(model, "upscaler", name="model", device=device)
+        self.scale = self.handle.scale
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, PIL.Image.Image):
+            return to_pil_image(self._upscale_tensor(pil_to_tensor(inpt)))
+        if isinstance(inpt, (tv_tensors.Mask, tv_tensors.BoundingBoxes, tv_tensors.KeyPoints)):
+            h, w = get_size(inpt)
+            return resize(inpt, [h * self.scale, w * self.scale], interpolation=InterpolationMode.NEAREST)
+        out = self._upscale_tensor(inpt.as_subclass(torch.Tensor))
+        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
+
+    def _upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        return _through(x, lambda x01: self.handle.upscale01(x01, name="inpt"))

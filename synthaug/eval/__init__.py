@@ -6,6 +6,7 @@ density/coverage, memorisation audits and the Classification Accuracy Score.
 * :mod:`.features` -- feature encoder, FID/KID (torchmetrics), precision/recall, density/coverage
 * :mod:`.memorization` -- nearest-neighbour near-copy audit, panels, filtering
 * :mod:`.downstream` -- arms, synthetic-share choice, CAS, paired multi-seed comparisons, plots
+* :mod:`.superres` -- PSNR / SSIM of upscaled images and the bicubic baseline (``evaluate_upscaler``)
 """
 
 from .classifier import (
@@ -51,6 +52,7 @@ from .features import (
 )
 from .memorization import filter_near_copies, memorization_audit, nearest_neighbour_panel
 from .stats import mean_ci, paired_test, summarise
+from .superres import evaluate_upscaler, modcrop, psnr, sr_metrics, ssim
 
 __all__ = [
     "LeNet",
@@ -94,4 +96,9 @@ __all__ = [
     "compare_arms",
     "markdown_table",
     "bar_chart",
+    "psnr",
+    "ssim",
+    "sr_metrics",
+    "modcrop",
+    "evaluate_upscaler",
 ]

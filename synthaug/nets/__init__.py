@@ -1,25 +1,28 @@
 """Networks: conditional generators and discriminators, image-to-image translators and their discriminators,
-registered by role (see :mod:`.contracts` for what each role must provide)."""
+super-resolution upscalers, registered by role (see :mod:`.contracts` for what each role must provide)."""
 
-from .contracts import Discriminator, Generator, TranslationDiscriminator, Translator
+from .contracts import Discriminator, Generator, TranslationDiscriminator, Translator, Upscaler
 from .registry import (
     DISCRIMINATORS,
     GENERATORS,
     NETS,
     TRANSLATION_DISCRIMINATORS,
     TRANSLATORS,
+    UPSCALERS,
     create_net,
     list_discriminators,
     list_generators,
     list_nets,
     list_translation_discriminators,
     list_translators,
+    list_upscalers,
     register,
 )
 
 # Importing the modules registers their architectures.
-from . import dcgan, discriminators, style, translators  # noqa: E402,F401
+from . import dcgan, discriminators, style, superres, translators  # noqa: E402,F401
 
 __all__ = ["create_net", "list_nets", "register", "NETS", "GENERATORS", "DISCRIMINATORS", "TRANSLATORS",
-           "TRANSLATION_DISCRIMINATORS", "list_generators", "list_discriminators", "list_translators",
-           "list_translation_discriminators", "Generator", "Discriminator", "Translator", "TranslationDiscriminator"]
+           "TRANSLATION_DISCRIMINATORS", "UPSCALERS", "list_generators", "list_discriminators", "list_translators",
+           "list_translation_discriminators", "list_upscalers", "Generator", "Discriminator", "Translator",
+           "TranslationDiscriminator", "Upscaler"]

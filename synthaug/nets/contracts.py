@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 import torch.nn as nn
 
-__all__ = ["Generator", "Discriminator", "Translator", "TranslationDiscriminator", "CONTRACTS",
+__all__ = ["Generator", "Discriminator", "Translator", "TranslationDiscriminator", "Upscaler", "CONTRACTS",
            "check_class", "check_instance"]
 
 
@@ -87,8 +87,23 @@ class TranslationDiscriminator(Protocol):
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]: ...
 
 
+class Upscaler(Protocol):
+    """Super-resolution generator (role ``"upscaler"``; the SRGAN recipe, ``UpscalerModel``).
+
+    ``forward(x)``: (N, channels, H, W) in [-1, 1] -> (N, channels, H * scale, W * scale) in [-1, 1], for any H and
+    W (fully convolutional). ``scale`` is a power of 2 >= 2.
+    """
+
+    channels: int
+    scale: int
+
+    def __init__(self, channels: int, scale: int, **kwargs): ...
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 CONTRACTS: dict[str, type] = {"generator": Generator, "discriminator": Discriminator, "translator": Translator,
-                              "translation_discriminator": TranslationDiscriminator}
+                              "translation_discriminator": TranslationDiscriminator, "upscaler": Upscaler}
 
 
 def _required_methods(protocol: type) -> dict[str, inspect.Signature]:

@@ -18,6 +18,7 @@ from .contracts import CONTRACTS, check_class, check_instance
 NETS: dict[str, Registry] = {role: Registry(role, functools.partial(check_class, role)) for role in CONTRACTS}
 GENERATORS, DISCRIMINATORS = NETS["generator"], NETS["discriminator"]
 TRANSLATORS, TRANSLATION_DISCRIMINATORS = NETS["translator"], NETS["translation_discriminator"]
+UPSCALERS = NETS["upscaler"]
 
 
 def _record_arguments(cls: type, role: str, name: str) -> None:
@@ -91,5 +92,10 @@ def list_translators() -> list[str]:
 
 
 def list_translation_discriminators() -> list[str]:
-    """Names of the registered discriminators for translation recipes."""
+    """Names of the registered discriminators for translation recipes (the SRGAN recipe's too)."""
     return TRANSLATION_DISCRIMINATORS.names()
+
+
+def list_upscalers() -> list[str]:
+    """Names of the registered super-resolution generators."""
+    return UPSCALERS.names()

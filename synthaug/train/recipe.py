@@ -12,7 +12,7 @@ from dataclasses import asdict, is_dataclass
 import torch
 import torch.nn as nn
 
-from ..registry import Registry, add_model_kind, check_model_kind
+from ..registry import RECIPE_EXPORTS, Registry, add_model_kind, check_model_kind
 from ..utils import get_device
 from . import distributed
 
@@ -34,7 +34,7 @@ class Recipe(ABC):
     """
 
     name = "recipe"  # set by register_recipe, as is config_class
-    exports: str | None = None  # the model its save_pretrained writes: "generator" or "translator"
+    exports: str | None = None  # the model its save_pretrained writes: "generator", "translator" or "upscaler"
 
     def __init__(self, config, device=None, seed: int = 0):
         self.config = config
@@ -179,8 +179,8 @@ def _check_recipe(name: str, cls) -> None:
     config = getattr(cls, "config_class", None)
     if not (isinstance(config, type) and is_dataclass(config)):
         raise TypeError(f"recipe {name!r} ({cls.__name__}): expected a dataclass config class, found {config!r}")
-    if cls.exports not in ("generator", "translator"):
-        raise TypeError(f"recipe {name!r} ({cls.__name__}): expected exports 'generator' or 'translator' (the model "
+    if cls.exports not in RECIPE_EXPORTS:
+        raise TypeError(f"recipe {name!r} ({cls.__name__}): expected exports one of {list(RECIPE_EXPORTS)} (the model "
                         f"its save_pretrained writes, of kind {name!r}), found {cls.exports!r}")
     check_model_kind(name, cls.exports)  # the kind synthaug.models loads as that role
 
