@@ -134,3 +134,17 @@ def test_bench_precision_quick_writes_its_report(tmp_path, shared_data):
     assert res["rows"][1]["bf16_used"] == res["native_bf16"]
     assert (tmp_path / "precision_bf16.png").stat().st_size > 1000
     assert "| kid_to_usps |" in (tmp_path / "precision_bf16.md").read_text()
+
+
+@pytest.mark.slow
+def test_bench_superres_quick_writes_its_report(tmp_path, shared_data):
+    from benchmarks import bench_superres
+
+    bench_superres.main(["--quick", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "superres.json").read_text())
+    assert res["quick"] and {(r["data"], r["variant"]) for r in res["rows"]} == {
+        (d, v) for d in ("driving", "weather") for v in ("srgan", "srgan_no_content")}
+    for r in res["rows"]:
+        assert r["psnr"] > 5 and 0 < r["ssim"] <= 1 and r["bicubic_psnr"] > r["psnr"] - 30
+    assert (tmp_path / "superres.png").stat().st_size > 1000
+    assert "| driving | psnr |" in (tmp_path / "superres.md").read_text()
