@@ -1,20 +1,21 @@
 """SRGAN 4x super-resolution on real photos: PSNR / SSIM against bicubic, and the content-loss ablation.
 
-    .venv/bin/python benchmarks/bench_superres.py [--translator MODEL_DIR]   # 2 data sets x 2 variants x 3 seeds
+    .venv/bin/python benchmarks/bench_superres.py [--translator MODEL_DIR]   # 2 data sets x 3 variants x 3 seeds
     .venv/bin/python benchmarks/bench_superres.py --quick                    # smoke run: tiny nets, a few steps
 
 Data (``../shared/data``): the 199 clear nuScenes driving frames and the Multi-class Weather Dataset photos, each
 resized (shorter side) and center-cropped to 256 px. Driving: 159 frames train / 40 test (permuted, seed 0);
-weather: the data set's own train (1,044 photos, every class) / test (75) split. Per seed and data set two
+weather: the data set's own train (1,044 photos, every class) / test (75) split. Per seed and data set three
 ``SRGANRecipe`` runs at 4x (random 64 px high-resolution crops, 16 px inputs; the upscaler with ``bicubic_skip``,
-so it learns the residual over bicubic within a CPU budget): ``srgan`` (pixel + content in a
-self-trained autoencoder's features + adversarial, the recipe's defaults) and ``srgan_no_content``
-(``lambda_content=0``: pixel + adversarial). Scored on the whole test images (64 -> 256 px, bicubic-downsampled with
-antialiasing as in training) by :func:`synthaug.eval.evaluate_upscaler`: PSNR (dB) and SSIM on RGB in [0, 1],
-``scale`` px shaved at the borders, against bicubic upscaling of the same inputs (deterministic, so the paired
-difference per seed is the model's gain). With ``--translator`` (a 32 px shine -> rain translator, e.g. one the
-weather study trained), one picture shows the use of an upscaler after a low-resolution translator: a test photo
-translated at 32 px, then brought to 128 px by bicubic and by the weather upscaler.
+so it learns the residual over bicubic within a CPU budget): ``srgan`` (pixel + content in a self-trained
+autoencoder's features + adversarial, the recipe's defaults) and ``srgan_no_content`` (``lambda_content=0``: pixel
++ adversarial), and ``srresnet`` (the pixel loss alone, no discriminator: the network SRGAN starts from, and the
+PSNR-oriented control). Scored on the whole test images (64 -> 256 px, bicubic-downsampled with antialiasing as in
+training) by :func:`synthaug.eval.evaluate_upscaler`: PSNR (dB) and SSIM on RGB in [0, 1], ``scale`` px shaved at
+the borders, against bicubic upscaling of the same inputs (deterministic, so the paired difference per seed is the
+model's gain). With ``--translator`` (a 32 px shine -> rain translator, e.g. one the weather study trained), one
+picture shows the use of an upscaler after a low-resolution translator: a test photo translated at 32 px, then
+brought to 128 px by bicubic and by the weather upscaler.
 
 Every run is cached under ``runs/superres/`` (the Trainer resumes a killed run; a finished run's scores are a
 JSON next to it), so rerunning the command continues. Outputs (``--out``; default benchmarks/results, --quick:
@@ -44,7 +45,8 @@ QUICK = dict(seeds=[0], steps=6, size=64, n_weather_train=24, n_test=6,
              overrides=dict(crop=32, batch_size=2, g_kwargs={"nf": 8, "n_blocks": 1, **SKIP},
                             d_kwargs={"ndf": 8, "n_stages": 2},
                             content_encoder={"width": 4, "steps": 3, "batch_size": 4}))
-VARIANTS = {"srgan": {}, "srgan_no_content": {"lambda_content": 0.0}}
+VARIANTS = {"srgan": {}, "srgan_no_content": {"lambda_content": 0.0},
+            "srresnet": {"lambda_content": 0.0, "lambda_adv": 0.0}}  # the pixel loss alone: SRGAN's starting point
 METRICS = ("psnr", "ssim")
 
 
@@ -201,10 +203,10 @@ def write_markdown(path: Path, res: dict) -> None:
           + f". Seeds {cfg['seeds']}; each run {cfg['steps']} steps of the SRGAN recipe's defaults (upscaler SRResNet "
           "nf 32 / 4 blocks with `bicubic_skip=True` (it learns the residual over bicubic), VGG-style discriminator "
           "from half the run, content encoder trained on the crops), "
-          "`srgan_no_content` with `lambda_content=0`. Scores on the whole test images (RGB, 4 px shaved), the "
-          "same inputs for bicubic.", "",
-          "| data | metric | bicubic | srgan | srgan - bicubic (paired by seed) | srgan_no_content | "
-          "srgan_no_content - bicubic | srgan - srgan_no_content |", "|---|---|---|---|---|---|---|---|"]
+          "`srgan_no_content` with `lambda_content=0`, `srresnet` with the pixel loss alone. Scores on the whole "
+          "test images (RGB, 4 px shaved), the same inputs for bicubic.", "",
+          "| data | metric | bicubic | arm | arm mean [95% CI] | arm - bicubic, paired by seed [95% CI], p |",
+          "|---|---|---|---|---|---|"]
     for data in res["data"]:
         for m in METRICS:
             digits = 4 if m == "ssim" else 2
@@ -215,9 +217,12 @@ def write_markdown(path: Path, res: dict) -> None:
 
             def dd(k, digits=digits):
                 return H.fmt_diff(s.get(k), digits) if s.get(k) else "n/a (one seed)"
-            L.append(f"| {data} | {m} | {ci(f'{data}/bicubic/{m}')} | {ci(f'{data}/srgan/{m}')} | "
-                     f"{dd(f'{data}/srgan/{m}/vs_bicubic')} | {ci(f'{data}/srgan_no_content/{m}')} | "
-                     f"{dd(f'{data}/srgan_no_content/{m}/vs_bicubic')} | {dd(f'{data}/srgan/{m}/vs_no_content')} |")
+            for v in VARIANTS:
+                L.append(f"| {data} | {m} | {ci(f'{data}/bicubic/{m}')} | {v} | {ci(f'{data}/{v}/{m}')} | "
+                         f"{dd(f'{data}/{v}/{m}/vs_bicubic')} |")
+    L += ["", "Content-loss ablation (`srgan` - `srgan_no_content`, paired by seed): " + "; ".join(
+        f"{data} {m} {H.fmt_diff(s[k], 4 if m == 'ssim' else 2)}" for data in res["data"] for m in METRICS
+        if (k := f"{data}/srgan/{m}/vs_no_content") in s) + "."]
     L += ["", "Per run: " + "; ".join(f"{r['data']} {r['variant']} seed {r['seed']}: {r['psnr']:.2f} dB / "
                                       f"{r['ssim']:.4f}, {r['train_s'] / 60:.1f} min" for r in res["rows"]) + ".",
           "", *(f"![{p}]({p})" for p in res["figures"]), ""]

@@ -143,7 +143,7 @@ def test_bench_superres_quick_writes_its_report(tmp_path, shared_data):
     bench_superres.main(["--quick", "--out", str(tmp_path)])
     res = json.loads((tmp_path / "superres.json").read_text())
     assert res["quick"] and {(r["data"], r["variant"]) for r in res["rows"]} == {
-        (d, v) for d in ("driving", "weather") for v in ("srgan", "srgan_no_content")}
+        (d, v) for d in ("driving", "weather") for v in ("srgan", "srgan_no_content", "srresnet")}
     for r in res["rows"]:
         assert r["psnr"] > 5 and 0 < r["ssim"] <= 1 and r["bicubic_psnr"] > r["psnr"] - 30
     assert (tmp_path / "superres.png").stat().st_size > 1000
