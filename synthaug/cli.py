@@ -6,6 +6,8 @@
     synthaug train cyclegan --a mnist.npz --b usps.npz --size 28 --channels 1 --lambda-task 1 --out runs/m2u
     synthaug train cut --a horses/ --b zebras/ --size 128 --out runs/h2z       (or: train fastcut)
     synthaug translate runs/m2u/model --in mnist.npz --labels --out translated/
+    synthaug train cyclegan --a clear/ --b fog/ --size 128 --arch lptn --out runs/fog_lptn
+    synthaug translate runs/fog_lptn/model --in dashcam_frames/ --out frames_fog/   (each frame at its own size)
     synthaug train srgan --data photos/ --size 256 --scale 4 --crop 64 --out runs/sr
     synthaug upscale runs/sr/model --in small/ --out large/
     synthaug info runs/breast/model
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -250,9 +253,24 @@ def _pct(fraction) -> str:
     return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
 
 
+def _image_files(src: Path) -> list[Path]:
+    """The image files under folder ``src`` (recursive), in natural order of their paths (frame_2 before frame_10),
+    so numbered video frames are processed in sequence."""
+    from .data import IMAGE_EXTENSIONS
+
+    def key(p: Path):
+        parts = re.split(r"(\d+)", p.relative_to(src).as_posix())
+        return [(0, int(t), t) if t.isdigit() else (1, 0, t) for t in parts]
+
+    if not src.is_dir():
+        return []
+    return sorted((p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS), key=key)
+
+
 def _translate(args) -> int:
     import torch
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from .data import IMAGE_EXTENSIONS, read_image
     from .models import TranslatorModel
@@ -264,26 +282,29 @@ def _translate(args) -> int:
     if args.classifier != "task" or args.min_confidence is not None:
         raise ValueError("--classifier / --min-confidence: the label check needs --labels (a labelled input set)")
     src, out = Path(args.inp), Path(args.out)
-    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if src.is_dir() else []
+    files = _image_files(src)
     if not files:
         raise ValueError(f"--in: expected a folder with images ({', '.join(IMAGE_EXTENSIONS)}), found none in "
                          f"{str(src)!r}")
     c_in = model.channels_a if args.direction == "A2B" else model.channels_b
-    size = None if args.size_policy == "native" else args.size
-    for i in range(0, len(files), args.batch_size):
-        chunk = files[i:i + args.batch_size]
-        imgs = [read_image(p, size=size, channels=c_in) for p in chunk]
-        if len({tuple(t.shape) for t in imgs}) == 1:  # one forward pass for the whole chunk
-            results = list(model.translate(torch.stack(imgs), direction=args.direction,
-                                           batch_size=args.batch_size, size_policy=args.size_policy))
-        else:
-            results = [model.translate(t, direction=args.direction, size_policy=args.size_policy) for t in imgs]
-        for p, res in zip(chunk, results):
-            arr = to_uint8_images(res)
-            target = out / p.relative_to(src).with_suffix(".png")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
-    print(f"translated {len(files)} images {args.direction} into {out}")
+    policy = model.resolve_size_policy(args.size_policy)
+    options = {"direction": args.direction, "size_policy": policy, "match_scale": args.match_scale}
+    with tqdm(total=len(files), unit="img", desc=f"translate {args.direction} ({policy} size)",
+              disable=not args.progress) as bar:
+        for i in range(0, len(files), args.batch_size):
+            chunk = files[i:i + args.batch_size]
+            imgs = [read_image(p, size=args.size, channels=c_in) for p in chunk]
+            if len({tuple(t.shape) for t in imgs}) == 1:  # one forward pass for the whole chunk
+                results = list(model.translate(torch.stack(imgs), batch_size=args.batch_size, **options))
+            else:
+                results = [model.translate(t, **options) for t in imgs]
+            for p, res in zip(chunk, results):
+                arr = to_uint8_images(res)
+                target = out / p.relative_to(src).with_suffix(".png")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
+            bar.update(len(chunk))
+    print(f"translated {len(files)} images {args.direction} at {policy} size into {out}")
     return 0
 
 
@@ -300,8 +321,7 @@ def _upscale(args) -> int:
     if src.is_file() and src.suffix.lower() in IMAGE_EXTENSIONS:
         files, root = [src], src.parent
     else:
-        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if src.is_dir() else []
-        root = src
+        files, root = _image_files(src), src
     if not files:
         raise ValueError(f"--in: expected an image file or a folder with images ({', '.join(IMAGE_EXTENSIONS)}), "
                          f"found none at {str(src)!r}")
@@ -476,7 +496,7 @@ def _cut_arguments(p: argparse.ArgumentParser, config_class) -> None:
                    help="identity PatchNCE term on domain B images")
     p.add_argument("--nce-layers", default=",".join(config_class.nce_layers),
                    help="comma-separated encoder maps of the generator for PatchNCE (resnet: input, stem, down1, "
-                        "..., block1, ...)")
+                        "..., block1, ...; lptn: low, stem, block1, ...)")
     p.add_argument("--num-patches", type=int, default=config_class.num_patches, help="patches per map and image")
     p.add_argument("--flip-equivariance", action=argparse.BooleanOptionalAction,
                    default=config_class.flip_equivariance, help="translate the flipped batch at random (FastCUT)")
@@ -563,11 +583,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input folder (searched recursively); with --labels class folders or an .npz")
     p.add_argument("--out", required=True, help="output folder (same layout, PNG)")
     p.add_argument("--direction", default="A2B", help="A2B, or B2A (CycleGAN only)")
-    p.add_argument("--size-policy", default="resize", choices=["resize", "native"],
-                   help="resize: to the training size and back; native: run at the image's own size")
+    p.add_argument("--size-policy", default=None, choices=["resize", "native"],
+                   help="resize: to the training size and back; native: run at the image's own size (any size; "
+                        "outputs keep it). Default: native for full-resolution translators (lptn), else resize")
+    p.add_argument("--match-scale", action=argparse.BooleanOptionalAction, default=True,
+                   help="native size with lptn: deepen the pyramid so its low band has the training images' scale "
+                        "(right for models trained on resized frames; --no-match-scale for ones trained on crops)")
     p.add_argument("--size", type=int, default=None, help="resize inputs to this size first (shorter side + crop)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bar on stderr")
     p.add_argument("--labels", action="store_true",
                    help="--in is a labelled set (class folders root/<class>/*.png or an .npz): keep the translations "
                         "whose label the classifier still finds, write them as class folders plus report.json "

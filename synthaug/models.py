@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import check_choice, check_config_fields, check_int, check_number, check_probability
+from .checks import check_bool, check_choice, check_config_fields, check_int, check_number, check_probability
 from .io import load_state_into, read_model_config, read_nets, write_model_dir, write_nets
 from .registry import model_kinds
 from .utils import CONVERT_HINT, MODEL_RANGE, check_images, check_value_range, get_device, to_uint8_images
@@ -338,20 +338,42 @@ class TranslatorModel:
         _check_matches(self, "translator", what, image_size=image_size, channels_a=channels_a,
                        channels_b=channels_b)
 
+    @property
+    def full_resolution(self) -> bool:
+        """True if every translator of the model declares itself resolution-independent (``full_resolution = True``
+        on its class, e.g. ``lptn``): :meth:`translate` then runs it at the input's own size by default."""
+        return all(getattr(net, "full_resolution", False) for net in self.nets.values())
+
+    def resolve_size_policy(self, size_policy: str | None = None) -> str:
+        """``size_policy`` checked, or for None the default: ``"native"`` if :attr:`full_resolution`, else
+        ``"resize"``."""
+        if size_policy is None:
+            return "native" if self.full_resolution else "resize"
+        return check_choice("size_policy", size_policy, ("resize", "native"))
+
     @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str = "A2B", batch_size: int = 16,
-                  size_policy: str = "resize") -> torch.Tensor:
+                  size_policy: str | None = None, match_scale: bool = True) -> torch.Tensor:
         """Translate float images in [-1, 1] (NCHW or CHW) from one domain to the other (values outside [-1, 1]
-        raise; [0, 1] data must be converted first, see :func:`synthaug.utils.check_value_range`).
+        raise; [0, 1] data must be converted first, see :func:`synthaug.utils.check_value_range`). Returns float32
+        CPU tensors of the input's spatial size. Deterministic: the same image gives the same output (eval mode, no
+        noise), so neighbouring video frames are translated alike.
 
-        Size policy: ``"resize"`` (default) resizes inputs to the (square) training size, translates, and resizes
-        the result back to the input size, so non-square inputs are squeezed for the net and restored after;
-        ``"native"`` runs the fully-convolutional net at the input size
-        (which must fit the net's down-sampling). Returns float32 CPU tensors of the input's spatial size.
+        Size policy: ``"resize"`` resizes inputs to the (square) training size, translates, and resizes the result
+        back to the input size, so non-square inputs are squeezed for the net and restored after; ``"native"`` runs
+        the fully-convolutional net at the input size. None (default): ``"native"`` for a full-resolution
+        translator (:attr:`full_resolution`: ``lptn``), else ``"resize"``.
+
+        Native size takes any height and width of at least the net's ``min_size``: a net whose sizes must be
+        multiples of ``size_multiple`` (``resnet``: 2**n_downsampling) gets the image reflect-padded to the next
+        multiple and its output cropped back; a net with other limits (``unet``) raises its own error. For a
+        pyramid translator (``lptn``) ``match_scale=True`` deepens its pyramid (``extra_levels_for``) so that the low
+        band it translates has the scale of the training images, which synthaug's loaders make by resizing a frame's
+        shorter side to ``image_size``; pass ``match_scale=False`` for a net trained on crops at the frames' own scale.
         """
         name = f"G_{check_direction(direction, self.directions(), self.kind)}"
-        if size_policy not in ("resize", "native"):
-            raise ValueError(f"size_policy: expected 'resize' or 'native', found {size_policy!r}")
+        size_policy = self.resolve_size_policy(size_policy)
+        check_bool("match_scale", match_scale)
         squeeze = images.ndim == 3
         if squeeze:
             images = images[None]
@@ -360,13 +382,31 @@ class TranslatorModel:
         check_value_range(images, "images", MODEL_RANGE, fix=CONVERT_HINT)
         h, w = images.shape[-2:]
         net = self.nets[name]
+        run, pad = net, None
+        if size_policy == "native":
+            m = getattr(net, "min_size", 1)
+            if min(h, w) < m:
+                arch = getattr(net, "arch_name", type(net).__name__)
+                raise ValueError(f"images: expected at least {m}x{m} px for native-size translation with this {arch} "
+                                 f"translator, found {h}x{w}; use size_policy='resize'")
+            if match_scale and hasattr(net, "extra_levels_for"):  # a pyramid translator (lptn)
+                extra = net.extra_levels_for(h, w, self.image_size)
+                run = lambda x: net(x, extra_levels=extra)  # noqa: E731
+            k = getattr(net, "size_multiple", 1)
+            if h % k or w % k:
+                ph, pw = -h % k, -w % k
+                pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
         outs = []
         for i in range(0, len(images), batch_size):
             x = images[i:i + batch_size].to(self.device).float()
             if size_policy == "resize" and (h, w) != (self.image_size, self.image_size):
                 x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                                   antialias=True, align_corners=False)
-            y = net(x).float()
+            if pad is not None:
+                x = F.pad(x, pad, mode="reflect")
+            y = run(x).float()
+            if pad is not None:
+                y = y[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w]
             if y.shape[-2:] != (h, w):
                 y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
             outs.append(y.clamp(-1, 1).cpu())
@@ -399,7 +439,7 @@ class TranslatorModel:
 
     def translate_labelled(self, images: torch.Tensor, labels, direction: str = "A2B", classifier="task",
                            min_confidence: float | None = None, class_names: Sequence[str] | None = None,
-                           batch_size: int = 16, size_policy: str = "resize"):
+                           batch_size: int = 16, size_policy: str | None = None):
         """Translate a labelled set and keep the translations whose label survived; returns
         ``(images, labels, report)`` (the kept ones, in input order).
 
@@ -455,7 +495,7 @@ class TranslatorModel:
         return out[keep], y[keep], report
 
     def translated_dataset(self, data, direction: str = "A2B", classifier="task",
-                           min_confidence: float | None = None, batch_size: int = 16, size_policy: str = "resize"):
+                           min_confidence: float | None = None, batch_size: int = 16, size_policy: str | None = None):
         """A :class:`~synthaug.augment.SyntheticDataset` of the label-checked translations of ``data`` (an
         ``ImageDataset``: ``.images``, ``.labels``, ``.class_names``), ready for ``MixedDataset(real, pool, ...,
         allow_short=True)``. Arguments as in :meth:`translate_labelled`; its per-class counts are the dataset's

@@ -196,7 +196,8 @@ def test_bad_config_values_name_the_field():
                        ({"lambda_nce": 0.0}, "lambda_nce: expected a weight > 0"),
                        ({"nce_temperature": 0}, "nce_temperature: expected a float > 0"),
                        ({"mlp_dim": 0}, "mlp_dim: expected an int >= 1"),
-                       ({"generator": "unet"}, r"generator: expected a translator with encoder features.*\['resnet'\]"),
+                       ({"generator": "unet"},
+                        r"generator: expected a translator with encoder features.*\['resnet', 'lptn'\]"),
                        ({"lambda_task": -1.0}, "lambda_task: expected a weight >= 0")):
         cfg = {"nce_layers": LAYERS, **bad}
         with pytest.raises(ValueError, match=match):

@@ -31,7 +31,7 @@ def scratch_registries(monkeypatch):
 def test_one_registry_per_role():
     assert list_generators() == ["dcgan", "style"]
     assert list_discriminators() == ["projection"]
-    assert list_translators() == ["resnet", "unet"]
+    assert list_translators() == ["resnet", "unet", "lptn"]
     assert list_translation_discriminators() == ["patchgan", "multiscale_patchgan", "srgan_vgg"]
     assert list_upscalers() == ["srresnet"]
     assert sorted(list_generators() + list_discriminators() + list_translators()
@@ -244,7 +244,7 @@ def test_configs_refuse_nets_of_another_role():
     with pytest.raises(ValueError, match=r"loss: expected one of .*found 'vanilla'"):
         CGANConfig(loss="vanilla").validate()
     a = from_arrays(np.zeros((4, 16, 16, 1), np.float32))
-    with pytest.raises(ValueError, match=r"generator: expected one of \['resnet', 'unet'\], found 'dcgan'"):
+    with pytest.raises(ValueError, match=r"generator: expected one of \['resnet', 'unet', 'lptn'\], found 'dcgan'"):
         CycleGANRecipe(a, a, CycleGANConfig(generator="dcgan"), device="cpu")
     with pytest.raises(ValueError, match=r"discriminator: expected one of \['patchgan', 'multiscale_patchgan', "
                                          r"'srgan_vgg'\]"):

@@ -62,6 +62,9 @@ class Translator(Protocol):
     ``forward(x)``: (N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]. A constructor that
     also takes ``image_size`` is given the training size unless the config sets it. Optional, needed by CUT /
     FastCUT: ``features(x, layers)`` -> the encoder maps named ``layers`` (among a ``feature_layers`` attribute).
+    Optional, read by ``TranslatorModel.translate``: ``min_size`` (smallest height/width), ``size_multiple`` (height
+    and width must be multiples of it; native-size inputs are padded to it) and ``full_resolution = True`` (trained
+    small, meant to run at any size: translated at the input's own size by default).
     """
 
     in_channels: int

@@ -167,6 +167,12 @@ class ResnetGenerator(nn.Module):
         """Smallest valid height/width: max(4, 2 * 2**n_downsampling)."""
         return max(4, 2 * 2**self.n_downsampling)
 
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this, 2**n_downsampling (``TranslatorModel.translate`` pads native
+        inputs to it)."""
+        return 2**self.n_downsampling
+
     def _check_input(self, x: torch.Tensor) -> None:
         h, w = _check_batch(x, self.in_channels)
         m = self.min_size

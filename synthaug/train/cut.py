@@ -24,7 +24,10 @@ class CUTConfig(UnpairedTranslationConfig):
 
     ``nce_layers`` name the generator's encoder maps (``ResnetGenerator.feature_layers``); the default maps CUT's
     layers 0, 4, 8, 12, 16 of its ResNet: the input, the two downsampling stages (here after norm and ReLU, in CUT
-    the convs before them, one scale finer), residual blocks 1 and 5.
+    the convs before them, one scale finer), residual blocks 1 and 5. With ``generator="lptn"`` name maps of its
+    low-band CNN (``LPTNTranslator.feature_layers``: ``low``, ``stem``, ``block1``, ...), e.g. ``("low", "stem",
+    "block1", "block2")``: PatchNCE then ties the translated low band to the input's, while the detail bands are the
+    input's own by construction.
     ``num_patches`` positions per map (all where a map has fewer), projected by a 2-layer MLP of ``mlp_dim``
     units. The generator loss is ``lambda_gan * GAN + lambda_nce * NCE``, NCE averaged over the layers and, with
     ``nce_idt``, also over the identity term NCE(b, G(b)). ``flip_equivariance``: each step, with probability
