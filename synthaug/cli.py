@@ -100,10 +100,12 @@ def _cgan_recipe(args, recipe_cls):
 def _translation_config(args, config_class, **fields):
     """The translation settings every translation command shares, plus ``fields``."""
     defaults = config_class()
+    # the config's default generator arguments are sized for its default generator; another --arch starts from its own
+    g_defaults = defaults.g_kwargs if args.arch == defaults.generator else {}
     return config_class(steps=args.steps, generator=args.arch, loss=args.loss, batch_size=args.batch_size,
-                        lr=args.lr, g_kwargs={**defaults.g_kwargs, **json.loads(args.g_kwargs)},
-                        d_kwargs={**defaults.d_kwargs, **json.loads(args.d_kwargs)}, cpu_bf16=args.cpu_bf16,
-                        **fields)
+                        lr=args.lr, g_kwargs={**g_defaults, **_json_dict(args.g_kwargs, "--g-kwargs")},
+                        d_kwargs={**defaults.d_kwargs, **_json_dict(args.d_kwargs, "--d-kwargs")},
+                        cpu_bf16=args.cpu_bf16, **fields)
 
 
 def _unpaired_recipe(args, recipe_cls, **fields):

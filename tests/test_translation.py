@@ -122,3 +122,10 @@ def test_cli_cyclegan_train_and_translate(tmp_path):
     outs = sorted((tmp_path / "AB").glob("*.png"))
     assert len(outs) == 6 and Image.open(outs[0]).size == (16, 16)
     assert main(["translate", str(out / "model"), "--in", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
+    # another --arch starts from its own defaults, not the ResNet's (the U-Net takes no n_blocks)
+    rc = main(["train", "cyclegan", "--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"), "--size", "16",
+               "--channels", "1", "--steps", "1", "--out", str(tmp_path / "unet"), "--no-progress", "--arch", "unet",
+               "--g-kwargs", '{"ngf": 4}', "--d-kwargs", json.dumps(TINY_D)])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "unet" / "model" / "config.json").read_text())
+    assert cfg["train"]["g_kwargs"] == {"ngf": 4}
