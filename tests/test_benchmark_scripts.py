@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
@@ -148,3 +149,19 @@ def test_bench_superres_quick_writes_its_report(tmp_path, shared_data):
         assert r["psnr"] > 5 and 0 < r["ssim"] <= 1 and r["bicubic_psnr"] > r["psnr"] - 30
     assert (tmp_path / "superres.png").stat().st_size > 1000
     assert "| driving | psnr |" in (tmp_path / "superres.md").read_text()
+
+
+@pytest.mark.slow
+def test_bench_translation_quality_quick_writes_its_report(tmp_path, shared_data):
+    from benchmarks import bench_translation_quality as B
+
+    B.main(["--quick", "--out", str(tmp_path), "--cases", "driving"])
+    res = json.loads((tmp_path / "translation_quality.json").read_text())
+    r = res["results"]["driving"]
+    for m in B.METHODS:
+        assert r[m]["steps"] >= 4 and 0 <= r[m]["p_b"] <= 1 and -1 <= r[m]["edge_ssim"] <= 1
+        assert r[m]["full_size"]["shape"] == [90, 160]
+    assert r["cyclegan_lptn"]["full_size"]["policy"] == "native" and r["cyclegan"]["full_size"]["policy"] == "resize"
+    assert (tmp_path / "translation_quality_fullsize.png").is_file()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert B.edge_ssim(x, x) == pytest.approx(1.0)

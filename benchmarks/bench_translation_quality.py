@@ -1,0 +1,252 @@
+"""Translators at equal CPU time: how target-like is the output, and how much of the input's content survives?
+
+    .venv/bin/python benchmarks/bench_translation_quality.py                 # 2 cases x 3 translators, ~45 min
+    .venv/bin/python benchmarks/bench_translation_quality.py --quick         # smoke run: a few seconds each
+
+Cases (A -> B, 64 px training images, as in ``translation_showcase.py``): driving (199 clear nuScenes frames ->
+283 unique DAWN fog photos) and weather (MWD train shine -> train rain; scored on the held-out test shine photos).
+Translators, each trained for the same CPU time (``--budget-min``; the step count is set from a timed warm-up):
+
+* ``cyclegan``: CycleGAN, ResNet-6 ngf 16, PatchGAN ndf 16 (the showcase's settings);
+* ``fastcut``: FastCUT with the same generator and discriminator (one-sided, PatchNCE);
+* ``cyclegan_lptn``: CycleGAN with the Laplacian-pyramid translator (``generator="lptn"``, 2 levels: the low band
+  of a 64 px image is 16 px; detail bands refined by masks), which ``translate`` applies at the input's own size.
+
+Measured on the test inputs (driving: every clear frame, which all train the translators; weather: the 20 test
+shine photos), at 64 px: **KID** to the real B images in the features of a domain encoder (a SmallCNN trained to
+tell real A from real B; lower is more B-like) and its **P(B)** (mean probability of "B" it gives the
+translations); **edge SSIM**: SSIM between the Sobel edge magnitudes of the input and of the translation (luma;
+1 = every edge kept). For driving also at full frame size (800x450): edge SSIM of what ``translate`` returns by
+default (``resize`` for the ResNet translators: 64 px and back; ``native`` for LPTN), and a full-size grid.
+
+One seed: a measurement of the translators, not a downstream claim (the downstream studies carry the seeds).
+Resumable: trained models are kept under ``runs/translation_quality/``. Outputs (``--out``; default
+benchmarks/results, --quick: runs/studies_quick): translation_quality.{md,json,png} and
+translation_quality_fullsize.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks import harness as H  # noqa: E402
+
+STEM = "translation_quality"
+METHODS = ("cyclegan", "fastcut", "cyclegan_lptn")
+RESNET = {"ngf": 16, "n_blocks": 6}
+PATCHGAN = {"ndf": 16, "n_layers": 3}
+LPTN = {"n_levels": 2, "ngf": 16, "n_blocks": 4}
+
+
+def load(case: str, quick: bool) -> dict:
+    from synthaug.data import load_image_dir
+
+    from benchmarks.translation_showcase import _fog_files
+
+    if case == "driving":
+        frames = H.DATA / "driving" / "clear_nuscenes" / "images"
+        a = load_image_dir(frames, size=64)
+        b = load_image_dir(H.DATA / "driving" / "fog_dawn" / "images", size=64, files=_fog_files())
+        full_files = sorted(p.name for p in frames.iterdir())[:: 66][:3]
+        full = torch.stack([_read_full(frames / f) for f in full_files])
+        test = a.images
+    else:
+        root = H.DATA / "weather" / "mwd"
+        a, b = load_image_dir(root / "train" / "shine", size=64), load_image_dir(root / "train" / "rain", size=64)
+        test, full = load_image_dir(root / "test" / "shine", size=64).images, None
+    if quick:
+        a, b, test = a.subset(range(12)), b.subset(range(12)), test[:8]
+        full = None if full is None else F.interpolate(full[:1], size=(90, 160), mode="bilinear", antialias=True)
+    return {"a": a, "b": b, "test": test, "full": full}
+
+
+def _read_full(path: Path) -> torch.Tensor:
+    from PIL import Image
+
+    img = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+    return img.float() / 127.5 - 1
+
+
+def make_recipe(method: str, a, b, steps: int, seed: int = 0):
+    from synthaug.train import CycleGANConfig, CycleGANRecipe, FastCUTConfig, FastCUTRecipe
+
+    if method == "fastcut":
+        return FastCUTRecipe(a, b, FastCUTConfig(steps=steps, g_kwargs=dict(RESNET), d_kwargs=dict(PATCHGAN)),
+                             device="cpu", seed=seed)
+    lptn = method == "cyclegan_lptn"
+    cfg = CycleGANConfig(steps=steps, generator="lptn" if lptn else "resnet",
+                         g_kwargs=dict(LPTN if lptn else RESNET), d_kwargs=dict(PATCHGAN))
+    return CycleGANRecipe(a, b, cfg, device="cpu", seed=seed)
+
+
+def train(method: str, data: dict, budget_s: float, runs: Path, case: str):
+    from benchmarks.translation_showcase import time_steps
+    from synthaug.models import TranslatorModel
+    from synthaug.train import Trainer
+
+    run_dir = runs / f"{case}_{method}"
+    info = H.read_json(run_dir / "budget.json")
+    if info is None:
+        _, cpu = time_steps(lambda: make_recipe(method, data["a"], data["b"], 10**6), n=4, warmup=2)
+        info = {"cpu_s_per_step": cpu, "steps": max(4, int(budget_s / cpu)), "budget_s": budget_s}
+        H.write_json(run_dir / "budget.json", info)
+    recipe = make_recipe(method, data["a"], data["b"], info["steps"])
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = Trainer(recipe, run_dir, info["steps"], log_every=50, sample_every=info["steps"], ckpt_every=200,
+                  progress=False).fit()
+    if res.interrupted or res.model_dir is None:
+        raise SystemExit(f"{case} {method}: interrupted at step {res.step}; rerun to resume")
+    info = {**info, "wall_s_this_run": time.perf_counter() - t0, "cpu_s_this_run": time.process_time() - c0}
+    return TranslatorModel.from_pretrained(res.model_dir), info
+
+
+def edge_map(x: torch.Tensor) -> torch.Tensor:
+    """Sobel edge magnitude of the luma of images in [-1, 1], (N, 1, H, W), scaled to [0, 1] per set."""
+    x = (x.float().clamp(-1, 1) + 1) / 2
+    luma = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) if x.shape[1] == 3 else x[:, :1]
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3)
+    g = F.pad(luma, (1, 1, 1, 1), mode="replicate")
+    mag = torch.sqrt(F.conv2d(g, kx) ** 2 + F.conv2d(g, kx.transpose(2, 3)) ** 2)
+    return (mag / 4.0).clamp(0, 1)
+
+
+def edge_ssim(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    return float(ssim(edge_map(outputs), edge_map(inputs), data_range=1.0))
+
+
+def domain_encoder(a, b, quick: bool):
+    from synthaug.data import ImageDataset
+    from synthaug.eval import train_feature_encoder
+
+    images = torch.cat([a.images, b.images])
+    labels = torch.cat([torch.zeros(len(a), dtype=torch.long), torch.ones(len(b), dtype=torch.long)])
+    ds = ImageDataset(images, labels, class_names=["A", "B"], name="domains")
+    return train_feature_encoder(ds, max_steps=20 if quick else 600, seed=0, width=16)
+
+
+def main(argv=None) -> int:
+    from synthaug.eval import fid_kid
+    from synthaug.utils import save_grid
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    H.add_quick_arguments(ap)
+    ap.add_argument("--budget-min", type=float, default=None, help="CPU minutes per translator (default 6)")
+    ap.add_argument("--cases", nargs="+", default=["driving", "weather"], choices=["driving", "weather"])
+    ap.add_argument("--no-headline", action="store_true")
+    args = ap.parse_args(argv)
+    budget_s = 60 * (args.budget_min if args.budget_min is not None else (0.05 if args.quick else 6.0))
+    out = H.report_dir(args)
+    runs = (H.QUICK_DIR if args.quick else ROOT / "runs") / "translation_quality"
+    torch.set_num_threads(1)
+    t0, machine = time.perf_counter(), H.machine()
+    results, full_rows, grids = {}, [], []
+    for case in args.cases:
+        data = load(case, args.quick)
+        enc = domain_encoder(data["a"], data["b"], args.quick)
+        real_b = data["b"].images
+        base = fid_kid(real_b, data["test"], enc, subset_size=min(len(real_b), len(data["test"]), 100))
+        results[case] = {"untranslated": {"kid": base["kid_mean"], "p_b": _p_b(enc, data["test"]), "edge_ssim": 1.0}}
+        rows, labels = [data["test"][:6]], ["input"]
+        for method in METHODS:
+            model, info = train(method, data, budget_s, runs, case)
+            fake = model.translate(data["test"], direction="A2B")
+            fk = fid_kid(real_b, fake, enc, subset_size=min(len(real_b), len(fake), 100))
+            r = {**info, "kid": fk["kid_mean"], "fid": fk["fid"], "p_b": _p_b(enc, fake),
+                 "edge_ssim": edge_ssim(data["test"], fake)}
+            if data["full"] is not None:
+                full = model.translate(data["full"], direction="A2B")
+                r["full_size"] = {"policy": model.resolve_size_policy(), "shape": list(full.shape[-2:]),
+                                  "edge_ssim": edge_ssim(data["full"], full)}
+                full_rows.append((method, model.resolve_size_policy(), full))
+            results[case][method] = r
+            rows.append(fake[:6])
+            labels.append(method)
+            print(f"{case:8s} {method:14s} KID {r['kid']:.4f} P(B) {r['p_b']:.3f} edge SSIM {r['edge_ssim']:.3f}"
+                  + (f" full-size edge SSIM {r['full_size']['edge_ssim']:.3f}" if "full_size" in r else "")
+                  + f" ({info['steps']} steps)", flush=True)
+        rows.append(real_b[:6])
+        labels.append("real B")
+        grids += [torch.cat(rows)]
+        results[case]["_labels"] = labels
+        if case == "driving" and full_rows:
+            full_in = data["full"]
+            half = [F.interpolate(t, scale_factor=0.5, mode="bilinear", antialias=True) for t in
+                    [full_in] + [f for _, _, f in full_rows]]
+            save_grid(torch.cat(half), out / f"{STEM}_fullsize.png", nrow=len(full_in),
+                      row_labels=["clear frame"] + [f"{m} ({p})" for m, p, _ in full_rows],
+                      title="full frames (shown at half size): translate() at its default size policy")
+    save_grid(torch.cat(grids), out / f"{STEM}.png", nrow=6,
+              row_labels=[f"{c}: {lab}" for c in args.cases for lab in results[c]["_labels"]],
+              title=f"64 px test inputs, translators at equal CPU time ({budget_s / 60:g} min)")
+    records = headline(results)
+    res = {"quick": args.quick, "budget_s": budget_s, "results": results, "headline": records, "machine": machine,
+           "wall_s": time.perf_counter() - t0,
+           "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_translation_quality.py",
+                                                        *(sys.argv[1:] if argv is None else map(str, argv))])}
+    H.write_json(out / f"{STEM}.json", res)
+    write_markdown(out / f"{STEM}.md", res)
+    if not args.quick and not args.no_headline:
+        H.update_headline("translation_quality", records)
+    print(f"wrote {out / STEM}.md (.json, .png) in {res['wall_s']:.0f} s")
+    return 0
+
+
+@torch.no_grad()
+def _p_b(enc, images: torch.Tensor) -> float:
+    model = enc.model.eval()
+    return float(torch.cat([model(x).softmax(1)[:, 1] for x in images.split(64)]).mean())
+
+
+def headline(results: dict) -> list[dict]:
+    recs = []
+    for case, r in results.items():
+        for method in METHODS:
+            for metric in ("kid", "edge_ssim"):
+                v = r[method][metric]
+                rec = H.headline_record("translation_quality", f"{case}/{method}", None, metric,
+                                        {"mean": v, "lo": None, "hi": None, "n": 1}, None, 1)
+                rec["protocol"] = f"equal CPU time, {r[method]['steps']} steps"
+                recs.append(rec)
+    return recs
+
+
+def write_markdown(path: Path, res: dict) -> None:
+    L = ["# Translators at equal CPU time: target-likeness and kept content", ""]
+    if res["quick"]:
+        L += ["**Smoke run (--quick): a few steps on a few images -- not a measurement.**", ""]
+    L += [f"Command: `{res['command']}`  ", H.machine_line(res["machine"], f"total wall time {res['wall_s']:.0f} s"),
+          "", f"Each translator trained for {res['budget_s'] / 60:g} CPU-minutes (one thread; steps from a timed "
+          "warm-up), one seed. KID and P(B) in a domain encoder trained to tell real A from real B (lower KID, "
+          "higher P(B): more B-like); edge SSIM between the input's and the output's Sobel edges (1: every edge "
+          "kept).", "",
+          "| case | translator | steps | KID to real B | P(B) | edge SSIM (64 px) | full frame: policy, edge SSIM |",
+          "|---|---|---|---|---|---|---|"]
+    for case, r in res["results"].items():
+        u = r["untranslated"]
+        L.append(f"| {case} | (input, untranslated) | - | {u['kid']:.4f} | {u['p_b']:.3f} | 1 | - |")
+        for m in METHODS:
+            x = r[m]
+            fs = x.get("full_size")
+            full = f"{fs['policy']} {fs['shape'][1]}x{fs['shape'][0]}, {fs['edge_ssim']:.3f}" if fs else "-"
+            L.append(f"| {case} | {m} | {x['steps']} | {x['kid']:.4f} | {x['p_b']:.3f} | {x['edge_ssim']:.3f} | "
+                     f"{full} |")
+    L += ["", f"![64 px]({STEM}.png)", ""]
+    if any("full_size" in r.get("cyclegan", {}) for r in res["results"].values()):
+        L += [f"![full frames]({STEM}_fullsize.png)", ""]
+    path.write_text("\n".join(L))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
