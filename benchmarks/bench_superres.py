@@ -149,7 +149,9 @@ def pictures(rows: list[dict], data: dict, out: Path, translator: str | None) ->
         low = torch.nn.functional.interpolate(photos, size=small, mode="bilinear", antialias=True, align_corners=False)
         fake = rain.translate(low, direction="A2B")
         up = model[("weather", "srgan")]
-        save_grid(torch.cat([photos, bicubic_upscale(fake, 4).clamp(-1, 1), up.upscale(fake)]),
+        shown = torch.nn.functional.interpolate(photos, size=4 * small, mode="bilinear", antialias=True,
+                                                align_corners=False)
+        save_grid(torch.cat([shown, bicubic_upscale(fake, 4).clamp(-1, 1), up.upscale(fake)]),
                   out / f"{STEM}_translated.png", nrow=4,
                   row_labels=["test photo", f"{small} px translation, bicubic x4", f"{small} px translation, SRGAN x4"],
                   title="a low-resolution translator's output brought up by the weather upscaler")

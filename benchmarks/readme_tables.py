@@ -2,7 +2,8 @@
 numbers): each block between ``<!-- <name>:start -->`` and ``<!-- <name>:end -->`` holds the records that
 :data:`BLOCKS` selects for it (``headline``: every record marked for the README; ``headline:task``: every
 task-loss arm, for the README's section on translation that keeps the label; ``headline:speed``: the CPU speed
-records of ``benchmarks/bench_reference.py``).
+records of ``benchmarks/bench_reference.py``; ``headline:superres``: the SRGAN comparisons of
+``benchmarks/bench_superres.py``).
 
     python benchmarks/readme_tables.py [--check]
 
@@ -25,7 +26,8 @@ from benchmarks.harness import fmt_interval  # noqa: E402
 HEADLINE = ROOT / "benchmarks" / "results" / "headline.json"
 README = ROOT / "README.md"
 BLOCKS = {"headline": lambda r: bool(r.get("readme")), "headline:task": lambda r: "task" in r["arm"],
-          "headline:speed": lambda r: r["study"] == "speed"}
+          "headline:speed": lambda r: r["study"] == "speed",
+          "headline:superres": lambda r: r["study"] == "superres" and r["reference_arm"] is not None}
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 STUDY_ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long", "breast_resnet18_small",
                "pneumonia5_resnet18_small", "pneumonia_labels1", "pneumonia_labels5", "breast_labels25", "digits",
@@ -38,6 +40,7 @@ STUDY_TITLE = {
     "weather": "weather (shine -> rain)", "driving": "driving (clear -> fog patches)",
     "pneumonia_labels1": "PneumoniaMNIST 1% labels + pool", "pneumonia_labels5": "PneumoniaMNIST 5% labels + pool",
     "breast_labels25": "BreastMNIST 25% labels + pool", "speed": "CPU training speed",
+    "superres": "4x super-resolution", "translation_quality": "translators at equal CPU time",
 }
 
 
