@@ -1,6 +1,8 @@
 """Multi-process (torchrun, gloo) training and sharded generation against their single-process results."""
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +14,35 @@ from synthaug.io import load_safetensors
 from synthaug.train import read_metrics
 
 SCRIPT = Path(__file__).parent / "scripts" / "dist_cgan.py"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+# gloo on the loopback interface: a container's hostname may resolve to an address its ranks cannot reach
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "GLOO_SOCKET_IFNAME": "lo"}
 
 
-def torchrun(*args, nproc=2):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           *map(str, args)]
-    res = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return res
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args, nproc=2, attempts=2):
+    """A single-node torchrun on 127.0.0.1 (static rendezvous on a free port). A run that does not finish in
+    150 s (a healthy one takes about 10 s, minutes on an overloaded machine) is retried once on a new port:
+    process start-up under torchrun has been seen to stall on busy shared CI machines."""
+    for attempt in range(attempts):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *map(str, args)]
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # its own process group: a stalled run is killed whole
+        try:
+            out, err = proc.communicate(timeout=150)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            if attempt == attempts - 1:
+                raise
+            continue
+        assert proc.returncode == 0, out[-3000:] + err[-3000:]
+        return out
 
 
 @pytest.mark.slow
