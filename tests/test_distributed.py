@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _kill_matching(text: str) -> None:
+    """SIGKILL every process whose command line contains ``text`` (torchrun's workers leave its process group)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            if text in cmdline and int(pid) != os.getpid():
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
 def torchrun(*args, nproc=2, attempts=2):
     """A single-node torchrun on 127.0.0.1 (static rendezvous on a free port). A run that does not finish in
     150 s (a healthy one takes about 10 s, minutes on an overloaded machine) is retried once on a new port:
@@ -31,17 +43,21 @@ def torchrun(*args, nproc=2, attempts=2):
     for attempt in range(attempts):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *map(str, args)]
-        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)  # its own process group: a stalled run is killed whole
-        try:
-            out, err = proc.communicate(timeout=150)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            if attempt == attempts - 1:
-                raise
-            continue
-        assert proc.returncode == 0, out[-3000:] + err[-3000:]
+        with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: stalled workers cannot block the read
+            proc = subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=150)
+            except subprocess.TimeoutExpired:
+                # the launcher and every worker of this run: they name its output folder (under pytest's tmp dir)
+                _kill_matching([str(a) for a in args if "pytest-" in str(a)][-1])
+                proc.wait()
+                if attempt == attempts - 1:
+                    raise
+                continue
+            log.seek(0)
+            out = log.read()
+        assert proc.returncode == 0, out[-6000:]
         return out
 
 
