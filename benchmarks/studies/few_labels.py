@@ -43,7 +43,7 @@ from synthaug.eval import (bar_chart, compare_results, markdown_table, pseudo_la
                            run_arm, train_arm)
 from synthaug.models import GeneratorModel  # noqa: E402
 from synthaug.train.cgan import CGANConfig, CGANRecipe  # noqa: E402
-from synthaug.train.engine import Trainer  # noqa: E402
+from synthaug.train.engine import Trainer, read_metrics  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
 HARNESS_VERSION = 1
@@ -57,6 +57,7 @@ PSEUDO_THRESHOLD, GAN_PSEUDO_THRESHOLD = 0.9, 0.95
 FILTER = dict(min_confidence=0.8, quantile=0.95)
 WEIGHT, FINETUNE_STEPS = 0.5, 500
 QUICK = dict(gan_steps=20, finetune_steps=8, pool_cap=300)
+GEN_SECONDS: list[float] = []  # training time of each generator this run could read (for the report's compute line)
 
 
 def load(cfg: dict, seed: int, quick: bool):
@@ -84,6 +85,9 @@ def train_cgan(cache: H.Cache, gen_cfg: dict, labelled, pool, seed: int) -> Gene
                       progress=False).fit()
         if res.interrupted or res.model_dir is None:
             raise SystemExit(f"cGAN training interrupted at step {res.step}; rerun the same command to resume")
+    logged = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
+    if logged and "time" in logged[-1]:
+        GEN_SECONDS.append(float(logged[-1]["time"]))
     return GeneratorModel.from_pretrained(run_dir / "model", device="cpu")
 
 
@@ -208,6 +212,11 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, meta: dict, prefix:
         kept = {c: np.mean([f[c]["kept_fraction"] for f in filt]) for c in filt[0]}
         L += ["Filter: kept fraction of generated samples per class (mean over seeds): "
               + ", ".join(f"{c} {v:.2f}" for c, v in kept.items()) + ".", ""]
+    clf_min = sum(r.get("seconds", 0.0) for rs in results.values() for r in rs) / 60
+    gen = (f"; each seed also trains two {cfg['gan_steps']}-step generators, {np.mean(GEN_SECONDS) / 60:.1f} min "
+           f"each on average ({len(GEN_SECONDS)} measured)" if GEN_SECONDS else "")
+    L += [f"Compute: {clf_min:.0f} CPU-min of classifier training over all arms and seeds (1 thread), "
+          f"{clf_min / len(seeds):.0f} min per seed{gen}.", ""]
     L += [f"Machine: {meta['nproc']} CPUs ({meta['cpu']}), torch {meta['torch']}; command `{meta['command']}`.", ""]
     Path(f"{prefix}.md").write_text("\n".join(L))
     print(f"[{study}] wrote {prefix}.md/.json/.png", flush=True)
