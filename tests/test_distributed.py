@@ -36,29 +36,27 @@ def _kill_matching(text: str) -> None:
             pass
 
 
-def torchrun(*args, nproc=2, attempts=2):
-    """A single-node torchrun on 127.0.0.1 (static rendezvous on a free port). A run that does not finish in
-    150 s (a healthy one takes about 10 s, minutes on an overloaded machine) is retried once on a new port:
-    process start-up under torchrun has been seen to stall on busy shared CI machines."""
-    for attempt in range(attempts):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *map(str, args)]
-        with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: stalled workers cannot block the read
-            proc = subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True)
-            try:
-                proc.wait(timeout=150)
-            except subprocess.TimeoutExpired:
-                # the launcher and every worker of this run: they name its output folder (under pytest's tmp dir)
-                _kill_matching([str(a) for a in args if "pytest-" in str(a)][-1])
-                proc.wait()
-                if attempt == attempts - 1:
-                    raise
-                continue
+def torchrun(*args, nproc=2, timeout=300):
+    """A single-node torchrun on 127.0.0.1 (static rendezvous on a free port); a healthy run takes about 10 s.
+    On a timeout the launcher and every worker of the run are killed before the test fails."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *map(str, args)]
+    with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: stalled workers cannot block the read
+        proc = subprocess.Popen(cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # the launcher and every worker of this run: they name its output folder (under pytest's tmp dir)
+            _kill_matching([str(a) for a in args if "pytest-" in str(a)][-1])
+            proc.wait()
             log.seek(0)
-            out = log.read()
-        assert proc.returncode == 0, out[-6000:]
-        return out
+            pytest.fail(f"torchrun did not finish in {timeout} s (ranks stuck in different collectives?):\n"
+                        + log.read()[-6000:])
+        log.seek(0)
+        out = log.read()
+    assert proc.returncode == 0, out[-6000:]
+    return out
 
 
 @pytest.mark.slow

@@ -114,6 +114,15 @@ def any_rank(flag: bool, device) -> bool:
     return bool(t.item())
 
 
+def from_main_rank(value):
+    """Rank 0's ``value`` on every rank (a small picklable object, e.g. a path or None)."""
+    if not current().enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if current().enabled:
         dist.barrier()

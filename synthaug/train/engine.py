@@ -279,7 +279,9 @@ class Trainer:
         t0 = time.time()
         if self.is_main:
             self._remove_orphaned_temp_files()
-        latest = self.latest_checkpoint() if resume else None
+        # rank 0 decides: a rank that looked for checkpoints after rank 0 wrote this run's step-0 checkpoint
+        # would resume from it, skip that save's barrier and wait forever in a different collective
+        latest = distributed.from_main_rank(self.latest_checkpoint() if resume and self.is_main else None)
         if latest is not None:
             self.load_checkpoint(latest)
             if self.is_main:

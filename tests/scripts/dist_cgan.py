@@ -4,7 +4,9 @@ Noise-free, BatchNorm-free setup (style generator with constant noise and no sty
 stddev, no DiffAugment) so a 2-process run with global batch B must follow the single-process run.
 """
 
+import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -28,4 +30,6 @@ cfg = CGANConfig(generator="style", g_kwargs=g, d_kwargs={"base_channels": 8, "m
 recipe = CGANRecipe(data, cfg, device="cpu", seed=0)
 recipe.G.noise_mode = "const"
 recipe.ema.module.noise_mode = "const"
+if os.environ.get("RANK") == "1":
+    time.sleep(2)  # rank 0 writes the step-0 checkpoint first: rank 1 must not resume from it (it used to hang)
 Trainer(recipe, out, steps, log_every=1, ckpt_every=2, progress=False).fit()
