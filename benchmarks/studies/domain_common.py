@@ -1,5 +1,6 @@
 """What the three domain studies (``digits``, ``weather``, ``driving``) share (their command line and output
-paths are ``harness.Study``'s): a CycleGAN trained per seed and cached by its full configuration, cached arms,
+paths are ``harness.Study``'s): a translator (CycleGAN, or any unpaired recipe) trained per seed and cached by its
+full configuration, cached arms,
 albumentations on tensors, paired comparisons, plain-language verdicts, headline records and the report's
 closing section.
 """
@@ -23,7 +24,8 @@ from benchmarks import harness as H  # noqa: E402
 from synthaug.eval import compare_results  # noqa: E402
 from synthaug.models import TranslatorModel  # noqa: E402
 from synthaug.train.engine import Trainer  # noqa: E402
-from synthaug.train.translation import CycleGANConfig, CycleGANRecipe  # noqa: E402
+from synthaug.train.recipe import get_recipe, list_recipes  # noqa: E402
+from synthaug.train.translation import CycleGANConfig  # noqa: E402
 
 HARNESS_VERSION = 1  # bump when a change of code (not of settings) must invalidate cached domain results
 
@@ -47,38 +49,52 @@ def task_cyclegan_config(translator: dict, task: dict, quick: bool) -> CycleGANC
     return cfg
 
 
-def translator_config(study: str, data: dict, cfg: CycleGANConfig, seed: int) -> dict:
-    """Everything that defines a trained translator (its cache key). Settings that are off (None, or the
-    task-consistency fields while ``lambda_task`` is 0) are left out, so adding such an option to the library
-    keeps existing translators valid."""
-    gan = {k: v for k, v in asdict(cfg).items() if v is not None}
+def recipe_name(cfg) -> str:
+    """The registered recipe whose config class is exactly ``type(cfg)`` (e.g. ``"cyclegan"``, ``"fastcut"``)."""
+    names = [n for n in list_recipes() if get_recipe(n).config_class is type(cfg)]
+    if len(names) != 1:
+        raise ValueError(f"cfg: expected the config of one registered recipe, found {type(cfg).__name__}")
+    return names[0]
+
+
+def translator_config(study: str, data: dict, cfg, seed: int) -> dict:
+    """Everything that defines a trained translator (its cache key), under the recipe's name (``"cyclegan"``,
+    ``"fastcut"``, ...). Settings that are off (None, ``cpu_bf16`` False, or the task-consistency fields while
+    ``lambda_task`` is 0) are left out, so adding such an option to the library keeps existing translators valid."""
+    gan = {k: v for k, v in asdict(cfg).items() if v is not None and not (k == "cpu_bf16" and not v)}
     if not gan.get("lambda_task"):
         gan = {k: v for k, v in gan.items() if k != "lambda_task" and not k.startswith("task_")}
-    return {"harness": HARNESS_VERSION, "study": study, "data": data, "seed": seed, "cyclegan": gan}
+    return {"harness": HARNESS_VERSION, "study": study, "data": data, "seed": seed, recipe_name(cfg): gan}
 
 
-def translator(st: H.Study, config: dict, cfg: CycleGANConfig, domains, names: tuple[str, str]):
-    """The CycleGAN of ``config`` as two lazy getters ``(model, info)``. ``model()`` loads it from
-    ``runs/studies/cyclegan/<hash>/`` or trains it there first (``CycleGANRecipe`` + ``Trainer``, seed
-    ``config['seed']``; a killed run resumes from its checkpoint); ``domains()`` gives the two training sets.
-    ``info()`` is its training record, kept in the result cache, so a report of cached arms trains nothing."""
+def _kind(config: dict) -> str:
+    return next(k for k in config if k in list_recipes())
+
+
+def translator(st: H.Study, config: dict, cfg, domains, names: tuple[str, str]):
+    """The translator of ``config`` (made by :func:`translator_config` from ``cfg``) as two lazy getters
+    ``(model, info)``. ``model()`` loads it from ``runs/studies/<recipe>/<hash>/`` or trains it there first (the
+    recipe of ``cfg`` + ``Trainer``, seed ``config['seed']``; a killed run resumes from its checkpoint);
+    ``domains()`` gives the two training sets. ``info()`` is its training record, kept in the result cache, so a
+    report of cached arms trains nothing."""
+    kind = _kind(config)
 
     def train() -> TranslatorModel:
-        d = st.cache.directory("cyclegan", config)
+        d = st.cache.directory(kind, config)
         if not (d / "model" / "config.json").is_file() or H.read_json(d / "translator_info.json") is None:
             a, b = domains()
             t0 = time.perf_counter()
-            res = Trainer(CycleGANRecipe(a, b, cfg, device="cpu", seed=config["seed"], names=names), d, cfg.steps,
-                          log_every=max(1, cfg.steps // 40), sample_every=cfg.steps,
+            recipe = get_recipe(kind)(a, b, cfg, device="cpu", seed=config["seed"], names=names)
+            res = Trainer(recipe, d, cfg.steps, log_every=max(1, cfg.steps // 40), sample_every=cfg.steps,
                           ckpt_every=max(1, cfg.steps // 4), progress=False).fit()
             if res.interrupted or res.model_dir is None:
-                raise SystemExit(f"CycleGAN training interrupted at step {res.step}; rerun the command to resume")
+                raise SystemExit(f"{kind} training interrupted at step {res.step}; rerun the command to resume")
             secs = time.perf_counter() - t0
             H.write_json(d / "translator_info.json", {
                 "steps": cfg.steps, "seconds": round(secs, 1), "s_per_step": round(secs / cfg.steps, 4),
                 "n_a": len(a), "n_b": len(b), "last_losses": {k: round(v, 4) for k, v in res.last_metrics.items()},
                 "task_consistency": (H.read_json(d / "model" / "config.json") or {}).get("task_consistency")})
-            st.log(f"seed {config['seed']}: CycleGAN {names[0]}->{names[1]} {cfg.steps} steps in {secs:.0f} s")
+            st.log(f"seed {config['seed']}: {kind} {names[0]}->{names[1]} {cfg.steps} steps in {secs:.0f} s")
         return TranslatorModel.from_pretrained(d / "model", device="cpu")
 
     model = lazy(train)
@@ -86,7 +102,7 @@ def translator(st: H.Study, config: dict, cfg: CycleGANConfig, domains, names: t
     def info() -> dict:
         def record() -> dict:
             model()
-            return H.read_json(st.cache.directory("cyclegan", config) / "translator_info.json")
+            return H.read_json(st.cache.directory(kind, config) / "translator_info.json")
 
         return {**st.cache.result("translators", config, record), "key": H.config_hash(config),
                 "seed": config["seed"]}
@@ -96,7 +112,7 @@ def translator(st: H.Study, config: dict, cfg: CycleGANConfig, domains, names: t
 
 def translator_on_disk(st: H.Study, config: dict) -> bool:
     """Whether the trained translator is in the model folder (the example grids need it; results do not)."""
-    return (st.cache.models_root / "cyclegan" / H.config_hash(config) / "model" / "config.json").is_file()
+    return (st.cache.models_root / _kind(config) / H.config_hash(config) / "model" / "config.json").is_file()
 
 
 def lazy(fn):
