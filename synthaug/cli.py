@@ -88,7 +88,8 @@ def _cgan_recipe(args, recipe_cls):
         label_smoothing=args.label_smoothing, ema_decay=args.ema_decay, sync_batchnorm=args.sync_batchnorm,
         g_kwargs=json.loads(args.g_kwargs), d_kwargs=json.loads(args.d_kwargs),
         pseudo_label_threshold=args.pseudo_label_threshold,
-        pseudo_label_classifier=json.loads(args.pseudo_label_classifier) if args.pseudo_label_classifier else None)
+        pseudo_label_classifier=json.loads(args.pseudo_label_classifier) if args.pseudo_label_classifier else None,
+        progressive=None if args.progressive is None else _json_dict(args.progressive, "--progressive"))
     recipe = recipe_cls(data, cfg, device=args.device, seed=args.seed, unlabelled=unlabelled)
     semi = recipe.pseudo_label_summary()
     if semi is not None and semi["pseudo_label_threshold"] is not None:
@@ -446,6 +447,9 @@ def _cgan_arguments(p: argparse.ArgumentParser, config_class) -> None:
                         "join the conditional set with that class (default: off)")
     p.add_argument("--pseudo-label-classifier", default=None,
                    help="JSON dict overriding the pseudo-labelling classifier's settings (e.g. max_steps, width)")
+    p.add_argument("--progressive", default=None, metavar="JSON",
+                   help="progressive growing from a low resolution: a JSON dict of start / fade_steps / stable_steps "
+                        "('{}' for the defaults); default off")
 
 
 def _translation_arguments(p: argparse.ArgumentParser, config_class) -> None:

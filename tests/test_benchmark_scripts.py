@@ -165,3 +165,23 @@ def test_bench_translation_quality_quick_writes_its_report(tmp_path, shared_data
     assert (tmp_path / "translation_quality_fullsize.png").is_file()
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert B.edge_ssim(x, x) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_bench_progressive_quick_writes_its_report(tmp_path, shared_data):
+    from benchmarks import bench_progressive as B
+
+    B.main(["--quick", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "progressive.json").read_text())
+    assert res["quick"] and res["seeds"] == [0, 1]
+    assert sorted((r["data"], r["arch"], r["arm"], r["seed"]) for r in res["rows"]) == sorted(
+        (d, a, arm, s) for d in B.DATASETS for a in B.ARCHS for arm in B.ARMS for s in (0, 1))
+    for r in res["rows"]:
+        assert r["steps"] >= 1 and r["train_cpu_s"] > 0 and r["fid"] is not None and 0 <= r["recall"] <= 1
+    for p in res["plans"].values():  # the schedule is finished before the run ends: 3 growths of fade + stable
+        k = p["progressive"]["fade_steps"]
+        assert p["progressive_steps_to_full"] == 3 * 2 * k <= p["progressive_steps"]
+    md = (tmp_path / "progressive.md").read_text()
+    assert md.count("Machine: ") == 1 and "**Verdict.** Progressive growing" in md
+    assert (tmp_path / "progressive.png").stat().st_size > 1000
+    assert (tmp_path / "progressive_samples.png").stat().st_size > 1000

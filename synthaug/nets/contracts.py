@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 
 __all__ = ["Generator", "Discriminator", "Translator", "TranslationDiscriminator", "Upscaler", "CONTRACTS",
-           "check_class", "check_instance"]
+           "ProgressiveGenerator", "ProgressiveDiscriminator", "PROGRESSIVE_CONTRACTS", "check_class",
+           "check_instance", "progressive_problems"]
 
 
 class Generator(Protocol):
@@ -24,7 +25,7 @@ class Generator(Protocol):
     ``forward(z, y, truncation)``: latents (N, z_dim) and int64 labels (N,) -> images (N, channels, image_size,
     image_size) in [-1, 1]; ``truncation`` in [0, 1] trades variety for typical samples (1 = off). Optional:
     a ``noise_mode`` attribute (``"random"``, ``"const"`` or ``"none"``); ``GeneratorModel`` sets ``"const"``
-    so that a sample depends on (z, label) alone.
+    so that a sample depends on (z, label) alone. Optional: progressive growing (:class:`ProgressiveGenerator`).
     """
 
     num_classes: int
@@ -43,6 +44,7 @@ class Discriminator(Protocol):
     ``forward(x, y)``: adversarial logits (N,). ``forward_with_class(x, y)``: ``(adversarial logits (N,), class
     logits (N, num_classes) or None)``, the latter for an AC-GAN loss. Optional: ``forward_parts(x, y=None)``
     ``-> (label-free logits, projection term or None, class logits or None)``, needed for semi-supervised training.
+    Optional: progressive growing (:class:`ProgressiveDiscriminator`).
     """
 
     num_classes: int
@@ -105,6 +107,46 @@ class Upscaler(Protocol):
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+class ProgressiveGenerator(Protocol):
+    """What ``CGANConfig.progressive`` (progressive growing) needs of a generator, beyond :class:`Generator`.
+
+    ``progressive=True`` builds an extra toRGB layer for every resolution below ``image_size`` (trained while
+    the schedule runs there, then dropped from the exported model); ``resolutions`` lists the resolutions the
+    net grows through, ascending, the last being ``image_size``. ``forward(z, y, truncation, resolution, alpha)``
+    gives images of ``resolution`` px (None = full); ``alpha`` in [0, 1] fades that resolution's block in,
+    ``(1 - alpha) * upsample(lower-resolution image) + alpha * image``. With ``resolution=None, alpha=1`` the
+    output equals the plain forward's, and ``progressive=False`` leaves the net as it was without the option.
+    """
+
+    resolutions: list[int]
+
+    def __init__(self, num_classes: int, image_size: int, channels: int, progressive: bool = False, **kwargs): ...
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor, truncation: float = 1.0, resolution: int | None = None,
+                alpha: float = 1.0) -> torch.Tensor: ...
+
+
+class ProgressiveDiscriminator(Protocol):
+    """What ``CGANConfig.progressive`` needs of a discriminator, beyond :class:`Discriminator`: the mirror of
+    :class:`ProgressiveGenerator`. ``progressive=True`` builds a fromRGB layer per lower resolution; ``forward``
+    and ``forward_with_class`` (and ``forward_parts``, if the net has it) take images of ``resolution`` px and
+    ``alpha``, blending the new top block's output with the fromRGB of the input pooled to the resolution below.
+    """
+
+    resolutions: list[int]
+
+    def __init__(self, num_classes: int, image_size: int, channels: int, progressive: bool = False, **kwargs): ...
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, resolution: int | None = None,
+                alpha: float = 1.0) -> torch.Tensor: ...
+
+    def forward_with_class(self, x: torch.Tensor, y: torch.Tensor, resolution: int | None = None,
+                           alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+PROGRESSIVE_CONTRACTS: dict[str, type] = {"generator": ProgressiveGenerator, "discriminator": ProgressiveDiscriminator}
+
+
 CONTRACTS: dict[str, type] = {"generator": Generator, "discriminator": Discriminator, "translator": Translator,
                               "translation_discriminator": TranslationDiscriminator, "upscaler": Upscaler}
 
@@ -159,3 +201,22 @@ def check_instance(role: str, name: str, net: nn.Module) -> None:
     if missing:
         raise TypeError(f"{role} {name!r} ({type(net).__name__}): missing attribute(s) {missing} required of a "
                         f"{role} (synthaug.nets.contracts.{protocol.__name__}); set them in __init__")
+
+
+def progressive_problems(role: str, cls) -> list[str]:
+    """Why the registered ``role`` class ``cls`` cannot grow progressively (empty if it can): the members of
+    :data:`PROGRESSIVE_CONTRACTS` it lacks, e.g. ``["__init__ must accept ['progressive']"]``."""
+    problems = []
+    protocol = PROGRESSIVE_CONTRACTS[role]
+    methods = _required_methods(protocol)
+    if role == "discriminator" and callable(getattr(cls, "forward_parts", None)):
+        methods["forward_parts"] = inspect.signature(lambda self, x, y=None, resolution=None, alpha=1.0: None)
+    for method, want in methods.items():
+        own = getattr(cls, method, None)
+        if not callable(own):
+            problems.append(f"missing method {method}")
+            continue
+        missing = _missing_params(method, want, inspect.signature(own))
+        if missing:
+            problems.append(f"{method} must accept {missing}")
+    return problems

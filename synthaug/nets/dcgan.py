@@ -5,13 +5,16 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..checks import check_choice, check_int
+from ..checks import check_bool, check_choice, check_int
 from .layers import (
     ConditionalBatchNorm2d,
     check_image_size,
     check_labels,
     check_latent,
+    check_stage,
     check_truncation,
+    fade_in,
+    grow_resolutions,
     start_resolution,
 )
 from .registry import register
@@ -58,11 +61,14 @@ class CondDCGANGenerator(nn.Module):
         embed_dim: size of the class embedding for ``cond="concat"``.
         upsample: ``"transpose"`` (transposed conv, fastest on CPU) or ``"nearest"``
             (nearest upsample + 3x3 conv, no checkerboard artefacts).
+        progressive: also build a toRGB conv for every lower resolution (``to_img_low``), so that
+            ``forward(..., resolution=, alpha=)`` can run the progressive-growing schedule. Off, the net
+            and its parameter names are exactly those of a net without the option.
     """
 
     def __init__(self, num_classes: int, image_size: int, channels: int = 1, z_dim: int = 64,
                  base_channels: int = 16, max_channels: int = 128, cond: str = "cbn", embed_dim: int = 32,
-                 upsample: str = "transpose"):
+                 upsample: str = "transpose", progressive: bool = False):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
         self.image_size = check_image_size(image_size)
@@ -85,22 +91,38 @@ class CondDCGANGenerator(nn.Module):
             _UpBlock(widths[i], widths[i + 1], num_classes, cbn, upsample) for i in range(n_up)
         )
         self.to_img = nn.Conv2d(widths[-1], channels, 3, 1, 1)
+        self.resolutions = grow_resolutions(image_size)
+        self.progressive = check_bool("progressive", progressive)
+        if self.progressive:  # built last: every other weight is initialised as in a net without them
+            self.to_img_low = nn.ModuleList(nn.Conv2d(widths[k], channels, 3, 1, 1) for k in range(n_up))
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+    def _rgb(self, k: int, h: torch.Tensor) -> torch.Tensor:
+        conv = self.to_img if k == len(self.resolutions) - 1 else self.to_img_low[k]
+        return torch.tanh(conv(h))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor, truncation: float = 1.0, resolution: int | None = None,
+                alpha: float = 1.0) -> torch.Tensor:
         """Images (N, channels, image_size, image_size) in [-1, 1].
 
         ``truncation`` < 1 scales ``z`` toward 0 (``z * truncation``): less variety, more typical
         samples; resampling of outlying ``z`` entries is left to the sampler.
+
+        Progressive growing (``progressive=True`` nets): ``resolution`` (one of ``resolutions``; None = full)
+        stops after that resolution's block; ``alpha`` < 1 fades that block in:
+        ``(1 - alpha) * upsample(toRGB(previous features)) + alpha * toRGB(features)``.
         """
         z = check_latent(z, self.z_dim)
         y = check_labels(y, self.num_classes, z.shape[0])
         t = check_truncation(truncation)
+        k, alpha = check_stage(resolution, alpha, self.resolutions, self.progressive)
         if t != 1.0:
             z = z * t
         cbn = self.cond == "cbn"
         h = self.fc(z if cbn else torch.cat([z, self.embed(y)], dim=1))
         h = h.view(z.shape[0], -1, self.start, self.start)
         h = torch.relu(self.fc_norm(h, y) if cbn else self.fc_norm(h))
-        for block in self.blocks:
-            h = block(h, y)
-        return torch.tanh(self.to_img(h))
+        prev = h
+        for block in self.blocks[:k]:
+            prev, h = h, block(h, y)
+        out = self._rgb(k, h)
+        return out if alpha == 1.0 else fade_in(self._rgb(k - 1, prev), out, alpha)

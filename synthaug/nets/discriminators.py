@@ -12,6 +12,8 @@ from .layers import (
     check_image_size,
     check_images_input,
     check_labels,
+    check_stage,
+    grow_resolutions,
     maybe_sn,
     start_resolution,
 )
@@ -39,11 +41,14 @@ class ProjectionDiscriminator(nn.Module):
         ac_head: add an auxiliary classifier head (AC-GAN), read by :meth:`forward_with_class`.
         max_channels: cap on any layer's width.
         projection: include the class projection term in the adversarial logit.
+        progressive: also build a fromRGB conv for every lower resolution (``from_img_low``), so that
+            every forward method takes ``resolution=`` / ``alpha=`` (progressive growing; the input is then
+            ``resolution`` px). Off, the net and its parameter names are exactly those of a net without the option.
     """
 
     def __init__(self, num_classes: int, image_size: int, channels: int = 1, base_channels: int = 16,
                  spectral_norm: bool = True, mbstd: bool = True, ac_head: bool = False,
-                 max_channels: int = 128, projection: bool = True):
+                 max_channels: int = 128, projection: bool = True, progressive: bool = False):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
         self.image_size = check_image_size(image_size)
@@ -65,31 +70,55 @@ class ProjectionDiscriminator(nn.Module):
         self.linear = maybe_sn(nn.Linear(top, 1), sn)
         self.embed = maybe_sn(nn.Embedding(num_classes, top), sn) if projection else None
         self.classifier = maybe_sn(nn.Linear(top, num_classes), sn) if ac_head else None
+        self.resolutions = grow_resolutions(image_size)
+        self.progressive = check_bool("progressive", progressive)
+        if self.progressive:  # built last: every other weight is initialised as in a net without them
+            self.from_img_low = nn.ModuleList(maybe_sn(nn.Conv2d(channels, widths[j], 3, 1, 1), sn)
+                                              for j in range(1, n_down + 1))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum-pooled features ``h`` (N, C) of a validated batch."""
-        h = F.leaky_relu(self.from_img(x), 0.2)
-        for conv in self.downs:
+    def _from_rgb(self, j: int, x: torch.Tensor) -> torch.Tensor:
+        """fromRGB of the input ``j`` halvings below the full resolution."""
+        return F.leaky_relu(self.from_img(x) if j == 0 else self.from_img_low[j - 1](x), 0.2)
+
+    def _check_input(self, x, resolution, alpha) -> tuple[torch.Tensor, int, float]:
+        k, alpha = check_stage(resolution, alpha, self.resolutions, self.progressive)
+        return check_images_input(x, self.channels, self.resolutions[k]), k, alpha
+
+    def features(self, x: torch.Tensor, resolution: int | None = None, alpha: float = 1.0) -> torch.Tensor:
+        """Sum-pooled features ``h`` (N, C) of a validated batch at ``resolution`` (None = full).
+
+        While the top block fades in (``alpha`` < 1) its output is blended with the fromRGB of the input
+        average-pooled to the resolution below: ``(1 - alpha) * fromRGB_low(pool(x)) + alpha * block(fromRGB(x))``.
+        """
+        k, alpha = check_stage(resolution, alpha, self.resolutions, self.progressive)
+        j = len(self.resolutions) - 1 - k  # halvings already behind the input
+        h = self._from_rgb(j, x)
+        if alpha < 1.0:
+            h = F.leaky_relu(self.downs[j](h), 0.2)
+            low = self._from_rgb(j + 1, F.avg_pool2d(x, 2))
+            h = (1.0 - alpha) * low + alpha * h
+            j += 1
+        for conv in self.downs[j:]:
             h = F.leaky_relu(conv(h), 0.2)
         if self.mbstd is not None:
             h = self.mbstd(h)
         h = F.leaky_relu(self.final(h), 0.2)
         return h.sum(dim=(2, 3))
 
-    def forward_with_class(self, x: torch.Tensor,
-                           y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward_with_class(self, x: torch.Tensor, y: torch.Tensor, resolution: int | None = None,
+                           alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(adversarial logits (N,), class logits (N, num_classes) or None without an AC head)``."""
-        x = check_images_input(x, self.channels, self.image_size)
+        x, k, alpha = self._check_input(x, resolution, alpha)
         y = check_labels(y, self.num_classes, x.shape[0])
-        h = self.features(x)
+        h = self.features(x, self.resolutions[k], alpha)
         adv = self.linear(h).squeeze(1)
         if self.embed is not None:
             adv = adv + (self.embed(y) * h).sum(dim=1)
         cls = self.classifier(h) if self.classifier is not None else None
         return adv, cls
 
-    def forward_parts(self, x: torch.Tensor, y: torch.Tensor | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def forward_parts(self, x: torch.Tensor, y: torch.Tensor | None = None, resolution: int | None = None,
+                      alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The two terms of the adversarial logit, kept apart, and the class logits, from one pass.
 
         Returns ``(unconditional (N,), projection (N,) or None, class logits (N, num_classes) or None)``:
@@ -98,19 +127,21 @@ class ProjectionDiscriminator(nn.Module):
         ``projection=False``. ``unconditional + projection`` is :meth:`forward`'s logit. Semi-supervised
         training scores unlabelled real images with the unconditional term alone.
         """
-        x = check_images_input(x, self.channels, self.image_size)
+        x, k, alpha = self._check_input(x, resolution, alpha)
         if y is not None:
             y = check_labels(y, self.num_classes, x.shape[0])
-        h = self.features(x)
+        h = self.features(x, self.resolutions[k], alpha)
         uncond = self.linear(h).squeeze(1)
         proj = (self.embed(y) * h).sum(dim=1) if y is not None and self.embed is not None else None
         cls = self.classifier(h) if self.classifier is not None else None
         return uncond, proj, cls
 
-    def forward_unconditional(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_unconditional(self, x: torch.Tensor, resolution: int | None = None,
+                              alpha: float = 1.0) -> torch.Tensor:
         """The label-free part of the adversarial logit (N,): ``linear(h)``, for images without a class."""
-        return self.forward_parts(x)[0]
+        return self.forward_parts(x, resolution=resolution, alpha=alpha)[0]
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Adversarial logits (N,)."""
-        return self.forward_with_class(x, y)[0]
+    def forward(self, x: torch.Tensor, y: torch.Tensor, resolution: int | None = None,
+                alpha: float = 1.0) -> torch.Tensor:
+        """Adversarial logits (N,); ``resolution`` / ``alpha``: the progressive-growing stage (see :meth:`features`)."""
+        return self.forward_with_class(x, y, resolution=resolution, alpha=alpha)[0]

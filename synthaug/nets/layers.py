@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..checks import check_int
@@ -17,7 +18,10 @@ __all__ = [
     "check_images_input",
     "check_labels",
     "check_latent",
+    "check_stage",
     "check_truncation",
+    "fade_in",
+    "grow_resolutions",
     "maybe_sn",
     "start_resolution",
 ]
@@ -37,6 +41,44 @@ def start_resolution(image_size: int) -> tuple[int, int]:
     """``(start, num_doublings)``: 28 px grows from 7x7, every other size from 4x4."""
     start = 7 if image_size == 28 else 4
     return start, (image_size // start).bit_length() - 1
+
+
+def grow_resolutions(image_size: int) -> list[int]:
+    """The resolutions a generator grows through, ascending: ``[start, 2 * start, ..., image_size]``."""
+    start, n = start_resolution(image_size)
+    return [start * 2**k for k in range(n + 1)]
+
+
+def check_stage(resolution, alpha, resolutions: list[int], progressive: bool) -> tuple[int, float]:
+    """Validate a progressive-growing stage; returns ``(index of resolution in resolutions, alpha)``.
+
+    ``resolution`` None means the full one. ``alpha`` in [0, 1] is the weight of the new, highest block while it
+    fades in (1 = fully in); below 1 it needs a lower resolution to fade from. A net built without
+    ``progressive=True`` has no layers for the lower resolutions: full resolution and ``alpha=1`` only.
+    """
+    full = resolutions[-1]
+    r = full if resolution is None else resolution
+    if isinstance(r, bool) or not isinstance(r, int) or r not in resolutions:
+        raise ValueError(f"resolution: expected one of {resolutions} or None (= {full}), found {resolution!r}")
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise TypeError(f"alpha: expected a float in [0, 1], found {type(alpha).__name__}") from None
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"alpha: expected a float in [0, 1], found {alpha!r}")
+    k = resolutions.index(r)
+    if not progressive and (r != full or a != 1.0):
+        raise ValueError(f"resolution/alpha: a net built without progressive=True runs at its full resolution {full} "
+                         f"with alpha=1 only, found resolution={r}, alpha={a:g}")
+    if a < 1.0 and k == 0:
+        raise ValueError(f"alpha: expected 1 at the lowest resolution {r} (there is none below to fade from), "
+                         f"found {a:g}")
+    return k, a
+
+
+def fade_in(low: torch.Tensor, high: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``(1 - alpha) * upsample(low) + alpha * high``: images of half ``high``'s size blended in (nearest, x2)."""
+    return (1.0 - alpha) * F.interpolate(low, scale_factor=2, mode="nearest") + alpha * high
 
 
 def check_truncation(truncation) -> float:

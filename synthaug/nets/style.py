@@ -6,12 +6,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_choice, check_int, check_number, check_probability
+from ..checks import check_bool, check_choice, check_int, check_number, check_probability
 from .layers import (
     check_image_size,
     check_labels,
     check_latent,
+    check_stage,
     check_truncation,
+    fade_in,
+    grow_resolutions,
     start_resolution,
 )
 from .registry import register
@@ -82,12 +85,15 @@ class StyleGenerator(nn.Module):
         embed_dim: size of the class embedding fed to the mapping network.
         upsample: ``"transpose"`` (transposed conv 4x4/2, fastest on CPU) or ``"nearest"``.
         w_avg_beta: EMA decay of ``w_avg``.
+        progressive: also build a 1x1 toRGB conv for every lower resolution (``to_img_low``), so that
+            ``forward(..., resolution=, alpha=)`` can run the progressive-growing schedule. Off, the net
+            and its parameter names are exactly those of a net without the option.
     """
 
     def __init__(self, num_classes: int, image_size: int, channels: int = 1, z_dim: int = 64,
                  w_dim: int = 128, mapping_layers: int = 4, base_channels: int = 16, max_channels: int = 128,
                  convs_per_res: int = 1, mixing_prob: float = 0.9, embed_dim: int = 32,
-                 upsample: str = "transpose", w_avg_beta: float = 0.995):
+                 upsample: str = "transpose", w_avg_beta: float = 0.995, progressive: bool = False):
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes)
         self.image_size = check_image_size(image_size)
@@ -126,6 +132,11 @@ class StyleGenerator(nn.Module):
                 cin = cout
         self.layers = nn.ModuleList(style_layers)
         self.to_img = nn.Conv2d(widths[-1], channels, 1)
+        self.convs_per_res = convs_per_res
+        self.resolutions = grow_resolutions(image_size)
+        self.progressive = check_bool("progressive", progressive)
+        if self.progressive:  # built last: every other weight is initialised as in a net without them
+            self.to_img_low = nn.ModuleList(nn.Conv2d(widths[k], channels, 1) for k in range(n_up))
 
     @property
     def num_ws(self) -> int:
@@ -149,17 +160,30 @@ class StyleGenerator(nn.Module):
         y = check_labels(y, self.num_classes, z.shape[0])
         return self._truncate(self._map(z, y), y, check_truncation(truncation))
 
-    def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
-        """Images (N, channels, image_size, image_size) in [-1, 1] from styles ``ws`` (N, num_ws, w_dim)."""
+    def _rgb(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        conv = self.to_img if k == len(self.resolutions) - 1 else self.to_img_low[k]
+        return torch.tanh(conv(x))
+
+    def synthesis(self, ws: torch.Tensor, resolution: int | None = None, alpha: float = 1.0) -> torch.Tensor:
+        """Images (N, channels, image_size, image_size) in [-1, 1] from styles ``ws`` (N, num_ws, w_dim).
+
+        ``resolution`` / ``alpha``: the progressive-growing stage, as in :meth:`forward` (the styles of the
+        layers above ``resolution`` are ignored).
+        """
         want = (self.num_ws, self.w_dim)
         if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or tuple(ws.shape[1:]) != want:
             found = tuple(ws.shape) if isinstance(ws, torch.Tensor) else type(ws).__name__
             raise ValueError(f"ws: expected shape (N, {self.num_ws}, {self.w_dim}), found {found}")
         check_choice("noise_mode", self.noise_mode, NOISE_MODES)
-        x = self.const.expand(ws.shape[0], -1, -1, -1)
-        for i, layer in enumerate(self.layers):
+        k, alpha = check_stage(resolution, alpha, self.resolutions, self.progressive)
+        n = (k + 1) * self.convs_per_res
+        x = prev = self.const.expand(ws.shape[0], -1, -1, -1)
+        for i, layer in enumerate(self.layers[:n]):
+            if i == n - self.convs_per_res:
+                prev = x  # the features of the resolution below
             x = layer(x, ws[:, i], self.noise_mode)
-        return torch.tanh(self.to_img(x))
+        out = self._rgb(k, x)
+        return out if alpha == 1.0 else fade_in(self._rgb(k - 1, prev), out, alpha)
 
     @torch.no_grad()
     def _update_w_avg(self, w: torch.Tensor, y: torch.Tensor) -> None:
@@ -169,15 +193,21 @@ class StyleGenerator(nn.Module):
         updated = self.w_avg.lerp(mean, 1.0 - self.w_avg_beta)
         self.w_avg.copy_(torch.where(counts > 0, updated, self.w_avg))
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor, truncation: float = 1.0, resolution: int | None = None,
+                alpha: float = 1.0) -> torch.Tensor:
         """Images (N, channels, image_size, image_size) in [-1, 1].
 
         ``truncation`` t moves each ``w`` toward its class's running average:
         ``w_avg[y] + t * (w - w_avg[y])`` (1 = off, 0 = the class average image).
+
+        Progressive growing (``progressive=True`` nets): ``resolution`` (one of ``resolutions``; None = full)
+        stops after that resolution's layers; ``alpha`` < 1 fades them in:
+        ``(1 - alpha) * upsample(toRGB(previous features)) + alpha * toRGB(features)``.
         """
         z = check_latent(z, self.z_dim)
         y = check_labels(y, self.num_classes, z.shape[0])
         t = check_truncation(truncation)
+        check_stage(resolution, alpha, self.resolutions, self.progressive)  # before w_avg moves
         w = self._map(z, y)
         ws = w.unsqueeze(1).expand(-1, self.num_ws, -1)
         if self.training:
@@ -190,4 +220,7 @@ class StyleGenerator(nn.Module):
                 cutoff = torch.where(mixed, cutoff, torch.full_like(cutoff, self.num_ws))
                 use_w2 = torch.arange(self.num_ws, device=z.device).unsqueeze(0) >= cutoff.unsqueeze(1)
                 ws = torch.where(use_w2.unsqueeze(-1), w2.unsqueeze(1), ws)
-        return self.synthesis(self._truncate(ws, y, t))
+        ws = self._truncate(ws, y, t)
+        if resolution is None and alpha == 1.0:
+            return self.synthesis(ws)
+        return self.synthesis(ws, resolution=resolution, alpha=alpha)

@@ -20,6 +20,7 @@ from . import distributed
 from .recipe import Recipe, register_recipe
 from ..utils import global_rng_kept
 from .helper_classifier import train_helper_classifier
+from .progressive import ProgressiveSchedule, check_progressive_options
 from .sampler import BatchSampler
 from ..utils import ema_with_warmup
 
@@ -66,6 +67,9 @@ class CGANConfig:
     # PSEUDO_LABEL_CLASSIFIER (None: those defaults)
     pseudo_label_threshold: float | None = None
     pseudo_label_classifier: dict | None = None
+    # progressive growing (synthaug.train.progressive): None = off; a dict of PROGRESSIVE_DEFAULTS keys
+    # ("start", "fade_steps", "stable_steps"; {} = those defaults) grows G and D from "start" px to the image size
+    progressive: dict | None = None
 
     def validate(self) -> None:
         check_choice("generator", self.generator, GENERATORS.names())
@@ -84,6 +88,7 @@ class CGANConfig:
             raise ValueError("ac_weight > 0 needs an AC-GAN head: set d_kwargs={'ac_head': True}")
         check_probability("pseudo_label_threshold", self.pseudo_label_threshold, zero=False, optional=True)
         check_options("pseudo_label_classifier", self.pseudo_label_classifier, PSEUDO_LABEL_CLASSIFIER)
+        check_progressive_options(self.progressive)
 
 
 class PseudoLabels:
@@ -215,6 +220,10 @@ class CGANRecipe(Recipe):
         if self.images.shape[-2] != self.images.shape[-1]:
             raise ValueError(f"data: expected square images, found {tuple(self.images.shape[-2:])}")
         common = dict(num_classes=self.num_classes, image_size=self.image_size, channels=self.channels)
+        self.progressive: ProgressiveSchedule | None = None
+        if config.progressive is not None:
+            self.progressive = self._progressive_schedule(unlabelled is not None)
+            common["progressive"] = True
         torch.manual_seed(self.seed)  # weight init is part of the seeded run
         self.G = GENERATORS.get(config.generator)(**{**config.g_kwargs, **common}).to(self.device)
         self.D = DISCRIMINATORS.get(config.discriminator)(**{**config.d_kwargs, **common}).to(self.device)
@@ -238,6 +247,9 @@ class CGANRecipe(Recipe):
         self.samplers = {"data": BatchSampler(len(self.images), config.batch_size, seed=self.seed)}
         self.augment = AdaptiveAugment(target=config.ada_target, p_init=0.0 if config.ada else config.diffaug_p)
         self.extras = {"augment": self.augment}
+        if self.progressive is not None:
+            self.extras["progressive"] = self.progressive
+        self._stage: dict = {}  # the nets' resolution / alpha keywords of the current step ({}: full, no schedule)
         self.gan_loss = GANLoss(config.loss)
         if self.gan_loss.needs_gradient_penalty or config.r1_gamma > 0:
             self.amp = False  # penalties need plain float32 gradients
@@ -247,6 +259,37 @@ class CGANRecipe(Recipe):
         self.pseudo: PseudoLabels | None = None
         if unlabelled is not None:
             self._setup_semi_supervised(data, unlabelled)
+
+    # ------------------------------------------------------ progressive growing
+    def _progressive_schedule(self, semi: bool) -> ProgressiveSchedule:
+        """The schedule of ``config.progressive``, after checking that the chosen nets can grow."""
+        from ..nets.contracts import progressive_problems
+
+        cfg = self.config
+        for role, registry, name in (("generator", GENERATORS, cfg.generator),
+                                     ("discriminator", DISCRIMINATORS, cfg.discriminator)):
+            problems = progressive_problems(role, registry.get(name))
+            if not semi:  # forward_parts serves the unlabelled images only
+                problems = [p for p in problems if "forward_parts" not in p]
+            if problems:
+                able = [n for n in registry.names() if not progressive_problems(role, registry.get(n))]
+                raise ValueError(f"progressive: expected a {role} that can grow progressively, one of {able} "
+                                 f"(synthaug.nets.contracts.Progressive{role.title()}), found {name!r}: "
+                                 + "; ".join(problems))
+        return ProgressiveSchedule(self.image_size, **check_progressive_options(cfg.progressive))
+
+    def _at_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """Real images as the discriminator sees them at this step's stage (unchanged without a schedule)."""
+        if self.progressive is None:
+            return x
+        return self.progressive.real_images(x, self.progressive.stage(self._step))
+
+    def check_steps(self, steps: int) -> None:
+        if self.progressive is not None and steps < self.progressive.steps_to_full:
+            p = self.progressive
+            raise ValueError(f"steps: expected at least {p.steps_to_full}, the steps the progressive schedule "
+                             f"{p.options} takes from {p.start} px to {self.image_size} px fully faded in (only a "
+                             f"finished schedule is exported), found {steps}")
 
     # ------------------------------------------------------ semi-supervised
     def _setup_semi_supervised(self, data, unlabelled) -> None:
@@ -339,13 +382,13 @@ class CGANRecipe(Recipe):
 
     def _real_batch(self):
         idx = self.batch_indices("data")
-        return self.images[idx].to(self.device), self.labels[idx].to(self.device)
+        return self._at_stage(self.images[idx].to(self.device)), self.labels[idx].to(self.device)
 
     def _d_unconditional(self, x: torch.Tensor) -> torch.Tensor:
-        return self.D.forward_parts(x)[0]
+        return self.D.forward_parts(x, **self._stage)[0]
 
     def _all_real_batch(self) -> torch.Tensor:
-        return self.real_pool[self.batch_indices("all_real")].to(self.device)
+        return self._at_stage(self.real_pool[self.batch_indices("all_real")].to(self.device))
 
     def _d_step(self) -> dict:
         cfg = self.config
@@ -354,18 +397,18 @@ class CGANRecipe(Recipe):
         x_all = self._all_real_batch() if semi else None
         z = self.noise(len(y), self.G.z_dim)
         with torch.no_grad(), self.autocast():
-            fake = self.G(z, y)
+            fake = self.G(z, y, **self._stage)
         need_r1 = cfg.r1_gamma > 0
         with self.autocast():
             xr = self._aug(x)
             if need_r1:
                 xr = xr.detach().requires_grad_(True)
-            real_out, real_cls = self.D.forward_with_class(xr, y)
+            real_out, real_cls = self.D.forward_with_class(xr, y, **self._stage)
             if semi:
-                fake_u, fake_proj, _ = self.D.forward_parts(self._aug(fake.float()), y)
+                fake_u, fake_proj, _ = self.D.forward_parts(self._aug(fake.float()), y, **self._stage)
                 fake_out = fake_u if fake_proj is None else fake_u + fake_proj
             else:
-                fake_out, fake_cls = self.D.forward_with_class(self._aug(fake.float()), y)
+                fake_out, fake_cls = self.D.forward_with_class(self._aug(fake.float()), y, **self._stage)
             loss = self.gan_loss.d_loss(real_out.float(), fake_out.float(), label_smoothing=cfg.label_smoothing)
             if cfg.ac_weight > 0:
                 loss = loss + cfg.ac_weight * F.cross_entropy(real_cls.float(), y)
@@ -379,7 +422,8 @@ class CGANRecipe(Recipe):
         if self.gan_loss.needs_gradient_penalty:
             from ..losses import gradient_penalty
 
-            loss = loss + cfg.gp_weight * gradient_penalty(lambda t: self.D(t, y), self._aug(x), self._aug(fake))
+            loss = loss + cfg.gp_weight * gradient_penalty(lambda t: self.D(t, y, **self._stage), self._aug(x),
+                                                           self._aug(fake))
             if semi:
                 loss = loss + cfg.gp_weight * gradient_penalty(self._d_unconditional, self._aug(x_all),
                                                                self._aug(fake))
@@ -403,13 +447,13 @@ class CGANRecipe(Recipe):
         y = self.labels[self.batch_indices("data")].to(self.device)  # class frequencies of the real data
         z = self.noise(len(y), self.G.z_dim)
         with self.autocast():
-            fake = self.G(z, y)
+            fake = self.G(z, y, **self._stage)
             if self.unlabelled is not None:  # both games: full logit and the label-free term of the same fakes
-                uncond, proj, cls = self.D.forward_parts(self._aug(fake), y)
+                uncond, proj, cls = self.D.forward_parts(self._aug(fake), y, **self._stage)
                 out = uncond if proj is None else uncond + proj
                 loss = self.gan_loss.g_loss(out.float()) + self.gan_loss.g_loss(uncond.float())
             else:
-                out, cls = self.D.forward_with_class(self._aug(fake), y)
+                out, cls = self.D.forward_with_class(self._aug(fake), y, **self._stage)
                 loss = self.gan_loss.g_loss(out.float())
             if cfg.ac_weight > 0:
                 loss = loss + cfg.ac_weight * F.cross_entropy(cls.float(), y)
@@ -419,12 +463,18 @@ class CGANRecipe(Recipe):
 
     def train_step(self, step: int) -> dict[str, float]:
         self._step, self._aug_calls = step, 0
+        stage = self.progressive.stage(step) if self.progressive is not None else None
+        self._stage = stage.kwargs if stage is not None else {}
         self.G.train()
         self.D.train()
         for _ in range(self.config.n_critic):
             d = self._d_step()
         g = self._g_step()
-        return {**d, **g, "aug_p": float(self.augment.p)}
+        out = {**d, **g, "aug_p": float(self.augment.p)}
+        if stage is not None:
+            self.progressive.steps_done = step + 1
+            out.update(resolution=float(stage.resolution), alpha=stage.alpha)
+        return out
 
     # --------------------------------------------------------------- output
     def ema_generator(self) -> torch.nn.Module:
@@ -432,10 +482,14 @@ class CGANRecipe(Recipe):
 
     @torch.no_grad()
     def sample_grid(self):
+        """8 EMA samples per class; during a progressive schedule at the stage of the last step trained, upsampled
+        (nearest) to the image size."""
         G = self.ema.module.eval()
         y = torch.arange(self.num_classes).repeat_interleave(8)
-        imgs = G(self._grid_z.to(self.device), y.to(self.device)).float().cpu()
-        return imgs, 8, self.class_names
+        p = self.progressive
+        stage = {} if p is None else p.stage(max(p.steps_done - 1, 0)).kwargs
+        imgs = G(self._grid_z.to(self.device), y.to(self.device), **stage).float().cpu()
+        return (imgs if p is None else p.upsample(imgs)), 8, self.class_names
 
     def model_config(self) -> dict:
         """config.json of the exported model, less the ``nets`` section (:func:`~synthaug.io.write_nets` adds it)."""
@@ -452,10 +506,34 @@ class CGANRecipe(Recipe):
         return cfg
 
     def save_pretrained(self, path) -> None:
-        write_nets(path, self.model_config(), {"generator": self.ema.module})
+        write_nets(path, self.model_config(), {"generator": self._exported_generator()})
+
+    def _exported_generator(self) -> torch.nn.Module:
+        """The EMA generator; after a progressive schedule the same net without its lower-resolution toRGB layers
+        (built with ``progressive=False``: an ordinary model directory). Mid-schedule nothing is exported."""
+        g = self.ema.module
+        p = self.progressive
+        if p is None:
+            return g
+        if not p.finished:
+            raise ValueError(f"progressive: expected a finished schedule to export ({p.steps_to_full} steps, to "
+                             f"{self.image_size} px fully faded in), found {p.steps_done} steps trained")
+        from ..nets import create_net
+
+        with global_rng_kept():  # building the plain net draws initial weights: leave the run's RNG alone
+            plain = create_net(g.spec["arch"], **{**g.spec["kwargs"], "progressive": False})
+        missing, _ = plain.load_state_dict(g.state_dict(), strict=False)  # the extra keys: the toRGB layers
+        if missing:
+            raise RuntimeError(f"progressive: the plain {g.spec['arch']!r} generator expected weights the growing one "
+                               f"lacks: {missing}")
+        return plain.to(next(g.parameters()).device).eval()
 
     def config_dict(self) -> dict:
         cfg = super().config_dict()
+        if cfg.get("progressive") is None:  # off: config.json and checkpoints exactly as before the option existed
+            cfg.pop("progressive", None)
+        else:
+            cfg["progressive"] = check_progressive_options(cfg["progressive"])
         cfg["seed"] = self.seed
         if getattr(self, "unlabelled", None) is not None:  # a resumed run must use a pool of the same size
             cfg["unlabelled"] = len(self.unlabelled)

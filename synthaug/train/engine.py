@@ -96,6 +96,7 @@ class Trainer:
         self.recipe = recipe
         self.out_dir = Path(out_dir)
         self.steps = check_int("steps", planned if steps is None else steps)
+        recipe.check_steps(self.steps)
         self.log_every = check_int("log_every", log_every)
         self.sample_every = check_int("sample_every", sample_every)
         self.ckpt_every = check_int("ckpt_every", ckpt_every)

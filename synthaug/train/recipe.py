@@ -60,6 +60,11 @@ class Recipe(ABC):
         the :class:`~synthaug.train.engine.Trainer` runs this many steps and refuses any other count."""
         return getattr(self.config, "steps", None)
 
+    def check_steps(self, steps: int) -> None:
+        """Raise ``ValueError`` if a run of ``steps`` steps cannot serve this recipe's settings (e.g. a schedule
+        that needs more); the :class:`~synthaug.train.engine.Trainer` asks before training. Default: any length."""
+        return None
+
     def config_dict(self) -> dict:
         """The recipe's settings as plain JSON values (a resumed run must match them)."""
         cfg = asdict(self.config) if is_dataclass(self.config) else dict(self.config)
