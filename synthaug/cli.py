@@ -86,7 +86,7 @@ def _cgan_recipe(args, recipe_cls):
         generator=args.arch, loss=args.loss, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d,
         n_critic=args.n_critic, diffaug="" if args.no_diffaug else args.diffaug, ada=args.ada, r1_gamma=args.r1,
         label_smoothing=args.label_smoothing, ema_decay=args.ema_decay, sync_batchnorm=args.sync_batchnorm,
-        g_kwargs=json.loads(args.g_kwargs), d_kwargs=json.loads(args.d_kwargs),
+        g_kwargs=json.loads(args.g_kwargs), d_kwargs=json.loads(args.d_kwargs), ortho_reg=args.ortho_reg,
         pseudo_label_threshold=args.pseudo_label_threshold,
         pseudo_label_classifier=json.loads(args.pseudo_label_classifier) if args.pseudo_label_classifier else None,
         progressive=None if args.progressive is None else _json_dict(args.progressive, "--progressive"))
@@ -387,13 +387,18 @@ def _sample(args) -> int:
     from .models import GeneratorModel
 
     if args.shards:
+        if args.z_threshold is not None:
+            raise ValueError(f"--z-threshold: shards are written with a plain normal latent (their manifest records "
+                             f"no threshold); expected it without --shards, found --z-threshold {args.z_threshold} "
+                             "with --shards")
         return _sample_shards(args)
     model = GeneratorModel.from_pretrained(args.model, device=args.device)
     labels = None
     if args.label is not None:
         names = model.class_names
         labels = names.index(args.label) if args.label in names else int(args.label)
-    images, y = model.sample(args.n, labels=labels, truncation=args.truncation, seed=args.seed, output="uint8")
+    images, y = model.sample(args.n, labels=labels, truncation=args.truncation, seed=args.seed, output="uint8",
+                             z_threshold=args.z_threshold)
     out = Path(args.out)
     for i, (img, lab) in enumerate(zip(images, y.tolist())):
         d = out / model.class_names[lab].replace("/", "_")
@@ -435,6 +440,9 @@ def _cgan_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--ema-decay", type=float, default=config_class.ema_decay)
     p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments")
     p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments")
+    p.add_argument("--ortho-reg", type=float, default=config_class.ortho_reg,
+                   help="BigGAN's orthogonal regularisation weight on the generator (default: the generator's own, "
+                        "1e-4 for biggan, 0 otherwise)")
     p.add_argument("--sync-batchnorm", action=argparse.BooleanOptionalAction, default=config_class.sync_batchnorm,
                    help="under torchrun on CUDA: SyncBatchNorm")
     p.add_argument("--unlabelled", default=None, metavar="PATH_OR_SPEC",
@@ -627,7 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of images (use --count under torchrun)")
     p.add_argument("--out", required=True)
     p.add_argument("--label", default=None, help="class name or index (default: class-balanced)")
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--truncation", type=float, default=1.0,
+                   help="the generator's own latent truncation in [0, 1] (dcgan/biggan: z scaled; style: w toward "
+                        "its class average); 1 = off")
+    p.add_argument("--z-threshold", type=float, default=None,
+                   help="BigGAN's truncation trick for any generator: latent entries with |z| above it are redrawn "
+                        "(e.g. 1.0; default: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--shards", action="store_true",

@@ -1,5 +1,5 @@
 """GAN objectives (a registry of them by name, one :class:`GANLoss` to apply any) and the gradient penalties
-(WGAN-GP, R1).
+(WGAN-GP, R1), and BigGAN's orthogonal regulariser of generator weights.
 
 Logits may be a tensor of any shape (a patch map) or a list of tensors (a multi-scale
 discriminator): each tensor is reduced by its mean, then a list is averaged. Everything is computed
@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from .checks import check_choice, check_number
 from .registry import Registry
 
-__all__ = ["GANLoss", "GANObjective", "MODES", "register_loss", "list_losses", "gradient_penalty", "r1_penalty"]
+__all__ = ["GANLoss", "GANObjective", "MODES", "register_loss", "list_losses", "gradient_penalty", "r1_penalty",
+           "orthogonal_regularisation"]
 
 Logits = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -213,3 +214,44 @@ def r1_penalty(real_logits: Logits, real_images: torch.Tensor) -> torch.Tensor:
                          ".requires_grad_(True) before the forward pass), found requires_grad=False")
     (grad,) = torch.autograd.grad(_logit_sum(real_logits), real_images, create_graph=True)
     return grad.float().flatten(1).pow(2).sum(dim=1).mean()
+
+
+def _filters(module: torch.nn.Module) -> torch.Tensor | None:
+    """The trained weight of a conv or linear layer as (output filters, fan-in), or None for other modules.
+
+    For a spectral-norm layer this is the raw weight the optimiser updates (BigGAN regularises it, not W / sigma).
+    """
+    if not isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
+                               torch.nn.ConvTranspose2d)):
+        return None
+    params = getattr(module, "parametrizations", None)
+    w = params["weight"].original if params is not None and "weight" in params else module.weight
+    if isinstance(module, torch.nn.ConvTranspose2d):  # stored (in, out, kh, kw): output filters are dim 1
+        w = w.transpose(0, 1)
+    return w.reshape(w.shape[0], -1)
+
+
+def orthogonal_regularisation(module: torch.nn.Module) -> torch.Tensor:
+    """BigGAN's off-diagonal orthogonal regulariser: ``sum_W ||W W^T * (1 - I)||_F^2`` over the conv and linear
+    weights ``W`` of ``module`` (rows: output filters; embeddings, biases and norms are left out), float32.
+
+    Zero exactly when every layer's filters are mutually orthogonal, whatever their norms (unlike full orthogonal
+    regularisation, the filter norms are free). Multiply by beta (~1e-4 in BigGAN) and add to the generator loss.
+    """
+    total = None
+    for m in module.modules():
+        w = _filters(m)
+        if w is None:
+            continue
+        w = w.float()
+        if w.shape[0] <= w.shape[1]:
+            gram = w @ w.T
+            term = (gram - torch.diag_embed(gram.diagonal())).pow(2).sum()
+        else:  # many filters, small fan-in: ||W W^T||_F = ||W^T W||_F, without the (rows x rows) Gram matrix
+            sq = w.pow(2).sum(dim=1)
+            term = (w.T @ w).pow(2).sum() - sq.pow(2).sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError(f"module: expected a net with conv or linear layers to regularise, found none in "
+                         f"{type(module).__name__}")
+    return total

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .checks import check_bool, check_choice, check_config_fields, check_int, check_number, check_probability
 from .io import load_state_into, read_model_config, read_nets, write_model_dir, write_nets
+from .nets.layers import check_z_threshold, truncated_normal
 from .registry import model_kinds
 from .utils import CONVERT_HINT, MODEL_RANGE, check_images, check_value_range, get_device, to_uint8_images
 
@@ -95,16 +96,28 @@ class GeneratorModel:
     @torch.no_grad()
     def sample(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, truncation: float = 1.0,
                seed: int | None = None, output: str = "float", batch_size: int = 256,
-               generator: torch.Generator | None = None):
+               generator: torch.Generator | None = None, z_threshold: float | None = None):
         """Draw ``n`` images; returns ``(images, labels)``.
 
         ``labels``: None for class-balanced, an int for one class, or one label per image. ``output="float"``
         gives float32 NCHW in [-1, 1] (CPU); ``"uint8"`` gives a numpy uint8 NHWC array. The same ``seed``
-        gives the same images. ``truncation`` < 1 trades diversity for fidelity.
+        (or the same ``generator`` state) gives the same images.
+
+        Two truncation tricks trade variety for typical samples; each means the same for every generator, and
+        they combine:
+
+        * ``z_threshold`` (None = off, else > 0): how ``z`` is drawn. Entries with ``|z| > z_threshold`` are
+          redrawn until inside (BigGAN's truncated normal; :func:`synthaug.nets.layers.truncated_normal`); 2 is
+          mild, 0.5 strong. The other entries are those of the plain draw of the same seed.
+        * ``truncation`` (in [0, 1], 1 = off): the generator's own latent truncation, applied in its forward:
+          ``dcgan`` and ``biggan`` scale ``z`` by it, ``style`` moves ``w`` toward its class's running average
+          (StyleGAN's psi). ``truncation=t`` with ``z_threshold=2`` is BigGAN's published sampling
+          ``t * truncnorm(-2, 2)``.
         """
         n = check_int("n", n, 0)
         check_choice("output", output, ("float", "uint8"))
         check_number("truncation", truncation, 0.0, 1.0)
+        z_threshold = check_z_threshold(z_threshold)
         if labels is None:
             y = self.balanced_labels(n)
         elif isinstance(labels, (int, np.integer)):
@@ -123,7 +136,7 @@ class GeneratorModel:
         outs = []
         for i in range(0, n, batch_size):
             yb = y[i:i + batch_size]
-            z = torch.randn(len(yb), self.z_dim, generator=generator)
+            z = truncated_normal((len(yb), self.z_dim), z_threshold, generator=generator)
             outs.append(self.generator(z.to(self.device), yb.to(self.device), truncation=truncation).float().cpu())
         images = torch.cat(outs) if outs else torch.empty(0, self.channels, self.image_size, self.image_size)
         images = images.clamp(-1, 1)

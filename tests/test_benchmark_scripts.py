@@ -185,3 +185,31 @@ def test_bench_progressive_quick_writes_its_report(tmp_path, shared_data):
     assert md.count("Machine: ") == 1 and "**Verdict.** Progressive growing" in md
     assert (tmp_path / "progressive.png").stat().st_size > 1000
     assert (tmp_path / "progressive_samples.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_bench_gan_family_quick_writes_its_report_and_resumes(tmp_path, shared_data):
+    if not (shared_data / "medmnist" / "pneumoniamnist.npz").is_file():
+        pytest.skip("PneumoniaMNIST is not in the shared data folder")
+    from benchmarks import bench_gan_family
+
+    argv = ["--quick", "--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs")]
+    bench_gan_family.main(argv)
+    res = json.loads((tmp_path / "gan_family.json").read_text())
+    assert res["quick"] and res["seeds"] == [0, 1] and res["generators"] == ["dcgan", "style", "biggan"]
+    assert sorted((r["data"], r["generator"], r["seed"]) for r in res["rows"]) == sorted(
+        (d, g, s) for d in ("breast", "pneumonia") for g in ("dcgan", "style", "biggan") for s in (0, 1))
+    for r in res["rows"]:
+        assert r["steps"] >= 1 and r["fid"] >= 0 and 0 <= r["cas_auc"] <= 1 and 0 <= r["recall"] <= 1
+    assert set(res["calibration"]["s_per_step"]) == {"dcgan", "style", "biggan"}
+    for d in ("breast", "pneumonia"):
+        for g in ("style", "biggan"):
+            assert res["summary"][f"{d}/{g}/fid/vs_dcgan"]["n"] == 2
+        assert (tmp_path / f"gan_family_{d}_samples.png").stat().st_size > 1000
+    assert (tmp_path / "gan_family.png").stat().st_size > 1000
+    md = (tmp_path / "gan_family.md").read_text()
+    assert md.count("Machine: ") == 1 and "Smoke run" in md and "Paired differences to `dcgan`" in md
+    bench_gan_family.main(argv)  # everything cached: the same numbers, nothing retrained
+    again = json.loads((tmp_path / "gan_family.json").read_text())
+    assert all(r.get("cached") for r in again["rows"])
+    assert [r["fid"] for r in again["rows"]] == [r["fid"] for r in res["rows"]]

@@ -29,7 +29,7 @@ def scratch_registries(monkeypatch):
 
 
 def test_one_registry_per_role():
-    assert list_generators() == ["dcgan", "style"]
+    assert list_generators() == ["dcgan", "style", "biggan"]
     assert list_discriminators() == ["projection"]
     assert list_translators() == ["resnet", "unet", "lptn"]
     assert list_translation_discriminators() == ["patchgan", "multiscale_patchgan", "srgan_vgg"]
@@ -48,7 +48,7 @@ def test_one_registry_per_role():
 
 
 @pytest.mark.parametrize("argv,known", [
-    (["train", "cgan", "--data", "x", "--out", "o", "--arch", "resnet"], "'dcgan', 'style'"),
+    (["train", "cgan", "--data", "x", "--out", "o", "--arch", "resnet"], "'dcgan', 'style', 'biggan'"),
     (["train", "cyclegan", "--a", "x", "--b", "y", "--out", "o", "--arch", "dcgan"], "'resnet', 'unet'"),
     (["train", "pix2pix", "--data", "x", "--out", "o", "--arch", "style"], "'resnet', 'unet'"),
     (["train", "cgan", "--data", "x", "--out", "o", "--loss", "vanilla"],
@@ -239,7 +239,7 @@ def test_loss_and_recipe_registration_check_their_contracts(scratch_registries):
 
 
 def test_configs_refuse_nets_of_another_role():
-    with pytest.raises(ValueError, match=r"generator: expected one of \['dcgan', 'style'\], found 'resnet'"):
+    with pytest.raises(ValueError, match=r"generator: expected one of \['dcgan', 'style', 'biggan'\], found 'resnet'"):
         CGANConfig(generator="resnet").validate()
     with pytest.raises(ValueError, match=r"loss: expected one of .*found 'vanilla'"):
         CGANConfig(loss="vanilla").validate()

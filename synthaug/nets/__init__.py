@@ -21,6 +21,7 @@ from .registry import (
 
 # Importing the modules registers their architectures.
 from . import dcgan, discriminators, lptn, style, superres, translators  # noqa: E402,F401
+from . import biggan  # noqa: E402,F401  (after dcgan and style: registries list names in registration order)
 
 __all__ = ["create_net", "list_nets", "register", "NETS", "GENERATORS", "DISCRIMINATORS", "TRANSLATORS",
            "TRANSLATION_DISCRIMINATORS", "UPSCALERS", "list_generators", "list_discriminators", "list_translators",

@@ -3,12 +3,14 @@ minibatch standard deviation, optional spectral norm."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ..checks import check_int
+from ..checks import check_int, check_number
 
 __all__ = [
     "SUPPORTED_SIZES",
@@ -22,8 +24,11 @@ __all__ = [
     "check_truncation",
     "fade_in",
     "grow_resolutions",
+    "check_z_threshold",
     "maybe_sn",
+    "normalize_spectral_norm_vectors",
     "start_resolution",
+    "truncated_normal",
 ]
 
 #: Square image sizes every generator and discriminator supports.
@@ -90,6 +95,67 @@ def check_truncation(truncation) -> float:
     if not (t >= 0.0 and t != float("inf")):
         raise ValueError(f"truncation: expected a finite float >= 0, found {truncation!r}")
     return t
+
+
+def check_z_threshold(threshold) -> float | None:
+    """A truncated-normal threshold must be None (off) or a finite float > 0."""
+    t = check_number("z_threshold", threshold, 0.0, low_open=True, optional=True)
+    if t is not None and math.isinf(t):
+        raise ValueError(f"z_threshold: expected None or a finite float > 0 (entries of z with |z| above it are "
+                         f"redrawn), found {threshold!r}")
+    return t
+
+
+#: rounds of redrawing before the remaining entries are drawn by inverse CDF (only tiny thresholds get there)
+_RESAMPLE_ROUNDS = 64
+
+
+def truncated_normal(shape, threshold: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal float32 samples of ``shape`` with every entry whose magnitude exceeds ``threshold``
+    redrawn until it falls inside (BigGAN's truncation trick; ``None``: a plain normal draw).
+
+    Entries already inside keep the values of the plain draw, so a threshold only changes the outliers. All
+    randomness comes from ``generator``: the same generator state gives the same tensor. After
+    ``_RESAMPLE_ROUNDS`` rounds (reached only for thresholds far below 1) the entries still outside are drawn
+    from the same truncated normal by inverse CDF, so any threshold > 0 finishes quickly.
+    """
+    t = check_z_threshold(threshold)
+    z = torch.randn(shape, generator=generator)
+    if t is None:
+        return z
+    for _ in range(_RESAMPLE_ROUNDS):
+        out = z.abs() > t
+        k = int(out.sum())
+        if k == 0:
+            return z
+        z[out] = torch.randn(k, generator=generator)
+    out = z.abs() > t
+    k = int(out.sum())
+    if k:
+        lo = torch.special.ndtr(torch.tensor(-t, dtype=torch.float64))
+        u = torch.rand(k, generator=generator, dtype=torch.float64)
+        z[out] = torch.special.ndtri(lo + u * (1 - 2 * lo)).clamp(-t, t).float()
+    return z
+
+
+@torch.no_grad()
+def normalize_spectral_norm_vectors(module: nn.Module) -> None:
+    """Rescale the power-iteration vectors ``u``, ``v`` of every spectral-norm parametrisation in ``module`` to
+    unit length, in place.
+
+    An EMA copy averages these buffers like any other; an average of unit vectors is shorter than 1, and in eval
+    mode spectral norm divides by ``u^T W v`` without renormalising, which would overstate the weights. Called
+    on the EMA generator after each update; a no-op for nets without spectral norm.
+    """
+    for m in module.modules():
+        params = getattr(m, "parametrizations", None)
+        if params is None or "weight" not in params:
+            continue
+        for p in params["weight"]:
+            for name in ("_u", "_v"):
+                vec = getattr(p, name, None)
+                if isinstance(vec, torch.Tensor) and vec.is_floating_point():
+                    vec.div_(vec.norm().clamp_min(1e-12))
 
 
 def check_labels(y, num_classes: int, n: int | None = None, name: str = "y") -> torch.Tensor:

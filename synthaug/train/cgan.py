@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from ..checks import check_choice, check_int, check_options, check_probability
+from ..checks import check_choice, check_int, check_number, check_options, check_probability
 from ..io import write_nets
-from ..losses import GANLoss, list_losses
+from ..losses import GANLoss, list_losses, orthogonal_regularisation
 from ..nets import DISCRIMINATORS, GENERATORS
+from ..nets.layers import normalize_spectral_norm_vectors
 from . import distributed
 from .recipe import Recipe, register_recipe
 from ..utils import global_rng_kept
@@ -70,6 +71,9 @@ class CGANConfig:
     # progressive growing (synthaug.train.progressive): None = off; a dict of PROGRESSIVE_DEFAULTS keys
     # ("start", "fade_steps", "stable_steps"; {} = those defaults) grows G and D from "start" px to the image size
     progressive: dict | None = None
+    # BigGAN's orthogonal regularisation of the generator's weights (losses.orthogonal_regularisation), weight beta;
+    # None: the generator class's default_ortho_reg (1e-4 for "biggan"), else 0
+    ortho_reg: float | None = None
 
     def validate(self) -> None:
         check_choice("generator", self.generator, GENERATORS.names())
@@ -89,6 +93,7 @@ class CGANConfig:
         check_probability("pseudo_label_threshold", self.pseudo_label_threshold, zero=False, optional=True)
         check_options("pseudo_label_classifier", self.pseudo_label_classifier, PSEUDO_LABEL_CLASSIFIER)
         check_progressive_options(self.progressive)
+        check_number("ortho_reg", self.ortho_reg, 0.0, what="a weight", optional=True)
 
 
 class PseudoLabels:
@@ -227,6 +232,8 @@ class CGANRecipe(Recipe):
         torch.manual_seed(self.seed)  # weight init is part of the seeded run
         self.G = GENERATORS.get(config.generator)(**{**config.g_kwargs, **common}).to(self.device)
         self.D = DISCRIMINATORS.get(config.discriminator)(**{**config.d_kwargs, **common}).to(self.device)
+        self.ortho_reg = (float(getattr(type(self.G), "default_ortho_reg", 0.0)) if config.ortho_reg is None
+                          else float(config.ortho_reg))
         if config.sync_batchnorm and self.dist.enabled:
             if self.device.type != "cuda":
                 raise ValueError("sync_batchnorm: SyncBatchNorm needs CUDA; found a CPU (gloo) run, where "
@@ -457,9 +464,15 @@ class CGANRecipe(Recipe):
                 loss = self.gan_loss.g_loss(out.float())
             if cfg.ac_weight > 0:
                 loss = loss + cfg.ac_weight * F.cross_entropy(cls.float(), y)
+        logged = {}
+        if self.ortho_reg > 0:
+            ortho = orthogonal_regularisation(self.G)
+            loss = loss + self.ortho_reg * ortho
+            logged["g_ortho"] = ortho.item()
         self.optimize(loss, "G", self.G.parameters(), cfg.grad_clip)
         self.ema.update_parameters(self.G)
-        return {"g_loss": loss.item()}
+        normalize_spectral_norm_vectors(self.ema.module)
+        return {"g_loss": loss.item(), **logged}
 
     def train_step(self, step: int) -> dict[str, float]:
         self._step, self._aug_calls = step, 0
@@ -534,6 +547,8 @@ class CGANRecipe(Recipe):
             cfg.pop("progressive", None)
         else:
             cfg["progressive"] = check_progressive_options(cfg["progressive"])
+        if cfg.get("ortho_reg") is None:  # the generator's default: config.json and checkpoints as before the option
+            cfg.pop("ortho_reg", None)
         cfg["seed"] = self.seed
         if getattr(self, "unlabelled", None) is not None:  # a resumed run must use a pool of the same size
             cfg["unlabelled"] = len(self.unlabelled)
