@@ -1,6 +1,6 @@
 """Translators at equal CPU time: how target-like is the output, and how much of the input's content survives?
 
-    .venv/bin/python benchmarks/bench_translation_quality.py                 # 2 cases x 3 translators, ~45 min
+    .venv/bin/python benchmarks/bench_translation_quality.py                 # 2 cases x 4 translators, ~60 min
     .venv/bin/python benchmarks/bench_translation_quality.py --quick         # smoke run: a few seconds each
 
 Cases (A -> B, 64 px training images, as in ``translation_showcase.py``): driving (199 clear nuScenes frames ->
@@ -10,7 +10,8 @@ Translators, each trained for the same CPU time (``--budget-min``; the step coun
 * ``cyclegan``: CycleGAN, ResNet-6 ngf 16, PatchGAN ndf 16 (the showcase's settings);
 * ``fastcut``: FastCUT with the same generator and discriminator (one-sided, PatchNCE);
 * ``cyclegan_lptn``: CycleGAN with the Laplacian-pyramid translator (``generator="lptn"``, 2 levels: the low band
-  of a 64 px image is 16 px; detail bands refined by masks), which ``translate`` applies at the input's own size.
+  of a 64 px image is 16 px; detail bands refined by masks), which ``translate`` applies at the input's own size;
+* ``fastcut_lptn``: FastCUT with that translator, PatchNCE on the maps of its low-band CNN (one-sided, no cycle).
 
 Measured on the test inputs (driving: every clear frame, which all train the translators; weather: the 20 test
 shine photos), at 64 px: **KID** to the real B images in the features of a domain encoder (a SmallCNN trained to
@@ -42,10 +43,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import harness as H  # noqa: E402
 
 STEM = "translation_quality"
-METHODS = ("cyclegan", "fastcut", "cyclegan_lptn")
+METHODS = ("cyclegan", "fastcut", "cyclegan_lptn", "fastcut_lptn")
 RESNET = {"ngf": 16, "n_blocks": 6}
 PATCHGAN = {"ndf": 16, "n_layers": 3}
 LPTN = {"n_levels": 2, "ngf": 16, "n_blocks": 4}
+LPTN_NCE_LAYERS = ("low", "stem", "block1", "block2")
 
 
 def load(case: str, quick: bool) -> dict:
@@ -82,6 +84,10 @@ def make_recipe(method: str, a, b, steps: int, seed: int = 0):
 
     if method == "fastcut":
         return FastCUTRecipe(a, b, FastCUTConfig(steps=steps, g_kwargs=dict(RESNET), d_kwargs=dict(PATCHGAN)),
+                             device="cpu", seed=seed)
+    if method == "fastcut_lptn":
+        return FastCUTRecipe(a, b, FastCUTConfig(steps=steps, generator="lptn", g_kwargs=dict(LPTN),
+                                                 d_kwargs=dict(PATCHGAN), nce_layers=LPTN_NCE_LAYERS),
                              device="cpu", seed=seed)
     lptn = method == "cyclegan_lptn"
     cfg = CycleGANConfig(steps=steps, generator="lptn" if lptn else "resnet",
