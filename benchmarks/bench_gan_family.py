@@ -49,7 +49,8 @@ DATA = {"breast": STUDIES["breast"], "pneumonia": STUDIES["pneumonia10"]}
 GENERATORS = ("dcgan", "style", "biggan")
 REFERENCE = "dcgan"
 FULL = dict(minutes=10.0, seeds=[0, 1, 2], encoder_steps=1500, calibration=dict(warmup=2, rounds=5, steps=4))
-QUICK = dict(minutes=0.03, seeds=[0, 1], encoder_steps=10, calibration=dict(warmup=1, rounds=2, steps=1))
+QUICK = dict(minutes=0.01, seeds=[0, 1], encoder_steps=10, calibration=dict(warmup=1, rounds=2, steps=1))
+QUICK_PER_CLASS = 24
 DIST_KEYS = ("fid", "kid_mean", "precision", "recall", "density", "coverage")
 METRICS = ("fid", "kid_mean", "precision", "recall", "cas_auc", "cas_balanced_accuracy")
 LOWER_IS_BETTER = {"fid", "kid_mean"}
@@ -251,11 +252,10 @@ def plot(summary: dict, generators, path: Path) -> None:
 
 def write_markdown(path: Path, res: dict) -> None:
     s, gens = res["summary"], res["generators"]
-    L = ["# Generator families at equal CPU time: dcgan, style, biggan", ""]
-    if res["quick"]:
-        L += ["**Smoke run (--quick): seconds of training per generator -- these numbers are not results.**", ""]
     cal = res["calibration"]
-    L += [f"Command: `{res['command']}`  ", H.machine_line(res["machine"], f"total wall time {res['wall_s']:.0f} s"),
+    L = H.report_head("Generator families at equal CPU time: dcgan, style, biggan",
+                      res, "seconds of training per generator")
+    L += [
           "", f"Budget: {res['minutes']:g} min of training per generator and seed on {res['threads']} thread(s); "
           "seconds per step measured interleaved on this machine (load average then "
           f"{cal.get('load_average')}): " + "; ".join(
@@ -299,6 +299,12 @@ def write_markdown(path: Path, res: dict) -> None:
     path.write_text("\n".join(L))
 
 
+def _few(ds, per_class: int):
+    """The first ``per_class`` images of each class of ``ds``."""
+    idx = torch.cat([torch.nonzero(ds.labels == c).flatten()[:per_class] for c in range(ds.num_classes)])
+    return ds.subset(idx.sort().values.numpy())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     H.add_quick_arguments(ap)
@@ -330,6 +336,9 @@ def main(argv=None) -> int:
     meta = {"minutes": minutes, "classifier": clf, "encoder_steps": plan["encoder_steps"]}
 
     splits = {d: {s: load_splits(DATA[d], s) for s in seeds} for d in args.data}
+    if args.quick:  # a smoke run: the first QUICK_PER_CLASS images of each class in every split
+        splits = {d: {s: tuple(_few(x, QUICK_PER_CLASS) for x in sp) for s, sp in by_seed.items()}
+                  for d, by_seed in splits.items()}
     first = splits[args.data[0]][seeds[0]][0]
     calib = calibrate(cache, first, generators, plan["calibration"], args.threads)
     steps = {g: max(1, int(minutes * 60 / calib["s_per_step"][g])) for g in generators}

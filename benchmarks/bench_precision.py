@@ -131,12 +131,10 @@ def main(argv=None) -> int:
 
 def write_markdown(path: Path, res: dict) -> None:
     cfg, f = res["config"], H.fmt_interval
-    L = ["# bf16 autocast on the CPU: does the translator keep its quality?", ""]
-    if res["quick"]:
-        L += ["**Smoke run (--quick): tiny nets, a few steps -- not a measurement.**", ""]
-    if not res["native_bf16"]:
-        L += ["**This CPU has no native bf16: the bf16 runs ran in float32 (the option is ignored).**", ""]
-    L += [f"Command: `{res['command']}`  ", H.machine_line(res["machine"], f"total wall time {res['wall_s']:.0f} s"),
+    no_bf16 = "This CPU has no native bf16: the bf16 runs ran in float32 (the option is ignored)."
+    L = H.report_head("bf16 autocast on the CPU: does the translator keep its quality?", res,
+                      "tiny nets, a few steps", warnings=[] if res["native_bf16"] else [no_bf16])
+    L += [
           "", f"CycleGAN MNIST -> USPS at 28 px, {cfg['steps']} steps of batch {cfg['batch_size']}, generator "
           f"{cfg['g_kwargs']}, discriminator {cfg['d_kwargs']}, {cfg['n_train']} training images per domain; seeds "
           f"{cfg['seeds']}, each trained in float32 and with `cpu_bf16=True` (bf16 autocast; norms, losses and the "

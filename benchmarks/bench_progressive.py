@@ -61,7 +61,7 @@ LOWER_IS_BETTER = {"fid", "kid_mean"}
 FULL = dict(size=64, minutes=10.0, seeds=[0, 1, 2], start=8, grow_fraction=0.5, batch_size=64, g_kwargs={},
             d_kwargs={}, max_per_class=None, encoder=dict(max_steps=1500, width=32), calibration=(3, 8))
 TINY = dict(base_channels=4, max_channels=16)
-QUICK = dict(FULL, minutes=0.03, seeds=[0, 1], batch_size=8, g_kwargs=dict(TINY, z_dim=8), d_kwargs=dict(TINY),
+QUICK = dict(FULL, minutes=0.01, seeds=[0, 1], batch_size=8, g_kwargs=dict(TINY, z_dim=8), d_kwargs=dict(TINY),
              max_per_class=12, encoder=dict(max_steps=6, width=4), calibration=(1, 2))
 
 
@@ -180,7 +180,7 @@ def run(cfg: dict, name: str, arch: str, arm: str, seed: int, d: dict, p: dict, 
         fake, _ = model.sample(len(train), labels=train.labels, seed=10_000 + seed)
         return H.to_jsonable({"data": name, "arch": arch, "arm": arm, "seed": seed, "steps": res.step,
                               "train_cpu_s": cpu_s, "train_wall_s": wall_s, "resumed": resumed,
-                              "model_dir": str(res.model_dir), "last_losses": res.last_metrics,
+                              "model_key": H.config_hash(key), "last_losses": res.last_metrics,
                               **distribution_metrics(train.images, fake, encoder(), seed=seed)})
 
     r = cache.result(STEM, key, compute)
@@ -306,7 +306,7 @@ def plot(summary: dict, path: Path) -> None:
 
 
 @torch.no_grad()
-def sample_grid(rows: list[dict], data: dict, path: Path) -> bool:
+def sample_grid(rows: list[dict], data: dict, path: Path, cache: H.Cache) -> bool:
     """Real training images and 8 samples of each generator (smallest seed) per data set; False if no model is
     on disk (results cached on another machine)."""
     from synthaug.models import GeneratorModel
@@ -324,9 +324,10 @@ def sample_grid(rows: list[dict], data: dict, path: Path) -> bool:
             for arm in ARMS:
                 r = next((r for r in rows if (r["data"], r["arch"], r["arm"], r["seed"]) == (name, arch, arm, seed)),
                          None)
-                if r is None or not (Path(r["model_dir"]) / "config.json").is_file():
+                model_dir = None if r is None else cache.models_root / "progressive_runs" / r["model_key"] / "model"
+                if model_dir is None or not (model_dir / "config.json").is_file():
                     continue
-                model = GeneratorModel.from_pretrained(r["model_dir"], device="cpu")
+                model = GeneratorModel.from_pretrained(model_dir, device="cpu")
                 tiles.append(model.sample(8, labels=train.labels[idx], seed=0)[0])
                 labels.append(f"{name} {arch} {arm}")
     if len(tiles) == len(data):
@@ -338,10 +339,9 @@ def sample_grid(rows: list[dict], data: dict, path: Path) -> bool:
 
 def write_markdown(path: Path, res: dict) -> None:
     cfg, s, f = res["config"], res["summary"], H.fmt_interval
-    L = ["# Progressive growing vs full-resolution training at equal CPU time (cGAN, 64 px)", ""]
-    if res["quick"]:
-        L += ["**Smoke run (--quick): tiny nets, seconds of training, few images -- not a measurement.**", ""]
-    L += [f"Command: `{res['command']}`  ", H.machine_line(res["machine"], f"total wall time {res['wall_s']:.0f} s"),
+    L = H.report_head("Progressive growing vs full-resolution training at equal CPU time (cGAN, 64 px)",
+                      res, "tiny nets, seconds of training, few images")
+    L += [
           "", f"Data (train / held-out images, {cfg['size']} px): "
           + "; ".join(f"{k} {v['train']} / {v['val']} ({', '.join(v['classes'])})" for k, v in res["data"].items())
           + f". Seeds {res['seeds']}. Budget {cfg['minutes']:g} min of CPU time per run (one torch thread), default "
@@ -405,6 +405,8 @@ def main(argv=None) -> int:
                     help="share of the budget the progressive arm spends growing to 64 px (default 0.5)")
     ap.add_argument("--data", nargs="+", default=list(DATASETS), choices=DATASETS)
     ap.add_argument("--no-headline", action="store_true")
+    ap.add_argument("--runs-dir", type=Path, default=None,
+                    help="models (default runs/studies), or everything with --quick (runs/studies_quick/progressive)")
     args = ap.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     for k in ("minutes", "seeds", "start", "grow_fraction"):
@@ -414,7 +416,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--grow-fraction: expected a value in (0, 1), found {cfg['grow_fraction']}")
     torch.set_num_threads(1)
     out = H.report_dir(args)
-    cache = H.Cache(H.QUICK_DIR / STEM) if args.quick else H.Cache(H.RESULT_CACHE, H.RUNS)
+    cache = (H.Cache(args.runs_dir or H.QUICK_DIR / STEM) if args.quick
+             else H.Cache(H.RESULT_CACHE, args.runs_dir or H.RUNS))
     t0, machine = time.perf_counter(), H.machine()
     data = {k: v for k, v in load(cfg).items() if k in args.data}
     rows, plans, calibration, refs = [], {}, {}, {}
@@ -437,7 +440,7 @@ def main(argv=None) -> int:
                     for k, v in data.items()},
            "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_progressive.py",
                                                         *(sys.argv[1:] if argv is None else map(str, argv))])}
-    res["samples"] = sample_grid(rows, data, out / f"{STEM}_samples.png")
+    res["samples"] = sample_grid(rows, data, out / f"{STEM}_samples.png", cache)
     plot(summary, out / f"{STEM}.png")
     res["wall_s"] = time.perf_counter() - t0
     H.write_json(out / f"{STEM}.json", res)

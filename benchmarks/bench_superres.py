@@ -196,10 +196,9 @@ def main(argv=None) -> int:
 
 def write_markdown(path: Path, res: dict) -> None:
     cfg, s, f = res["config"], res["summary"], H.fmt_interval
-    L = ["# SRGAN 4x super-resolution: PSNR / SSIM against bicubic", ""]
-    if res["quick"]:
-        L += ["**Smoke run (--quick): tiny nets, a few steps, small images -- not a measurement.**", ""]
-    L += [f"Command: `{res['command']}`  ", H.machine_line(res["machine"], f"total wall time {res['wall_s']:.0f} s"),
+    L = H.report_head("SRGAN 4x super-resolution: PSNR / SSIM against bicubic",
+                      res, "tiny nets, a few steps, small images")
+    L += [
           "", f"Data (train / test images at {cfg['size']} px): "
           + "; ".join(f"{k} {v['train']} / {v['test']}" for k, v in res["data"].items())
           + f". Seeds {cfg['seeds']}; each run {cfg['steps']} steps of the SRGAN recipe's defaults (upscaler SRResNet "

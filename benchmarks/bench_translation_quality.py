@@ -229,10 +229,9 @@ def headline(results: dict) -> list[dict]:
 
 
 def write_markdown(path: Path, res: dict) -> None:
-    L = ["# Translators at equal CPU time: target-likeness and kept content", ""]
-    if res["quick"]:
-        L += ["**Smoke run (--quick): a few steps on a few images -- not a measurement.**", ""]
-    L += [f"Command: `{res['command']}`  ", H.machine_line(res["machine"], f"total wall time {res['wall_s']:.0f} s"),
+    L = H.report_head("Translators at equal CPU time: target-likeness and kept content",
+                      res, "a few steps on a few images")
+    L += [
           "", f"Each translator trained for {res['budget_s'] / 60:g} CPU-minutes (one thread; steps from a timed "
           "warm-up), one seed. KID and P(B) in a domain encoder trained to tell real A from real B (lower KID, "
           "higher P(B): more B-like); edge SSIM between the input's and the output's Sobel edges (1: every edge "

@@ -242,6 +242,18 @@ class Study:
         self.log(f"wrote {self.prefix_for(study or self.name)}.md/.json/.png; {self.wall() / 60:.1f} min")
 
 
+def report_head(title: str, res: dict, smoke: str, warnings=()) -> list[str]:
+    """A benchmark report's first lines: the title, for a ``--quick`` run the warning that it is a smoke run
+    (``smoke`` says what was small), any ``warnings``, then the command and the machine line."""
+    L = [f"# {title}", ""]
+    if res["quick"]:
+        L += [f"**Smoke run (--quick): {smoke} -- not a measurement.**", ""]
+    for w in warnings:
+        L += [f"**{w}**", ""]
+    return L + [f"Command: `{res['command']}`  ",
+                machine_line(res["machine"], f"total wall time {res['wall_s']:.0f} s")]
+
+
 # --- formatting --------------------------------------------------------------------------------------------
 def fmt_interval(mean, lo=None, hi=None, digits: int = 3, signed: bool = False, scale: float = 1.0) -> str:
     """``mean [lo, hi]``, the one interval format of every report and README table (``–`` for a missing mean;

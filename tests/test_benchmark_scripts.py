@@ -171,7 +171,7 @@ def test_bench_translation_quality_quick_writes_its_report(tmp_path, shared_data
 def test_bench_progressive_quick_writes_its_report(tmp_path, shared_data):
     from benchmarks import bench_progressive as B
 
-    B.main(["--quick", "--out", str(tmp_path)])
+    B.main(["--quick", "--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs")])
     res = json.loads((tmp_path / "progressive.json").read_text())
     assert res["quick"] and res["seeds"] == [0, 1]
     assert sorted((r["data"], r["arch"], r["arm"], r["seed"]) for r in res["rows"]) == sorted(
