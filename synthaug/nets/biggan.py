@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from ..checks import check_bool, check_int
 from .layers import (
     check_image_size,
+    check_net_sizes,
     check_labels,
     check_latent,
     check_truncation,
@@ -132,12 +133,9 @@ class BigGANGenerator(nn.Module):
                  base_channels: int = 8, max_channels: int = 64, shared_dim: int = 32, hier: bool = True,
                  attn_res: int | str | None = "auto", spectral_norm: bool = True):
         super().__init__()
-        self.num_classes = check_int("num_classes", num_classes)
-        self.image_size = check_image_size(image_size)
-        self.channels = check_int("channels", channels)
+        self.num_classes, self.image_size, self.channels = check_net_sizes(num_classes, image_size, channels,
+                                                                       base_channels, max_channels)
         self.z_dim = check_int("z_dim", z_dim)
-        check_int("base_channels", base_channels)
-        check_int("max_channels", max_channels)
         check_int("shared_dim", shared_dim)
         self.hier = check_bool("hier", hier)
         sn = check_bool("spectral_norm", spectral_norm)

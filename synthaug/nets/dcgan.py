@@ -8,7 +8,7 @@ import torch.nn as nn
 from ..checks import check_bool, check_choice, check_int
 from .layers import (
     ConditionalBatchNorm2d,
-    check_image_size,
+    check_net_sizes,
     check_labels,
     check_latent,
     check_stage,
@@ -70,12 +70,9 @@ class CondDCGANGenerator(nn.Module):
                  base_channels: int = 16, max_channels: int = 128, cond: str = "cbn", embed_dim: int = 32,
                  upsample: str = "transpose", progressive: bool = False):
         super().__init__()
-        self.num_classes = check_int("num_classes", num_classes)
-        self.image_size = check_image_size(image_size)
-        self.channels = check_int("channels", channels)
+        self.num_classes, self.image_size, self.channels = check_net_sizes(num_classes, image_size, channels,
+                                                                       base_channels, max_channels)
         self.z_dim = check_int("z_dim", z_dim)
-        check_int("base_channels", base_channels)
-        check_int("max_channels", max_channels)
         self.cond = check_choice("cond", cond, ("cbn", "concat"))
         check_int("embed_dim", embed_dim)
         check_choice("upsample", upsample, ("transpose", "nearest"))

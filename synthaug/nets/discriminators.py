@@ -6,10 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_bool, check_int
+from ..checks import check_bool
 from .layers import (
     MinibatchStdDev,
-    check_image_size,
+    check_net_sizes,
     check_images_input,
     check_labels,
     check_stage,
@@ -50,11 +50,8 @@ class ProjectionDiscriminator(nn.Module):
                  spectral_norm: bool = True, mbstd: bool = True, ac_head: bool = False,
                  max_channels: int = 128, projection: bool = True, progressive: bool = False):
         super().__init__()
-        self.num_classes = check_int("num_classes", num_classes)
-        self.image_size = check_image_size(image_size)
-        self.channels = check_int("channels", channels)
-        check_int("base_channels", base_channels)
-        check_int("max_channels", max_channels)
+        self.num_classes, self.image_size, self.channels = check_net_sizes(num_classes, image_size, channels,
+                                                                       base_channels, max_channels)
         sn = check_bool("spectral_norm", spectral_norm)
         self.use_mbstd = check_bool("mbstd", mbstd)
         self.ac_head = check_bool("ac_head", ac_head)

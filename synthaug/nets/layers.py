@@ -19,6 +19,7 @@ __all__ = [
     "check_image_size",
     "check_images_input",
     "check_labels",
+    "check_net_sizes",
     "check_latent",
     "check_stage",
     "check_truncation",
@@ -40,6 +41,14 @@ def check_image_size(image_size) -> int:
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size not in SUPPORTED_SIZES:
         raise ValueError(f"image_size: expected one of {list(SUPPORTED_SIZES)}, found {image_size!r}")
     return image_size
+
+
+def check_net_sizes(num_classes, image_size, channels, base_channels, max_channels) -> tuple[int, int, int]:
+    """The size arguments every class-conditional generator and discriminator takes, checked; returns
+    ``(num_classes, image_size, channels)``."""
+    check_int("base_channels", base_channels)
+    check_int("max_channels", max_channels)
+    return check_int("num_classes", num_classes), check_image_size(image_size), check_int("channels", channels)
 
 
 def start_resolution(image_size: int) -> tuple[int, int]:

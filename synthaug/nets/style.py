@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..checks import check_bool, check_choice, check_int, check_number, check_probability
 from .layers import (
-    check_image_size,
+    check_net_sizes,
     check_labels,
     check_latent,
     check_stage,
@@ -95,14 +95,11 @@ class StyleGenerator(nn.Module):
                  convs_per_res: int = 1, mixing_prob: float = 0.9, embed_dim: int = 32,
                  upsample: str = "transpose", w_avg_beta: float = 0.995, progressive: bool = False):
         super().__init__()
-        self.num_classes = check_int("num_classes", num_classes)
-        self.image_size = check_image_size(image_size)
-        self.channels = check_int("channels", channels)
+        self.num_classes, self.image_size, self.channels = check_net_sizes(num_classes, image_size, channels,
+                                                                       base_channels, max_channels)
         self.z_dim = check_int("z_dim", z_dim)
         self.w_dim = check_int("w_dim", w_dim)
         check_int("mapping_layers", mapping_layers)
-        check_int("base_channels", base_channels)
-        check_int("max_channels", max_channels)
         check_int("convs_per_res", convs_per_res)
         check_int("embed_dim", embed_dim)
         check_choice("upsample", upsample, ("transpose", "nearest"))
