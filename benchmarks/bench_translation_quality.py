@@ -20,6 +20,15 @@ translations); **edge SSIM**: SSIM between the Sobel edge magnitudes of the inpu
 1 = every edge kept). For driving also at full frame size (800x450): edge SSIM of what ``translate`` returns by
 default (``resize`` for the ResNet translators: 64 px and back; ``native`` for LPTN), and a full-size grid.
 
+**Car content** (driving; issue 16 item 4): edge SSIM cannot tell "kept the cars" from "did not add fog", since fog
+itself removes edges. The 100 labelled clear frames are split by frame (seed 0, :data:`CAR_SPLIT`): 40 train and 10
+select (val) a car / background crop classifier (``benchmarks/studies/driving.py``'s windows, 32 px crops and
+SmallCNN settings) on crops cut from the untranslated 800x450 frames; it is cached under
+``runs/translation_quality/car_classifier/<hash of its settings and frames>/``. The other 50 frames are translated
+whole at the default size policy and the same windows cut again: **label agreement** is the share of crops whose
+predicted class is unchanged by translation (1 for the untranslated frames), **car recall** the share of car crops
+still called car. --quick: 4 / 2 / 3 frames at 160x90, 12 classifier steps.
+
 One seed: a measurement of the translators, not a downstream claim (the downstream studies carry the seeds).
 Resumable: trained models are kept under ``runs/translation_quality/``. Outputs (``--out``; default
 benchmarks/results, --quick: runs/studies_quick): translation_quality.{md,json,png} and
@@ -32,6 +41,7 @@ import argparse
 import shlex
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +58,11 @@ RESNET = {"ngf": 16, "n_blocks": 6}
 PATCHGAN = {"ndf": 16, "n_layers": 3}
 LPTN = {"n_levels": 2, "ngf": 16, "n_blocks": 4}
 LPTN_NCE_LAYERS = ("low", "stem", "block1", "block2")
+# The car-content measure: the labelled clear frames, permuted with ``seed``, give ``n_eval`` evaluation frames, then
+# ``n_val`` frames that select the crop classifier's step and ``n_train`` (None: all the rest) that train it.
+CAR_SPLIT = {"seed": 0, "n_eval": 50, "n_val": 10, "n_train": None}
+CAR_SPLIT_QUICK = {"seed": 0, "n_eval": 3, "n_val": 2, "n_train": 4}
+QUICK_FRAME = (90, 160)  # --quick: full frames resized to this (height, width)
 
 
 def load(case: str, quick: bool) -> dict:
@@ -68,7 +83,7 @@ def load(case: str, quick: bool) -> dict:
         test, full = load_image_dir(root / "test" / "shine", size=64).images, None
     if quick:
         a, b, test = a.subset(range(12)), b.subset(range(12)), test[:8]
-        full = None if full is None else F.interpolate(full[:1], size=(90, 160), mode="bilinear", antialias=True)
+        full = None if full is None else F.interpolate(full[:1], size=QUICK_FRAME, mode="bilinear", antialias=True)
     return {"a": a, "b": b, "test": test, "full": full}
 
 
@@ -142,6 +157,111 @@ def domain_encoder(a, b, quick: bool):
     return train_feature_encoder(ds, max_steps=20 if quick else 600, seed=0, width=16)
 
 
+# --- car content: a clear-trained car / background crop classifier, before and after translation ------------------
+def car_split(names: list[str], split: dict) -> dict[str, list[str]]:
+    """Disjoint frame lists ``eval``, ``val`` and ``train`` (sorted) from a permutation of ``names`` seeded by
+    ``split["seed"]`` (see :data:`CAR_SPLIT`)."""
+    n_eval, n_val, n_train = split["n_eval"], split["n_val"], split["n_train"]
+    need = n_eval + n_val + (n_train or 1)
+    if len(names) < need:
+        raise ValueError(f"labelled clear frames: expected at least {need} (n_eval {n_eval} + n_val {n_val} + "
+                         f"training frames), found {len(names)}")
+    perm = [names[i] for i in np.random.default_rng(split["seed"]).permutation(len(names))]
+    rest = perm[n_eval + n_val:]
+    return {"eval": sorted(perm[:n_eval]), "val": sorted(perm[n_eval:n_eval + n_val]),
+            "train": sorted(rest if n_train is None else rest[:n_train])}
+
+
+def car_frames(names: list[str], size: tuple[int, int] | None) -> tuple[torch.Tensor, list]:
+    """The labelled clear frames ``names`` (files of ``images/``), untranslated, at full size (``size`` None: as
+    read, all of one size) or resized to ``size`` (--quick), with the driving study's windows and labels
+    (``driving.labelled_frame``: cut at its work width, scaled here to the frame's size)."""
+    from benchmarks.studies import driving as D
+
+    cdir = H.DATA / "driving" / "clear_nuscenes"
+    frames, items = [], []
+    for name in names:
+        f = _read_full(cdir / "images" / name)
+        if size is not None:
+            f = F.interpolate(f[None], size=size, mode="bilinear", antialias=True)[0]
+        if frames and f.shape != frames[0].shape:
+            raise ValueError(f"clear frame {name}: expected the size of the others, {tuple(frames[0].shape[-2:])}, "
+                             f"found {tuple(f.shape[-2:])}")
+        work, wins, labels, _ = D.labelled_frame(cdir, name, D.FULL)
+        sy, sx = f.shape[1] / work.shape[1], f.shape[2] / work.shape[2]
+        frames.append(f)
+        items.append(([[x0 * sx, y0 * sy, x1 * sx, y1 * sy] for x0, y0, x1, y1 in wins], labels))
+    return torch.stack(frames), items
+
+
+def car_setup(quick: bool, runs: Path) -> dict:
+    """The car-content measure's frames and classifier: a split of the labelled clear frames (:func:`car_split`),
+    the driving study's SmallCNN trained on the car / background crops of the untranslated training frames
+    (``train_arm`` with the study's classifier settings, step selected on the val frames' crops; cached under
+    ``runs/car_classifier/<hash of its settings and frames>/``), and its predictions on the evaluation crops."""
+    from benchmarks.studies import driving as D
+    from synthaug.eval import train_arm
+    from synthaug.models import ClassifierModel
+
+    split_cfg = CAR_SPLIT_QUICK if quick else CAR_SPLIT
+    cdir = H.DATA / "driving" / "clear_nuscenes"
+    names = [f"{p.stem}.jpg" for p in sorted((cdir / "labels_yolo").glob("*.txt"))]
+    parts = car_split(names, split_cfg)
+    size = QUICK_FRAME if quick else None
+    crops = {k: D.FULL[k] for k in ("size", "work_width", "bg_per_frame", "min_side")}
+    clf = (D.QUICK if quick else D.FULL)["classifier"]
+    config = {"what": "car / background crop classifier on untranslated clear frames", "version": 1,
+              "frames": {k: parts[k] for k in ("train", "val")}, "frame_size": list(size) if size else "as read",
+              "crops": crops, "classifier": clf, "seed": split_cfg["seed"]}
+    d = H.Cache(runs).directory("car_classifier", config)
+    if (d / "config.json").is_file():
+        model = ClassifierModel.from_pretrained(d, device="cpu")
+        info = {**model.config["info"], "cached": True}
+    else:
+        sets = {}
+        for part in ("train", "val"):
+            frames, items = car_frames(parts[part], size)
+            sets[part] = D.crop_set(list(frames), items, crops["size"], f"clear {part} crops")
+        net, tinfo, _ = train_arm(sets["train"], sets["val"], seed=split_cfg["seed"], device="cpu", **clf)
+        info = {**{k: tinfo[k] for k in ("best_step", "best_val", "select_on", "steps_run", "stopped_early",
+                                         "seconds")},
+                "crops": {k: v.class_counts() for k, v in sets.items()}, "cached": False}
+        model = ClassifierModel.from_module(net, D.CLASSES, info=info, device="cpu")
+        model.save_pretrained(d)
+    frames, items = car_frames(parts["eval"], size)
+    labels = np.array([y for _, ys in items for y in ys])
+    if not (labels == 1).any():
+        raise ValueError(f"car evaluation frames: expected at least one car crop, found none in {parts['eval']}")
+    before = car_predictions(model, frames, items, crops["size"])
+    return {"model": model, "frames": frames, "items": items, "labels": labels, "before": before,
+            "size": crops["size"], "info": {**info, "key": d.name, "split": split_cfg, "n_labelled": len(names),
+                                            "frames": parts,
+                                            "frame_size": list(frames.shape[-2:]),
+                                            "eval_crops": {"car": int((labels == 1).sum()),
+                                                           "background": int((labels == 0).sum())}}}
+
+
+@torch.no_grad()
+def car_predictions(clf, frames: torch.Tensor, items: list, size: int, translate=None, chunk: int = 8) -> np.ndarray:
+    """``clf``'s class of every window of ``frames`` (translated first by ``translate``, a few frames at a time)."""
+    from benchmarks.studies import driving as D
+
+    preds = []
+    for i in range(0, len(frames), chunk):
+        x = frames[i:i + chunk] if translate is None else translate(frames[i:i + chunk])
+        crops = D.crop_set(list(x), items[i:i + chunk], size, "crops")
+        preds.append(clf.predict_proba(crops.images).argmax(1))
+    return torch.cat(preds).numpy()
+
+
+def car_scores(before: np.ndarray, after: np.ndarray, labels: np.ndarray) -> dict:
+    """Label agreement (share of crops whose class is the same before and after translation) and the recall of
+    car and of background crops after it."""
+    car = labels == 1
+    return {"car_agreement": float(np.mean(before == after)), "car_recall": float(np.mean(after[car] == 1)),
+            "background_recall": float(np.mean(after[~car] == 0)) if (~car).any() else None}
+
+
 def main(argv=None) -> int:
     from synthaug.eval import fid_kid
     from synthaug.utils import save_grid
@@ -164,6 +284,10 @@ def main(argv=None) -> int:
         real_b = data["b"].images
         base = fid_kid(real_b, data["test"], enc, subset_size=min(len(real_b), len(data["test"]), 100))
         results[case] = {"untranslated": {"kid": base["kid_mean"], "p_b": _p_b(enc, data["test"]), "edge_ssim": 1.0}}
+        car = car_setup(args.quick, runs) if case == "driving" else None
+        if car is not None:
+            results[case]["untranslated"].update(car_scores(car["before"], car["before"], car["labels"]))
+            results[case]["car_content"] = car["info"]
         rows, labels = [data["test"][:6]], ["input"]
         for method in METHODS:
             model, info = train(method, data, budget_s, runs, case)
@@ -176,11 +300,17 @@ def main(argv=None) -> int:
                 r["full_size"] = {"policy": model.resolve_size_policy(), "shape": list(full.shape[-2:]),
                                   "edge_ssim": edge_ssim(data["full"], full)}
                 full_rows.append((method, model.resolve_size_policy(), full))
+            if car is not None:
+                after = car_predictions(car["model"], car["frames"], car["items"], car["size"],
+                                        partial(model.translate, direction="A2B"))
+                r.update(car_scores(car["before"], after, car["labels"]))
             results[case][method] = r
             rows.append(fake[:6])
             labels.append(method)
             print(f"{case:8s} {method:14s} KID {r['kid']:.4f} P(B) {r['p_b']:.3f} edge SSIM {r['edge_ssim']:.3f}"
                   + (f" full-size edge SSIM {r['full_size']['edge_ssim']:.3f}" if "full_size" in r else "")
+                  + (f" car agreement {r['car_agreement']:.3f} car recall {r['car_recall']:.3f}"
+                     if "car_agreement" in r else "")
                   + f" ({info['steps']} steps)", flush=True)
         rows.append(real_b[:6])
         labels.append("real B")
@@ -219,11 +349,17 @@ def headline(results: dict) -> list[dict]:
     recs = []
     for case, r in results.items():
         for method in METHODS:
-            for metric in ("kid", "edge_ssim"):
+            for metric in ("kid", "edge_ssim", "car_agreement"):
+                if metric not in r[method]:
+                    continue
                 v = r[method][metric]
                 rec = H.headline_record("translation_quality", f"{case}/{method}", None, metric,
                                         {"mean": v, "lo": None, "hi": None, "n": 1}, None, 1)
                 rec["protocol"] = f"equal CPU time, {r[method]['steps']} steps"
+                if metric == "car_agreement":
+                    n = r["car_content"]["eval_crops"]
+                    rec["protocol"] += (f"; crops of {len(r['car_content']['frames']['eval'])} clear frames "
+                                        f"({n['car']} car, {n['background']} background), full size")
                 recs.append(rec)
     return recs
 
@@ -235,18 +371,36 @@ def write_markdown(path: Path, res: dict) -> None:
           "", f"Each translator trained for {res['budget_s'] / 60:g} CPU-minutes (one thread; steps from a timed "
           "warm-up), one seed. KID and P(B) in a domain encoder trained to tell real A from real B (lower KID, "
           "higher P(B): more B-like); edge SSIM between the input's and the output's Sobel edges (1: every edge "
-          "kept).", "",
-          "| case | translator | steps | KID to real B | P(B) | edge SSIM (64 px) | full frame: policy, edge SSIM |",
-          "|---|---|---|---|---|---|---|"]
+          "kept).", ""]
+    cc = res["results"].get("driving", {}).get("car_content")
+    if cc:
+        n, tr = cc["eval_crops"], cc.get("crops", {})
+        L += [f"Car content (driving): the {cc['n_labelled']} labelled clear frames are split by frame (seed "
+              f"{cc['split']['seed']}). A car / background crop classifier (the driving study's crops and SmallCNN "
+              f"settings) is trained on the crops of {len(cc['frames']['train'])} frames"
+              + (f" ({tr['train']})" if "train" in tr else "")
+              + f", its step selected on {len(cc['frames']['val'])} frames (val balanced accuracy "
+              f"{cc['best_val']:.3f}), crops cut from the untranslated frames at {cc['frame_size'][1]}x"
+              f"{cc['frame_size'][0]}. {len(cc['frames']['eval'])} other frames are translated whole by `translate` "
+              f"at its default size policy and the same windows cut before and after ({n['car']} car, "
+              f"{n['background']} background crops). Label agreement: share of crops whose predicted class is the "
+              "same before and after translation; car recall: share of car crops called car (untranslated row: the "
+              "classifier on the clear crops).", ""]
+    L += ["| case | translator | steps | KID to real B | P(B) | edge SSIM (64 px) | full frame: policy, edge SSIM | "
+          "car crops: label agreement | car recall |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def car_cols(x: dict) -> str:
+        return f"{x['car_agreement']:.3f} | {x['car_recall']:.3f}" if "car_agreement" in x else "- | -"
+
     for case, r in res["results"].items():
         u = r["untranslated"]
-        L.append(f"| {case} | (input, untranslated) | - | {u['kid']:.4f} | {u['p_b']:.3f} | 1 | - |")
+        L.append(f"| {case} | (input, untranslated) | - | {u['kid']:.4f} | {u['p_b']:.3f} | 1 | - | {car_cols(u)} |")
         for m in METHODS:
             x = r[m]
             fs = x.get("full_size")
             full = f"{fs['policy']} {fs['shape'][1]}x{fs['shape'][0]}, {fs['edge_ssim']:.3f}" if fs else "-"
             L.append(f"| {case} | {m} | {x['steps']} | {x['kid']:.4f} | {x['p_b']:.3f} | {x['edge_ssim']:.3f} | "
-                     f"{full} |")
+                     f"{full} | {car_cols(x)} |")
     L += ["", f"![64 px]({STEM}.png)", ""]
     if any("full_size" in r.get("cyclegan", {}) for r in res["results"].values()):
         L += [f"![full frames]({STEM}_fullsize.png)", ""]

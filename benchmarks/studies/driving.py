@@ -134,10 +134,22 @@ def crop_set(frames: list, items: list, size: int, name: str) -> ImageDataset:
     return ImageDataset(torch.cat(xs), torch.tensor(ys), CLASSES, name=name)
 
 
+def labelled_frame(folder: Path, name: str, cfg: dict) -> tuple[torch.Tensor, list, list, dict]:
+    """``folder/images/name`` at ``cfg['work_width']`` (:func:`read_frame`) with its windows, labels and left-out
+    counts (:func:`frame_items` on its ``labels_yolo`` boxes; the background windows are drawn from a generator
+    seeded by the file name, so every run, and every script that calls this, cuts the same windows)."""
+    W, img = cfg["work_width"], folder / "images" / name
+    f = read_frame(img, W)
+    rng = np.random.default_rng(int(hashlib.md5(img.name.encode()).hexdigest()[:8], 16))
+    wins, labels, skipped = frame_items(read_boxes(folder / "labels_yolo" / f"{Path(name).stem}.txt", W, f.shape[1]),
+                                        W, f.shape[1], cfg, rng)
+    return f, wins, labels, skipped
+
+
 def load(cfg: dict) -> dict:
     """Splits, frames and crop sets (clear train / val, fog oracle train / val, fog test), and the unlabelled fog
     crops of the translator half."""
-    W, cdir, fdir = cfg["work_width"], H.DATA / "driving" / "clear_nuscenes", H.DATA / "driving" / "fog_dawn"
+    cdir, fdir = H.DATA / "driving" / "clear_nuscenes", H.DATA / "driving" / "fog_dawn"
     labelled = sorted(p.stem for p in (cdir / "labels_yolo").glob("*.txt"))
     fog = [Path(ln.strip()).name for ln in (fdir / "unique_images.txt").read_text().splitlines() if ln.strip()]
     perm = np.random.default_rng(0).permutation(len(fog))
@@ -154,11 +166,7 @@ def load(cfg: dict) -> dict:
     def frames_items(folder: Path, files: list[str]):
         frames, items, skipped = [], [], {"tiny_car": 0, "person": 0}
         for name in files:
-            img = folder / "images" / name
-            f = read_frame(img, W)
-            rng = np.random.default_rng(int(hashlib.md5(img.name.encode()).hexdigest()[:8], 16))
-            wins, labels, k = frame_items(read_boxes(folder / "labels_yolo" / f"{Path(name).stem}.txt", W,
-                                                     f.shape[1]), W, f.shape[1], cfg, rng)
+            f, wins, labels, k = labelled_frame(folder, name, cfg)
             frames.append(f)
             items.append((wins, labels))
             skipped = {key: skipped[key] + k[key] for key in skipped}
