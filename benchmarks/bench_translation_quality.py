@@ -1,6 +1,6 @@
 """Translators at equal CPU time: how target-like is the output, and how much of the input's content survives?
 
-    .venv/bin/python benchmarks/bench_translation_quality.py                 # 2 cases x 4 translators, ~60 min
+    .venv/bin/python benchmarks/bench_translation_quality.py                 # 2 cases x 5 translators, ~75 min
     .venv/bin/python benchmarks/bench_translation_quality.py --quick         # smoke run: a few seconds each
 
 Cases (A -> B, 64 px training images, as in ``translation_showcase.py``): driving (199 clear nuScenes frames ->
@@ -8,7 +8,9 @@ Cases (A -> B, 64 px training images, as in ``translation_showcase.py``): drivin
 Translators, each trained for the same CPU time (``--budget-min``; the step count is set from a timed warm-up):
 
 * ``cyclegan``: CycleGAN, ResNet-6 ngf 16, PatchGAN ndf 16 (the showcase's settings);
-* ``fastcut``: FastCUT with the same generator and discriminator (one-sided, PatchNCE);
+* ``cut``: CUT with the same generator and discriminator (one-sided, PatchNCE with the identity term, the paper's
+  defaults);
+* ``fastcut``: FastCUT with the same generator and discriminator (no identity NCE, lambda_nce 10, flips);
 * ``cyclegan_lptn``: CycleGAN with the Laplacian-pyramid translator (``generator="lptn"``, 2 levels: the low band
   of a 64 px image is 16 px; detail bands refined by masks), which ``translate`` applies at the input's own size;
 * ``fastcut_lptn``: FastCUT with that translator, PatchNCE on the maps of its low-band CNN (one-sided, no cycle).
@@ -53,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import harness as H  # noqa: E402
 
 STEM = "translation_quality"
-METHODS = ("cyclegan", "fastcut", "cyclegan_lptn", "fastcut_lptn")
+METHODS = ("cyclegan", "cut", "fastcut", "cyclegan_lptn", "fastcut_lptn")
 RESNET = {"ngf": 16, "n_blocks": 6}
 PATCHGAN = {"ndf": 16, "n_layers": 3}
 LPTN = {"n_levels": 2, "ngf": 16, "n_blocks": 4}
@@ -95,8 +97,11 @@ def _read_full(path: Path) -> torch.Tensor:
 
 
 def make_recipe(method: str, a, b, steps: int, seed: int = 0):
-    from synthaug.train import CycleGANConfig, CycleGANRecipe, FastCUTConfig, FastCUTRecipe
+    from synthaug.train import CUTConfig, CUTRecipe, CycleGANConfig, CycleGANRecipe, FastCUTConfig, FastCUTRecipe
 
+    if method == "cut":
+        return CUTRecipe(a, b, CUTConfig(steps=steps, g_kwargs=dict(RESNET), d_kwargs=dict(PATCHGAN)),
+                         device="cpu", seed=seed)
     if method == "fastcut":
         return FastCUTRecipe(a, b, FastCUTConfig(steps=steps, g_kwargs=dict(RESNET), d_kwargs=dict(PATCHGAN)),
                              device="cpu", seed=seed)
