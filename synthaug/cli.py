@@ -364,7 +364,7 @@ def _sample_shards(args) -> int:
         raise ValueError(f"--rank: expected 0 <= rank < world size {world}, found {rank}")
     model = GeneratorModel.from_pretrained(args.model, device=args.device)
     write_shards(model, args.out, n=args.n, seed=args.seed, shard_size=args.shard_size, rank=rank,
-                 world_size=world, truncation=args.truncation)
+                 world_size=world, truncation=args.truncation, z_threshold=args.z_threshold)
     print(f"rank {rank}/{world}: wrote its shards of {args.n} images to {args.out}")
     barrier()
     if info.enabled and info.is_main or (not info.enabled and world == 1):
@@ -387,10 +387,6 @@ def _sample(args) -> int:
     from .models import GeneratorModel
 
     if args.shards:
-        if args.z_threshold is not None:
-            raise ValueError(f"--z-threshold: shards are written with a plain normal latent (their manifest records "
-                             f"no threshold); expected it without --shards, found --z-threshold {args.z_threshold} "
-                             "with --shards")
         return _sample_shards(args)
     model = GeneratorModel.from_pretrained(args.model, device=args.device)
     labels = None

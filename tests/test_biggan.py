@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from synthaug.augment import SyntheticDataset
 from synthaug.data import from_arrays
 from synthaug.io import read_model_config
 from synthaug.losses import orthogonal_regularisation
@@ -301,4 +302,26 @@ def test_cli_trains_biggan_and_samples_with_a_threshold(tmp_path):
     assert main(["sample", str(out / "model"), "--n", "3", "--out", str(tmp_path / "s"), "--z-threshold", "0.5"]) == 0
     assert len(list((tmp_path / "s").rglob("*.png"))) == 3
     assert main(["sample", str(out / "model"), "--n", "3", "--out", str(tmp_path / "t"), "--z-threshold", "0.5",
-                 "--shards"]) == 2
+                 "--shards"]) == 0
+    shards = SyntheticDataset.from_shards(tmp_path / "t")
+    assert len(shards) == 3 and shards.z_threshold == 0.5
+
+
+def test_synthetic_dataset_z_threshold_matches_on_the_fly_and_shards(trained, tmp_path):
+
+    mem = SyntheticDataset(trained.model_dir, n=40, seed=3, batch_size=16, z_threshold=0.25)
+    fly = SyntheticDataset(trained.model_dir, n=40, seed=3, batch_size=16, z_threshold=0.25, mode="on_the_fly",
+                           cache_blocks=4)
+    free = SyntheticDataset(trained.model_dir, n=40, seed=3, batch_size=16)
+    assert torch.allclose(mem.image_range(0, 40), fly.image_range(0, 40), atol=1e-6)
+    def within_class(ds):  # the spread of class 0's samples
+        return ds.images[ds.labels == 0].var(dim=0).mean()
+
+    assert within_class(mem) < 0.8 * within_class(free)
+    mem.save_shards(tmp_path / "sh", shard_size=16)
+    back = SyntheticDataset.from_shards(tmp_path / "sh")
+    assert back.z_threshold == 0.25 and len(back) == 40
+    free.save_shards(tmp_path / "free", shard_size=16)
+    assert "z_threshold" not in json.loads((tmp_path / "free" / "manifest.json").read_text())
+    with pytest.raises(ValueError, match=r"z_threshold: expected None or a float > 0, found -1"):
+        SyntheticDataset(trained.model_dir, n=2, z_threshold=-1)

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from ..checks import check_choice, check_int, check_number
 from ..data import ImageDataset
 from ..models import GeneratorModel
+from ..nets.layers import check_z_threshold, truncated_normal
 from ..utils import CONVERT_HINT, check_images, check_value_range
 from .handle import ModelHandle, block_seed, reseed_transform
 from .shards import load_shards, write_all_shards, write_rank_shards
@@ -68,10 +69,13 @@ class SyntheticDataset(Dataset):
         generator: a :class:`~synthaug.models.GeneratorModel` or its directory path.
         n: total number of samples, class-balanced (counts differ by at most one); or
         per_class: an int for every class, or a dict class name/index -> count (to top up some classes).
-        seed: image ``i`` depends only on ``(seed, i)`` (and ``batch_size``, ``truncation``, its label).
+        seed: image ``i`` depends only on ``(seed, i)`` (and ``batch_size``, ``truncation``, ``z_threshold``, its
+            label).
         mode: ``"memory"`` generates everything at construction; ``"on_the_fly"`` generates each requested
             batch in one forward pass (CPU), e.g. inside ``DataLoader`` workers.
         truncation: latent truncation (1 = off).
+        z_threshold: BigGAN's truncated normal for the latents (None = off), as in
+            :meth:`~synthaug.models.GeneratorModel.sample`.
         batch_size: generation block. The latents of block ``b`` (indices ``b*batch_size ...``) are drawn
             from a ``torch.Generator`` seeded from ``(seed, b)``, so any process makes the same image for
             an index. Batches of different composition may differ by float rounding (~1e-7).
@@ -103,7 +107,7 @@ class SyntheticDataset(Dataset):
                  mode: str = "memory", truncation: float = 1.0, batch_size: int = 256,
                  transform: Callable | None = None, cache_blocks: int = 0, device=None,
                  drop_near_copies: float | None = None, reference=None, keep: Callable | None = None,
-                 max_draws: int = 20):
+                 max_draws: int = 20, z_threshold: float | None = None):
         check_choice("mode", mode, MODES)
         self._handle = (generator if isinstance(generator, ModelHandle)
                         else ModelHandle(generator, "generator", name="generator", device=device))
@@ -116,6 +120,7 @@ class SyntheticDataset(Dataset):
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.cache_blocks = check_int("cache_blocks", cache_blocks, 0)
         self.truncation = check_number("truncation", truncation, 0.0, 1.0)
+        self.z_threshold = check_z_threshold(z_threshold)
         if transform is not None and not callable(transform):
             raise TypeError(f"transform: expected a callable or None, found {type(transform).__name__}")
         self.transform = transform
@@ -214,7 +219,7 @@ class SyntheticDataset(Dataset):
             ask = torch.ceil(short.float() / rate).long() * (short > 0)
             y = _layout_labels(ask.tolist())
             x, _ = model.sample(len(y), labels=y, truncation=self.truncation, seed=block_seed(self.seed, 2**40 + draw),
-                                batch_size=self.batch_size)
+                                batch_size=self.batch_size, z_threshold=self.z_threshold)
         order = torch.argsort(torch.cat(got_y), stable=True)
         self.images, self.labels = torch.cat(got_x)[order].contiguous(), torch.cat(got_y)[order].contiguous()
         self.filter_report = {
@@ -242,7 +247,8 @@ class SyntheticDataset(Dataset):
     # --- generation ---------------------------------------------------------------------------------
     def _block_latents(self, block: int, z_dim: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(block_seed(self.seed, block))
-        return torch.randn(self.batch_size, z_dim, generator=g)  # always a full block: rows never shift
+        # always a full block: rows never shift
+        return truncated_normal((self.batch_size, z_dim), self.z_threshold, generator=g)
 
     @torch.no_grad()
     def _forward(self, model: GeneratorModel, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -354,6 +360,7 @@ class SyntheticDataset(Dataset):
                               source=manifest["source_model"])
         ds.seed, ds.batch_size = int(manifest["seed"]), int(manifest["batch_size"])
         ds.truncation = float(manifest["truncation"])
+        ds.z_threshold = manifest.get("z_threshold")
         return ds
 
     @classmethod
@@ -380,7 +387,7 @@ class SyntheticDataset(Dataset):
         ds.class_names, ds.channels = names, int(images.shape[1])
         ds.image_size = tuple(int(v) for v in images.shape[-2:])
         ds.model_config = dict(source or {"source": "tensors"})
-        ds.seed, ds.batch_size, ds.truncation, ds.cache_blocks = 0, 256, 1.0, 0
+        ds.seed, ds.batch_size, ds.truncation, ds.cache_blocks, ds.z_threshold = 0, 256, 1.0, 0, None
         ds.transform, ds.mode, ds._cache = transform, "memory", OrderedDict()
         ds.labels, ds.images, ds.filter_report = lab.contiguous(), images.float().contiguous(), None
         return ds
@@ -392,7 +399,7 @@ class SyntheticDataset(Dataset):
 
 def write_shards(generator, folder, n: int | None = None, per_class: int | Mapping | None = None, seed: int = 0,
                  shard_size: int = 1024, rank: int = 0, world_size: int = 1, truncation: float = 1.0,
-                 batch_size: int = 256) -> Path:
+                 batch_size: int = 256, z_threshold: float | None = None) -> Path:
     """Write this rank's share of the shards and ``manifest-rank-RRRRR-of-WWWWW.json``; returns that path.
 
     Run once per rank (e.g. under ``torchrun``: ``rank=RANK, world_size=WORLD_SIZE``), then call
@@ -400,5 +407,5 @@ def write_shards(generator, folder, n: int | None = None, per_class: int | Mappi
     must pass the same ones. Generation runs on the generator's device.
     """
     ds = SyntheticDataset(generator, n=n, per_class=per_class, seed=seed, mode="on_the_fly", truncation=truncation,
-                          batch_size=batch_size)
+                          batch_size=batch_size, z_threshold=z_threshold)
     return write_rank_shards(ds, folder, shard_size, rank, world_size)

@@ -30,6 +30,7 @@ VERSION = 1
 _RANK_RE = re.compile(r"^manifest-rank-(\d{5})-of-(\d{5})\.json$")
 _HEADER_KEYS = ("format", "format_version", "count", "class_names", "num_classes", "image_size", "channels", "seed",
                 "truncation", "batch_size", "shard_size", "num_shards", "source_model")
+_OPTIONAL_KEYS = ("z_threshold",)  # written only when set, so earlier manifests stay valid
 
 
 def _shard_name(k: int) -> str:
@@ -41,7 +42,8 @@ def _manifest_header(ds, shard_size: int) -> dict:
     return {"format": FORMAT, "format_version": VERSION, "count": n, "class_names": list(ds.class_names),
             "num_classes": ds.num_classes, "image_size": list(ds.image_size), "channels": ds.channels,
             "seed": ds.seed, "truncation": ds.truncation, "batch_size": ds.batch_size, "shard_size": shard_size,
-            "num_shards": -(-n // shard_size), "source_model": ds.model_config}
+            "num_shards": -(-n // shard_size), "source_model": ds.model_config,
+            **({"z_threshold": ds.z_threshold} if getattr(ds, "z_threshold", None) is not None else {})}
 
 
 def _write_manifest(path: Path, header: dict, entries: list[dict], **extra) -> Path:
@@ -108,8 +110,9 @@ def merge_manifests(folder) -> Path:
         raise ValueError(f"folder: expected ranks 0..{sizes[0] - 1} in {str(folder)!r}, found {ranks} "
                          f"(missing {missing})")
     header = {k: parts[0][k] for k in _HEADER_KEYS}
+    header.update({k: parts[0][k] for k in _OPTIONAL_KEYS if k in parts[0]})
     for p in parts[1:]:
-        diff = [k for k in _HEADER_KEYS if p[k] != header[k]]
+        diff = [k for k in _HEADER_KEYS + _OPTIONAL_KEYS if p.get(k) != header.get(k)]
         if diff:
             raise ValueError(f"folder: expected all ranks to share their settings, found rank {p['rank']} "
                              f"differing in {diff}")
