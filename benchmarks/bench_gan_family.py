@@ -100,21 +100,8 @@ def calibrate(cache: H.Cache, train, generators, plan: dict, threads: int) -> di
 
 # --- one (data set, generator, seed) -----------------------------------------------------------------------------
 def train_generator(cache: H.Cache, train, gen_cfg: dict):
-    from synthaug.models import GeneratorModel
-    from synthaug.train import CGANRecipe, Trainer
-
-    run_dir = cache.directory("gan_family_models", gen_cfg)
-    model_dir = run_dir / "model"
-    if not (model_dir / "config.json").is_file():
-        steps = gen_cfg["steps"]
-        recipe = CGANRecipe(train, gan_config(gen_cfg["generator"]), device="cpu", seed=gen_cfg["seed"])
-        res = Trainer(recipe, run_dir, steps, log_every=50, sample_every=steps, ckpt_every=max(steps // 2, 1),
-                      progress=False).fit()
-        if res.interrupted or res.model_dir is None:
-            raise SystemExit(f"training interrupted at step {res.step}; rerun the same command to resume")
-        H.write_json(run_dir / "gan_info.json", {"steps": res.step, "seconds": round(res.seconds, 1),
-                                                 "last_losses": res.last_metrics})
-    return GeneratorModel.from_pretrained(model_dir, device="cpu"), H.read_json(run_dir / "gan_info.json") or {}
+    return H.trained_cgan(cache, "gan_family_models", gen_cfg, train, gan_config(gen_cfg["generator"]),
+                          gen_cfg["seed"], gen_cfg["steps"])
 
 
 def generator_config(data: str, generator: str, seed: int, n_train: int, steps: int, calib: dict,

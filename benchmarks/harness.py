@@ -178,6 +178,26 @@ class Cache:
         return d
 
 
+def trained_cgan(cache: Cache, kind: str, key: dict, train, config, seed: int, steps: int, unlabelled=None):
+    """The cGAN of ``key`` as ``(GeneratorModel, info)``: loaded from ``cache.directory(kind, key)/model`` or
+    trained there first (``CGANRecipe`` + ``Trainer``; a killed run resumes from its checkpoint). ``info`` holds
+    the steps, seconds and last losses of the training run (``{}`` for a model trained before it was recorded)."""
+    from synthaug.models import GeneratorModel
+    from synthaug.train import CGANRecipe, Trainer
+
+    run_dir = cache.directory(kind, key)
+    model_dir = run_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        recipe = CGANRecipe(train, config, device="cpu", seed=seed, unlabelled=unlabelled)
+        res = Trainer(recipe, run_dir, steps, log_every=50, sample_every=steps, ckpt_every=max(steps // 2, 1),
+                      progress=False).fit()
+        if res.interrupted or res.model_dir is None:
+            raise SystemExit(f"cGAN training interrupted at step {res.step}; rerun the same command to resume")
+        write_json(run_dir / "gan_info.json", {"steps": res.step, "seconds": round(res.seconds, 1),
+                                               "last_losses": res.last_metrics})
+    return GeneratorModel.from_pretrained(model_dir, device="cpu"), read_json(run_dir / "gan_info.json") or {}
+
+
 # --- one invocation of a study -------------------------------------------------------------------------------
 class Study:
     """One invocation of a study module: its command line, seeds, cache, output paths, machine facts and logger.

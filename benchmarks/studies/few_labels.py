@@ -42,8 +42,8 @@ from synthaug.data import load_breastmnist, load_medmnist, stratified_indices  #
 from synthaug.eval import (bar_chart, compare_results, markdown_table, pseudo_label_arm, real_copies,  # noqa: E402
                            run_arm, train_arm)
 from synthaug.models import GeneratorModel  # noqa: E402
-from synthaug.train.cgan import CGANConfig, CGANRecipe  # noqa: E402
-from synthaug.train.engine import Trainer, read_metrics  # noqa: E402
+from synthaug.train.cgan import CGANConfig  # noqa: E402
+from synthaug.train.engine import read_metrics  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
 HARNESS_VERSION = 1
@@ -75,20 +75,15 @@ def load(cfg: dict, seed: int, quick: bool):
 
 
 def train_cgan(cache: H.Cache, gen_cfg: dict, labelled, pool, seed: int) -> GeneratorModel:
+    semi = gen_cfg["semi"]
+    cfg = CGANConfig(pseudo_label_threshold=GAN_PSEUDO_THRESHOLD if semi else None)
+    model, _ = H.trained_cgan(cache, "cgan_few_labels", gen_cfg, labelled, cfg, seed, gen_cfg["gan_steps"],
+                              unlabelled=pool if semi else None)
     run_dir = cache.directory("cgan_few_labels", gen_cfg)
-    if not (run_dir / "model" / "config.json").is_file():
-        semi = gen_cfg["semi"]
-        cfg = CGANConfig(pseudo_label_threshold=GAN_PSEUDO_THRESHOLD if semi else None)
-        recipe = CGANRecipe(labelled, cfg, device="cpu", seed=seed, unlabelled=pool if semi else None)
-        steps = gen_cfg["gan_steps"]
-        res = Trainer(recipe, run_dir, steps, log_every=50, sample_every=steps, ckpt_every=max(steps // 2, 1),
-                      progress=False).fit()
-        if res.interrupted or res.model_dir is None:
-            raise SystemExit(f"cGAN training interrupted at step {res.step}; rerun the same command to resume")
     logged = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
     if logged and "time" in logged[-1]:
         GEN_SECONDS.append(float(logged[-1]["time"]))
-    return GeneratorModel.from_pretrained(run_dir / "model", device="cpu")
+    return model
 
 
 def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, quick: bool, figs: Path | None) -> dict:

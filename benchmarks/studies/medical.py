@@ -45,8 +45,7 @@ from synthaug.data import load_breastmnist, load_medmnist  # noqa: E402
 from synthaug.eval import (TRAIN_DEFAULTS, bar_chart, cas, compare_results, distribution_metrics,  # noqa: E402
                            markdown_table, mean_ci, memorization_audit, real_copies, run_arm, train_feature_encoder)
 from synthaug.models import GeneratorModel  # noqa: E402
-from synthaug.train.cgan import CGANConfig, CGANRecipe  # noqa: E402
-from synthaug.train.engine import Trainer  # noqa: E402
+from synthaug.train.cgan import CGANConfig  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
 HARNESS_VERSION = 2  # bump when a change of code (not of settings) must invalidate cached results
@@ -105,18 +104,7 @@ def generator_config(cfg: dict, seed: int, n_train: int, cgan: CGANConfig | None
 
 
 def train_generator(cache: H.Cache, train, gen_cfg: dict, seed: int) -> GeneratorModel:
-    run_dir = cache.directory("cgan", gen_cfg)
-    model_dir = run_dir / "model"
-    if not (model_dir / "config.json").is_file():
-        recipe = CGANRecipe(train, CGANConfig(), device="cpu", seed=seed)
-        steps = gen_cfg["gan_steps"]
-        res = Trainer(recipe, run_dir, steps, log_every=50, sample_every=steps, ckpt_every=max(steps // 2, 1),
-                      progress=False).fit()
-        if res.interrupted or res.model_dir is None:
-            raise SystemExit(f"cGAN training interrupted at step {res.step}; rerun the same command to resume")
-        H.write_json(run_dir / "gan_info.json", {"steps": res.step, "seconds": round(res.seconds, 1),
-                                                 "last_losses": res.last_metrics})
-    return GeneratorModel.from_pretrained(model_dir, device="cpu")
+    return H.trained_cgan(cache, "cgan", gen_cfg, train, CGANConfig(), seed, gen_cfg["gan_steps"])[0]
 
 
 def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, only: list[str] | None,
