@@ -1,18 +1,36 @@
-"""`make demo`: train a conditional GAN on the shipped BreastMNIST and show what it gives.
+"""`make demo`: does a conditional GAN trained on the shipped BreastMNIST help a small classifier?
 
-Writes to ``demo_out/`` (or ``--out``): ``real_grid.png``, ``cgan/`` (checkpoints, samples, metrics,
-``model/``), ``real_vs_synthetic.png`` and ``demo_report.json``; with the evaluation tools installed it
-also reports the downstream classifier's test AUC with and without synthetic images.
+One seed of the ``breast`` benchmark study, with its settings (a 700-step cGAN; every classifier trained to
+convergence with early stopping on validation; test scored once per arm):
+
+* ``real_only``; ``classical_flips_shifts`` and ``classical_randaugment`` (the better one on validation is
+  the "best classical" reference);
+* ``synthetic_balance``: every class topped up with cGAN samples to the size of the largest (the study's best
+  5-seed synthetic arm), and its count-matched control ``real_copies_balance`` (copies of real images).
+
+Writes to ``demo_out/`` (or ``--out``): ``real_vs_synthetic.png``, ``comparison.png`` (this run's test AUC next
+to the 5-seed study's means and 95% intervals when ``benchmarks/results/medical_breast.json`` is at hand),
+``demo_report.{md,json}``, the cGAN run ``cgan/`` (checkpoints, sample grids, ``model/``) and ``arms/`` (one
+result per classifier). Killed, it resumes: the cGAN from its last checkpoint, finished arms from ``arms/``.
+Uses only the BreastMNIST copy inside the package. ``--quick`` runs a few steps of everything (for tests).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
+
+GAN_STEPS = 700  # the breast study's generator run (benchmarks/studies/medical.py)
+CLASSICAL = ("flips_shifts", "randaugment")
+QUICK = dict(gan_steps=20, classifier=dict(max_steps=12, eval_every=4, patience=2))
+STUDY_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "medical_breast.json"
+STUDY_CMD = "python -m benchmarks.studies.medical --study breast"
 
 
 def comparison_grid(real, model, path, n_per_class: int = 8, seed: int = 0) -> Path:
@@ -30,53 +48,200 @@ def comparison_grid(real, model, path, n_per_class: int = 8, seed: int = 0) -> P
             reals = torch.cat([reals, torch.ones(n_per_class - len(reals), *reals.shape[1:])])
         rows += [reals, fake]
         names += [f"{name} real", f"{name} synthetic"]
-    return save_grid(torch.cat(rows), path, nrow=n_per_class, row_labels=names, title="real vs synthetic")
+    return save_grid(torch.cat(rows), path, nrow=n_per_class, row_labels=names,
+                     title="BreastMNIST: real vs cGAN samples", dpi=200)
+
+
+class Progress:
+    """Stage lines with the elapsed time and an estimate of what is left (the mean time of the classifier stages
+    timed so far; the cGAN stage shows its own progress bar)."""
+
+    def __init__(self, stages: list[str]):
+        self.stages, self.t0, self.times = stages, time.perf_counter(), []
+
+    def start(self, i: int, what: str = "") -> None:
+        left = len(self.stages) - i
+        eta = f", about {left * sum(self.times) / len(self.times) / 60:.1f} min left" if self.times else ""
+        print(f"[{i + 1}/{len(self.stages)}] {self.stages[i]}{what} "
+              f"({(time.perf_counter() - self.t0) / 60:.1f} min so far{eta})", flush=True)
+
+    def done(self, seconds: float) -> None:
+        if seconds > 1:  # a stage loaded from disk says nothing about the time left
+            self.times.append(seconds)
+
+
+def study_auc(path: Path = STUDY_JSON) -> dict:
+    """The 5-seed breast study's test-AUC comparison (``summary`` rows, ``vs_baseline``, ``vs_best_classical``,
+    ``best_classical``), or ``{}`` when it is not at hand (an installed package without the repository)."""
+    try:
+        return json.loads(path.read_text())["comparisons"]["test_auc"]
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def study_text(auc: dict) -> str:
+    """What the 5-seed study says about ``synthetic_balance`` (read from its report, not typed in here)."""
+    if not auc:
+        return f"The 5-seed study is not at hand here; run `{STUDY_CMD}` in the repository."
+
+    def diff(d):
+        return f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], p = {d['p_value']:.2f}"
+
+    sd = next(r["std"] for r in auc["summary"] if r["arm"] == "real_only")
+    vs_real = auc["vs_baseline"]["synthetic_balance"]
+    vs_best = auc["vs_best_classical"]["synthetic_balance"]
+    supported = vs_real["lo"] > 0 and vs_best["lo"] > 0
+    return (f"In the study, real_only's test AUC varies by {sd:.3f} (standard deviation) from seed to seed. "
+            f"The {len(auc['seeds'])}-seed study (each seed retrains its cGAN) finds synthetic_balance "
+            f"{diff(vs_real)} against real_only and {diff(vs_best)} against {auc['best_classical']}: "
+            + ("a gain the intervals support." if supported else "no gain over both that the intervals support.")
+            + f" See benchmarks/results/medical_breast.md (`{STUDY_CMD}`).")
+
+
+def comparison_plot(results: dict[str, dict], study: dict[str, dict], path: Path, title: str) -> Path:
+    """Bars: this run's test AUC per arm; black marks: the 5-seed study's mean and 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(results)
+    auc = np.array([results[a]["test_auc"] for a in names])
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), dpi=120)
+    ax.bar(range(len(names)), auc, color="#4c72b0", alpha=0.8, label="this run (1 seed)")
+    vals = list(auc)
+    for i, a in enumerate(names):
+        ax.annotate(f"{auc[i]:.3f}", (i, auc[i]), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
+        if a in study:
+            r = study[a]
+            ax.errorbar(i + 0.25, r["mean"], yerr=[[r["mean"] - r["lo"]], [r["hi"] - r["mean"]]], fmt="o",
+                        color="black", ms=4, capsize=4, label=None if vals[len(names):] else
+                        f"study: mean, 95% CI over {r['n']} seeds")
+            vals = vals + [r["lo"], r["hi"]]
+    span = max(max(vals) - min(vals), 0.02)
+    ax.set_ylim(max(0.0, min(vals) - 0.4 * span), min(1.0, max(vals) + 0.4 * span))
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("test AUC")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def cached_arm(folder: Path, name: str, key: dict, run) -> tuple[dict, bool]:
+    """The result of arm ``name`` under settings ``key``: read from ``folder`` if it was run with the same
+    settings, else ``run()`` and written there atomically. Returns ``(result, was_cached)``."""
+    from .io import atomic_write_bytes
+
+    path = folder / f"{name}.json"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("key") == digest:
+            return saved["result"], True
+    except (OSError, ValueError):
+        pass
+    result = run()
+    atomic_write_bytes(path, json.dumps({"key": digest, "result": result}, indent=1, default=float).encode())
+    return result, False
+
+
+def verdict(results: dict[str, dict], best: str) -> list[str]:
+    syn, real = results["synthetic_balance"]["test_auc"], results["real_only"]["test_auc"]
+    cla, cop = results[best]["test_auc"], results["real_copies_balance"]["test_auc"]
+    return [f"- synthetic_balance - real_only: {syn - real:+.3f}",
+            f"- synthetic_balance - {best} (best classical on validation): {syn - cla:+.3f}",
+            f"- synthetic_balance - real_copies_balance (same number of extra images, real copies): {syn - cop:+.3f}"]
 
 
 def main(argv=None) -> int:
+    from .augment import SyntheticDataset
+    from .augment.plan import synthetic_counts
     from .data import load_breastmnist
+    from .eval.downstream import TRAIN_DEFAULTS, real_copies, run_arm
     from .models import GeneratorModel
     from .train import CGANConfig, CGANRecipe, Trainer
-    from .utils import get_device, save_grid, seed_everything
+    from .utils import get_device, seed_everything
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="demo_out")
-    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--no-downstream", action="store_true", help="skip the classifier comparison")
+    ap.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    ap.add_argument("--quick", action="store_true", help="a few steps of everything (a smoke test, not a result)")
     args = ap.parse_args(argv)
 
     t0 = time.time()
     out = Path(args.out)
+    gan_steps = QUICK["gan_steps"] if args.quick else GAN_STEPS
+    clf = {**TRAIN_DEFAULTS, **(QUICK["classifier"] if args.quick else {})}
+    device = get_device(args.device)
     seed_everything(args.seed)
-    train = load_breastmnist("train")
-    print(train.summary())
-    print(f"device: {get_device(args.device)}")
-    by_class = torch.cat([train.images[train.labels == c][:8] for c in range(train.num_classes)])
-    save_grid(by_class, out / "real_grid.png", nrow=8, row_labels=train.class_names, title="BreastMNIST (real)")
+    train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
+    print(f"{train.summary()}\nval {len(val)}, test {len(test)} images; device {device}; seed {args.seed}"
+          f"{'; QUICK smoke test' if args.quick else ''}", flush=True)
+    arms = ["real_only", *(f"classical_{k}" for k in CLASSICAL), "real_copies_balance", "synthetic_balance"]
+    progress = Progress([f"cGAN, {gan_steps} steps", *arms])
 
-    recipe = CGANRecipe(train, CGANConfig(), device=args.device, seed=args.seed)
-    result = Trainer(recipe, out / "cgan", steps=args.steps, sample_every=500, ckpt_every=500).fit()
+    progress.start(0)
+    recipe = CGANRecipe(train, CGANConfig(), device=device, seed=args.seed)
+    result = Trainer(recipe, out / "cgan", steps=gan_steps, sample_every=max(gan_steps // 2, 1),
+                     ckpt_every=max(gan_steps // 4, 1)).fit()
     if result.interrupted:
         return 130
-    model = GeneratorModel.from_pretrained(result.model_dir)
+    model = GeneratorModel.from_pretrained(result.model_dir, device=device)
     grid = comparison_grid(train, model, out / "real_vs_synthetic.png", seed=args.seed)
-    report = {"train_images": len(train), "steps": result.step, "train_seconds": round(result.seconds, 1),
-              "model_dir": str(result.model_dir), "grid": str(grid), "final_losses": result.last_metrics}
+    print(f"    real vs synthetic: {grid}", flush=True)
 
-    if not args.no_downstream:
-        try:
-            from .eval.downstream import quick_gain
-        except ImportError:
-            quick_gain = None
-        if quick_gain is not None:
-            report["downstream"] = quick_gain(model, seed=args.seed, device=args.device)
-            print(json.dumps(report["downstream"], indent=2))
-    report["total_seconds"] = round(time.time() - t0, 1)
-    (out / "demo_report.json").write_text(json.dumps(report, indent=2))
-    print(f"demo finished in {report['total_seconds']} s: model in {result.model_dir}, grid {grid}, "
-          f"report {out / 'demo_report.json'}")
+    counts = synthetic_counts(train.labels.numpy(), train.num_classes, balance=True)
+    pool = SyntheticDataset(model, per_class=dict(enumerate(counts.tolist())), seed=10_000 + args.seed)
+    extra = {"real_copies_balance": real_copies(train, counts), "synthetic_balance": pool}
+    key = {"seed": args.seed, "classifier": clf, "gan_steps": gan_steps, "quick": args.quick}
+    results = {}
+    for i, name in enumerate(arms, start=1):
+        progress.start(i, f": training a {clf['arch']} to convergence")
+        t = time.perf_counter()
+        kind = name.removeprefix("classical_") if name.startswith("classical_") else None
+        ratio = "balance" if name in extra else 0.0
+        results[name], cached = cached_arm(
+            out / "arms", name, {**key, "arm": name},
+            partial(run_arm, name, train, val, test, synthetic=extra.get(name), ratio=ratio, classical=kind,
+                    seed=args.seed, device=device, progress=True, **clf))
+        progress.done(time.perf_counter() - t)
+        r = results[name]
+        print(f"    test AUC {r['test_auc']:.3f}, balanced accuracy {r['test_balanced_accuracy']:.3f} "
+              f"(best validation step {r['best_step']}{', from ' + str(out / 'arms') if cached else ''})", flush=True)
+
+    best = max((f"classical_{k}" for k in CLASSICAL), key=lambda a: results[a]["val_score"])
+    auc = {} if args.quick else study_auc()
+    study = {r["arm"]: r for r in auc.get("summary", [])}
+    title = (f"BreastMNIST, seed {args.seed}: test AUC (best classical on validation: {best})"
+             + ("; QUICK smoke test" if args.quick else ""))
+    plot = comparison_plot(results, study, out / "comparison.png", title)
+    total = round(time.time() - t0, 1)
+    lines = [f"# synthaug demo: BreastMNIST, one seed ({args.seed}){' -- QUICK smoke test' if args.quick else ''}",
+             "", "| arm | test AUC | balanced accuracy | 5-seed study mean [95% CI] |", "|---|---|---|---|"]
+    for a, r in results.items():
+        s = study.get(a)
+        ci = f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]" if s else "-"
+        lines.append(f"| {a} | {r['test_auc']:.3f} | {r['test_balanced_accuracy']:.3f} | {ci} |")
+    lines += ["", *verdict(results, best), "",
+              "One seed is an indication, not a result. " + study_text(auc),
+              "",
+              f"Pictures: {grid}, {plot}. This invocation: {total / 60:.1f} min on {device} "
+              f"({torch.get_num_threads()} threads; what was on disk was not rerun)."]
+    (out / "demo_report.md").write_text("\n".join(lines) + "\n")
+    report = {"seed": args.seed, "quick": args.quick, "device": str(device), "gan_steps": result.step,
+              "gan_seconds": round(result.seconds, 1), "classifier": clf, "best_classical": best,
+              "arms": results, "study_5_seeds": auc, "total_seconds": total,
+              "pictures": [str(grid), str(plot)], "model_dir": str(result.model_dir)}
+    (out / "demo_report.json").write_text(json.dumps(report, indent=2, default=float))
+    print("\n".join(lines), flush=True)
     return 0
 
 

@@ -234,11 +234,11 @@ def to_uint8_images(t: torch.Tensor, channels_last: bool = True) -> np.ndarray:
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, row_labels: Sequence[str] | None = None,
-              title: str | None = None) -> Path:
+              title: str | None = None, dpi: int = 100) -> Path:
     """Save images in [-1, 1] (NCHW) as a PNG grid with ``nrow`` images per row.
 
-    With ``row_labels`` (one per row) or ``title`` the grid is drawn with matplotlib so the rows are named;
-    otherwise ``torchvision.utils.save_image`` writes it directly.
+    With ``row_labels`` (one per row) or ``title`` the grid is drawn with matplotlib (at ``dpi``) so the rows
+    are named; otherwise ``torchvision.utils.save_image`` writes it directly.
     """
     from torchvision.utils import make_grid, save_image
 
@@ -257,7 +257,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, row_labels:
     arr = grid.permute(1, 2, 0).numpy()
     h, w = arr.shape[:2]
     scale = max(2.0, 8.0 / max(w / 100, 1))
-    fig, ax = plt.subplots(figsize=(w / 100 * scale * 0.5 + 1.5, h / 100 * scale * 0.5 + 0.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(w / 100 * scale * 0.5 + 1.5, h / 100 * scale * 0.5 + 0.6), dpi=dpi)
     ax.imshow(arr if arr.shape[2] == 3 else arr[..., 0], cmap=None if arr.shape[2] == 3 else "gray",
               interpolation="nearest")
     if row_labels:
@@ -271,7 +271,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, row_labels:
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")  # long titles and row labels are kept, not cut off
+    fig.savefig(path, bbox_inches="tight", dpi=dpi)  # long titles and row labels are kept, not cut off
     plt.close(fig)
     return path
 

@@ -40,7 +40,6 @@ __all__ = [
     "pseudo_label_arm",
     "choose_ratio",
     "cas",
-    "quick_gain",
     "default_arms",
     "run_arms",
     "best_by_validation",
@@ -49,11 +48,7 @@ __all__ = [
     "format_diff",
     "markdown_table",
     "bar_chart",
-    "SINGLE_SEED_NOTE",
 ]
-
-SINGLE_SEED_NOTE = ("single seed, indicative only: differences of a few AUC points are within seed-to-seed "
-                    "noise on a test set this small; use compare_arms over >= 5 seeds for a conclusion")
 
 
 # --- training sets --------------------------------------------------------------------------------------
@@ -312,25 +307,6 @@ def cas(synthetic_images: torch.Tensor, synthetic_labels, val, test, *, real_tra
         ref = run_arm("real_only", real_train, val, test, seed=seed, device=device, **train_kw)
         out["real_reference"] = {k2: ref[k2] for k2 in ("test_accuracy", "test_balanced_accuracy", "test_auc")}
     return out
-
-
-def quick_gain(model, *, seed: int = 0, device=None, ratio: float = 0.5, **train_kw) -> dict:
-    """Real-only vs real + synthetic (``MixedDataset`` at share ``ratio``, real class mix) on the shipped
-    BreastMNIST, one seed, SmallCNN by default. For ``make demo``: a quick indication, not a result."""
-    from ..data import load_breastmnist
-
-    t0 = time.perf_counter()
-    train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
-    model.check_compatible(image_size=28, channels=1, num_classes=train.num_classes, what="BreastMNIST")
-    kw = dict(seed=seed, device=device, **train_kw)
-    real = run_arm("real_only", train, val, test, **kw)
-    mixed = run_arm(f"real+synthetic({ratio:g})", train, val, test, synthetic=model, ratio=ratio, **kw)
-    keys = ("test_auc", "test_accuracy", "test_balanced_accuracy", "best_step", "n_real", "n_synthetic")
-    return {"note": SINGLE_SEED_NOTE, "dataset": "BreastMNIST (shipped copy)", "classifier": real["arch"],
-            "seed": seed, "max_steps": real["max_steps"], "ratio": ratio,
-            "real_only": {k: real[k] for k in keys}, "real_plus_synthetic": {k: mixed[k] for k in keys},
-            "difference": {k: mixed[k] - real[k] for k in ("test_auc", "test_accuracy", "test_balanced_accuracy")},
-            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def default_arms(real_train, val, test, synthetic=None, *, ratio: float = 0.5, device=None,

@@ -1,0 +1,60 @@
+"""`make demo` (``synthaug.demo``) in its quick mode: outputs, the comparison it reports, and resume."""
+
+import json
+
+import pytest
+
+from synthaug import demo
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_comparison_and_resumes(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert demo.main(["--quick", "--out", str(out), "--device", "cpu"]) == 0
+    for name in ("real_vs_synthetic.png", "comparison.png", "demo_report.md", "demo_report.json",
+                 "cgan/model/config.json"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "demo_report.json").read_text())
+    arms = report["arms"]
+    assert list(arms) == ["real_only", "classical_flips_shifts", "classical_randaugment", "real_copies_balance",
+                          "synthetic_balance"]
+    assert all(0.0 <= r["test_auc"] <= 1.0 and r["n_test"] == 156 for r in arms.values())
+    assert arms["real_only"]["n_synthetic"] == 0
+    # balance: the minority class is topped up to the majority (147 malignant, 399 benign in the shipped copy)
+    assert arms["synthetic_balance"]["n_synthetic"] == arms["real_copies_balance"]["n_synthetic"] == 399 - 147
+    assert report["best_classical"] in ("classical_flips_shifts", "classical_randaugment")
+    assert "QUICK" in (out / "demo_report.md").read_text()
+    capsys.readouterr()
+
+    # a second run loads the cGAN and every arm from disk and reports the same numbers
+    assert demo.main(["--quick", "--out", str(out), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.count(f"from {out / 'arms'}") == 5
+    again = json.loads((out / "demo_report.json").read_text())
+    assert again["arms"] == arms
+
+
+def test_cached_arm_reruns_when_settings_change(tmp_path):
+    calls = []
+
+    def run():
+        calls.append(1)
+        return {"test_auc": 0.5 + len(calls) / 10}
+
+    r1, c1 = demo.cached_arm(tmp_path, "a", {"seed": 0}, run)
+    r2, c2 = demo.cached_arm(tmp_path, "a", {"seed": 0}, run)
+    r3, c3 = demo.cached_arm(tmp_path, "a", {"seed": 1}, run)
+    assert (c1, c2, c3) == (False, True, False)
+    assert r1 == r2 == {"test_auc": 0.6} and r3 == {"test_auc": 0.7} and len(calls) == 2
+    (tmp_path / "a.json").write_text("{ torn")  # a damaged file is rerun, not trusted
+    assert demo.cached_arm(tmp_path, "a", {"seed": 1}, run) == ({"test_auc": 0.8}, False)
+
+
+def test_study_text_reads_the_report(tmp_path):
+    assert "not at hand" in demo.study_text(demo.study_auc(tmp_path / "missing.json"))
+    auc = demo.study_auc()
+    if not auc:
+        pytest.skip("benchmarks/results/medical_breast.json is not in this checkout")
+    text = demo.study_text(auc)
+    d = auc["vs_baseline"]["synthetic_balance"]
+    assert f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" in text
+    assert auc["best_classical"] in text
