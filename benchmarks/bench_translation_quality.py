@@ -1,6 +1,6 @@
 """Translators at equal CPU time: how target-like is the output, and how much of the input's content survives?
 
-    .venv/bin/python benchmarks/bench_translation_quality.py                 # 2 cases x 5 translators, ~75 min
+    .venv/bin/python benchmarks/bench_translation_quality.py                 # 2 cases x 7 translators, ~105 min
     .venv/bin/python benchmarks/bench_translation_quality.py --quick         # smoke run: a few seconds each
 
 Cases (A -> B, 64 px training images, as in ``translation_showcase.py``): driving (199 clear nuScenes frames ->
@@ -13,7 +13,10 @@ Translators, each trained for the same CPU time (``--budget-min``; the step coun
 * ``fastcut``: FastCUT with the same generator and discriminator (no identity NCE, lambda_nce 10, flips);
 * ``cyclegan_lptn``: CycleGAN with the Laplacian-pyramid translator (``generator="lptn"``, 2 levels: the low band
   of a 64 px image is 16 px; detail bands refined by masks), which ``translate`` applies at the input's own size;
-* ``fastcut_lptn``: FastCUT with that translator, PatchNCE on the maps of its low-band CNN (one-sided, no cycle).
+* ``fastcut_lptn``: FastCUT with that translator, PatchNCE on the maps of its low-band CNN (one-sided, no cycle);
+* ``cyclegan_structure2`` / ``cyclegan_structure10``: ``cyclegan`` plus the structure term (``lambda_structure`` 2 or
+  10, :func:`synthaug.losses.structure_loss`: local correlation with the input, blind to haze and contrast down to
+  a quarter), both weights fixed before any run and both reported (a dose-response, not a choice).
 
 Measured on the test inputs (driving: every clear frame, which all train the translators; weather: the 20 test
 shine photos), at 64 px: **KID** to the real B images in the features of a domain encoder (a SmallCNN trained to
@@ -55,7 +58,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import harness as H  # noqa: E402
 
 STEM = "translation_quality"
-METHODS = ("cyclegan", "cut", "fastcut", "cyclegan_lptn", "fastcut_lptn")
+METHODS = ("cyclegan", "cut", "fastcut", "cyclegan_lptn", "fastcut_lptn", "cyclegan_structure2",
+           "cyclegan_structure10")
+STRUCTURE = {"cyclegan_structure2": 2.0, "cyclegan_structure10": 10.0}  # lambda_structure, fixed before any run
 RESNET = {"ngf": 16, "n_blocks": 6}
 PATCHGAN = {"ndf": 16, "n_layers": 3}
 LPTN = {"n_levels": 2, "ngf": 16, "n_blocks": 4}
@@ -111,7 +116,8 @@ def make_recipe(method: str, a, b, steps: int, seed: int = 0):
                              device="cpu", seed=seed)
     lptn = method == "cyclegan_lptn"
     cfg = CycleGANConfig(steps=steps, generator="lptn" if lptn else "resnet",
-                         g_kwargs=dict(LPTN if lptn else RESNET), d_kwargs=dict(PATCHGAN))
+                         g_kwargs=dict(LPTN if lptn else RESNET), d_kwargs=dict(PATCHGAN),
+                         lambda_structure=STRUCTURE.get(method, 0.0))
     return CycleGANRecipe(a, b, cfg, device="cpu", seed=seed)
 
 

@@ -125,7 +125,8 @@ def _unpaired_recipe(args, recipe_cls, **fields):
         print(f"task loss: domain A's labels {a.class_counts()}")
     cfg = _translation_config(args, recipe_cls.config_class, lambda_task=args.lambda_task,
                               task_start_step=args.task_start_step, task_min_accuracy=args.task_min_accuracy,
-                              task_classifier=_json_dict(args.task_classifier, "--task-classifier"), **fields)
+                              task_classifier=_json_dict(args.task_classifier, "--task-classifier"),
+                              lambda_structure=args.lambda_structure, **fields)
     recipe = recipe_cls(a, b, cfg, device=args.device, seed=args.seed,
                         names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
     if recipe.task is not None:
@@ -489,6 +490,9 @@ def _unpaired_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--task-classifier", default=None,
                    help="JSON dict overriding the task classifier's settings (arch, width, max_steps, "
                         "val_fraction, ...)")
+    p.add_argument("--lambda-structure", type=float, default=config_class.lambda_structure,
+                   help="structure weight: translations keep the input's local patterns (SSIM's structure "
+                        "term), whatever they do to brightness and contrast (default: %(default)s, off)")
 
 
 def _cyclegan_arguments(p: argparse.ArgumentParser, config_class) -> None:

@@ -1,5 +1,5 @@
 """GAN objectives (a registry of them by name, one :class:`GANLoss` to apply any) and the gradient penalties
-(WGAN-GP, R1), and BigGAN's orthogonal regulariser of generator weights.
+(WGAN-GP, R1), BigGAN's orthogonal regulariser of generator weights, and the structure term of translators.
 
 Logits may be a tensor of any shape (a patch map) or a list of tensors (a multi-scale
 discriminator): each tensor is reduced by its mean, then a list is averaged. Everything is computed
@@ -17,7 +17,7 @@ from .checks import check_choice, check_number
 from .registry import Registry
 
 __all__ = ["GANLoss", "GANObjective", "MODES", "register_loss", "list_losses", "gradient_penalty", "r1_penalty",
-           "orthogonal_regularisation"]
+           "orthogonal_regularisation", "structure_loss"]
 
 Logits = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -255,3 +255,36 @@ def orthogonal_regularisation(module: torch.nn.Module) -> torch.Tensor:
         raise ValueError(f"module: expected a net with conv or linear layers to regularise, found none in "
                          f"{type(module).__name__}")
     return total
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    return (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) if x.shape[1] == 3 else x.mean(1, keepdim=True)
+
+
+def structure_loss(source: torch.Tensor, translated: torch.Tensor, window: int = 7,
+                   min_contrast: float = 0.25) -> torch.Tensor:
+    """``1 - s`` averaged over pixels: a content term for translators that is blind to brightness and to a loss of
+    contrast down to ``min_contrast`` of the source's, so a translator may add haze (fog lowers contrast, it does
+    not move edges) but pays for moving, inventing or erasing shapes -- the content-keeping idea of
+    structure-constrained CycleGAN (Yang et al. 2018).
+
+    ``s`` is the local correlation of the two images' luma in ``window`` x ``window`` boxes (SSIM's structure
+    term, images in [-1, 1]), with the translation's local standard deviation counted as at least ``min_contrast``
+    times the source's: a kept pattern at any contrast >= that floor scores 1, a flattened one about 0, an inverted
+    one -1. Areas flat in the source count as kept (SSIM's stabilising constant). Float32, so safe under autocast."""
+    if source.shape != translated.shape or source.dim() != 4:
+        raise ValueError(f"structure_loss: expected two NCHW batches of one shape, found {tuple(source.shape)} and "
+                         f"{tuple(translated.shape)}")
+    check_number("min_contrast", min_contrast, 0.0, 1.0, low_open=True)
+    x, y = _luma(source.float()), _luma(translated.float())
+    pad = window // 2
+
+    def mean(t):
+        return F.avg_pool2d(F.pad(t, (pad, pad, pad, pad), mode="reflect"), window, stride=1)
+
+    mx, my = mean(x), mean(y)
+    sx = (mean(x * x) - mx * mx).clamp_min(0).add(1e-8).sqrt()
+    sy = (mean(y * y) - my * my).clamp_min(0).add(1e-8).sqrt()
+    cov = mean(x * y) - mx * my
+    c = (0.03 * 2.0) ** 2 / 2  # SSIM's C3 = C2 / 2 for a data range of 2
+    return (1 - (cov + c) / (sx * torch.maximum(sy, min_contrast * sx) + c)).mean()

@@ -57,11 +57,16 @@ def recipe_name(cfg) -> str:
     return names[0]
 
 
+# options whose off value (False / 0) is left out of a translator's cache key
+OFF_WHEN_FALSY = ("cpu_bf16", "lambda_structure")
+
+
 def translator_config(study: str, data: dict, cfg, seed: int) -> dict:
     """Everything that defines a trained translator (its cache key), under the recipe's name (``"cyclegan"``,
-    ``"fastcut"``, ...). Settings that are off (None, ``cpu_bf16`` False, or the task-consistency fields while
-    ``lambda_task`` is 0) are left out, so adding such an option to the library keeps existing translators valid."""
-    gan = {k: v for k, v in asdict(cfg).items() if v is not None and not (k == "cpu_bf16" and not v)}
+    ``"fastcut"``, ...). Settings that are off (None, :data:`OFF_WHEN_FALSY` options, or the task-consistency fields
+    while ``lambda_task`` is 0) are left out, so adding such an option to the library keeps existing translators
+    valid."""
+    gan = {k: v for k, v in asdict(cfg).items() if v is not None and not (k in OFF_WHEN_FALSY and not v)}
     if not gan.get("lambda_task"):
         gan = {k: v for k, v in gan.items() if k != "lambda_task" and not k.startswith("task_")}
     return {"harness": HARNESS_VERSION, "study": study, "data": data, "seed": seed, recipe_name(cfg): gan}

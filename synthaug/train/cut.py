@@ -155,6 +155,10 @@ class CUTRecipe(UnpairedTranslationRecipe):
                 task = self.task(step, [(fake_b.flip(3) if flipped else fake_b, self.source_labels[idx_a])])
                 loss_g = loss_g + self.task.weight * task
                 out["task"] = task.item()
+            structure = self.structure([(real_a.flip(3) if flipped else real_a, fake_b)])
+            if structure is not None:
+                loss_g = loss_g + structure
+                out["structure"] = structure.item()
         self.optimize(loss_g, "G", [p for k in self._g_names for p in n[k].parameters()])
         self._set_requires_grad(["D_B"], True)
         self._step_schedulers()

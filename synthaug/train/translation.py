@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_choice, check_int
+from ..checks import check_choice, check_int, check_number
 from ..io import write_nets
-from ..losses import GANLoss, list_losses
+from ..losses import GANLoss, list_losses, structure_loss
 from ..nets import TRANSLATION_DISCRIMINATORS, TRANSLATORS
 from . import distributed
 from .recipe import Recipe, register_recipe
@@ -39,6 +39,9 @@ class UnpairedTranslationConfig(TaskLossConfig):
     decay_start: int | None = None
     amp: bool = True
     cpu_bf16: bool = False  # bfloat16 autocast on a CPU with native bf16 (AVX512-BF16/AMX); ignored elsewhere
+    # > 0: add lambda_structure * synthaug.losses.structure_loss(input, translation) to the generator loss, for
+    # every direction trained: a content term blind to brightness and contrast (0: off, left out of config.json)
+    lambda_structure: float = 0.0
 
 
 @dataclass
@@ -178,6 +181,7 @@ class UnpairedTranslationRecipe(TranslationRecipe):
 
     def __init__(self, domain_a, domain_b, config, device, seed: int, names: tuple[str, str], task_classifier):
         check_task_settings(config)
+        check_number("lambda_structure", config.lambda_structure, 0.0, what="a weight")
         if task_classifier is not None and not config.lambda_task > 0:
             raise ValueError("task_classifier: a classifier for the task loss was given, found lambda_task = "
                              f"{config.lambda_task}; set lambda_task > 0 to use it")
@@ -210,7 +214,16 @@ class UnpairedTranslationRecipe(TranslationRecipe):
         if not cfg.get("lambda_task"):  # off: config.json and checkpoints exactly as without the option
             for key in TASK_FIELDS:
                 cfg.pop(key, None)
+        if not cfg.get("lambda_structure"):
+            cfg.pop("lambda_structure", None)
         return cfg
+
+    def structure(self, pairs) -> torch.Tensor | None:
+        """``lambda_structure`` times the mean :func:`~synthaug.losses.structure_loss` of the (input, translation)
+        ``pairs``, or None when the term is off."""
+        if not self.config.lambda_structure > 0:
+            return None
+        return self.config.lambda_structure * torch.stack([structure_loss(x, y) for x, y in pairs]).mean()
 
     def save_pretrained(self, path) -> None:
         extra = {"kind": self.name, "channels_a": self.channels, "channels_b": self.channels,
@@ -283,6 +296,9 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
             if self.task is not None:  # A->B keeps the true label; B->A keeps f_S's label of the real B image
                 task = self.task(step, [(fake_b, self.source_labels[idx_a]), (fake_a, self.task.target_labels[idx_b])])
                 loss_g = loss_g + self.task.weight * task
+            structure = self.structure([(real_a, fake_b), (real_b, fake_a)])
+            if structure is not None:
+                loss_g = loss_g + structure
         self.optimize(loss_g, "G", [p for k in self._g_names for p in n[k].parameters()])
         self._set_requires_grad(self._d_names, True)
         pooled_b, pooled_a = self.pool_B.query(fake_b.detach()), self.pool_A.query(fake_a.detach())
@@ -295,6 +311,8 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
                "lr": self.optimizers["G"].param_groups[0]["lr"]}
         if self.task is not None:
             out["task"] = task.item()
+        if structure is not None:
+            out["structure"] = structure.item()
         return out
 
     @torch.no_grad()
