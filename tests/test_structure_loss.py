@@ -1,4 +1,4 @@
-"""The structure term of unpaired translators (``lambda_structure``): blind to brightness and contrast, not to shapes."""
+"""The structure term of unpaired translators (``lambda_structure``): blind to brightness and contrast, not shapes."""
 
 import json
 
