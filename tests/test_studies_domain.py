@@ -76,12 +76,17 @@ def test_weather_quick_runs_every_arm(tmp_path):
     for k in (10, 25):
         comp = out["comparisons"][f"rain{k}"]
         check_summary(comp["test_balanced_accuracy"], [f"rain{k}/{a}" for a in weather.KINDS] + ["target_oracle"])
-        check_summary(comp["test_rain_recall"], [f"rain{k}/translated"])
+        check_summary(comp["test_rain_recall"], [f"rain{k}/translated", f"rain{k}/translated_structure"])
         assert comp["test_balanced_accuracy"]["best_classical"] == f"rain{k}/classical_randomrain"
-    translated = {f"rain{k}/translated" for k in (10, 25)}
+    translated = {f"rain{k}/{a}" for k in (10, 25) for a in weather.TRANSLATED}
     check_records(out, translated)
-    assert ("rain10/translated", "rain10/real_copies") in {(r["arm"], r["reference_arm"]) for r in out["headline"]}
-    assert sorted((t["seed"], t["rain_count"]) for t in out["translators"]) == [(0, 10), (0, 25), (1, 10), (1, 25)]
+    pairs = {(r["arm"], r["reference_arm"], r["metric"]) for r in out["headline"]}
+    assert ("rain10/translated", "rain10/real_copies", "test_balanced_accuracy") in pairs
+    assert ("rain10/translated_structure", "rain10/classical_randomrain", "rain_recall") in pairs
+    # every seed trains both translators per rain count, and the structure one records its weight
+    assert sorted((t["seed"], t["rain_count"]) for t in out["translators"]) == [
+        (s, k) for s in (0, 1) for k in (10, 10, 25, 25)]
+    assert sum("structure" in t["kind"] for t in out["translators"]) == 4
     assert "`rain<k>/+CycleGAN` -> `rain<k>/translated`" in md
 
 

@@ -12,7 +12,9 @@ intervals include translator variance). Arms per rain count k (``rain<k>/...``),
 shine count:
 
 * ``source_only`` (no top-up), ``classical_randomrain`` (RandomRain on shine photos), ``translated`` (CycleGAN on
-  the same shine photos), ``real_copies`` (the few real rain photos repeated: the count-matched control);
+  the same shine photos), ``translated_structure`` (a second CycleGAN with the structure term, ``lambda_structure``
+  :data:`STRUCTURE`, fixed before the run), ``real_copies`` (the few real rain photos repeated: the count-matched
+  control);
 * ``target_oracle``: all rain training photos (the ceiling of more real rain).
 
 Reports ``benchmarks/results/domain_weather.{md,json,png}`` + ``_examples.png`` and the ``weather`` headline records.
@@ -52,7 +54,9 @@ QUICK = dict(FULL, translator=dict(FULL["translator"], steps=5),
              classifier=dict(FULL["classifier"], max_steps=12, eval_every=4, patience=2))
 CLASSES = ["cloudy", "rain", "shine", "sunrise"]
 RAIN, SHINE = 1, 2
-KINDS = ("source_only", "real_copies", "classical_randomrain", "translated")
+KINDS = ("source_only", "real_copies", "classical_randomrain", "translated", "translated_structure")
+TRANSLATED = ("translated", "translated_structure")
+STRUCTURE = 10.0  # lambda_structure of translated_structure: the larger weight of bench_translation_quality
 OLD_NAMES = {"source_only": "baseline", "real_copies": "+oversample", "classical_randomrain": "+RandomRain",
              "translated": "+CycleGAN"}
 METRICS = ("test_balanced_accuracy", "test_accuracy", "test_rain_recall")
@@ -101,13 +105,19 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dic
     base = {"harness": C.HARNESS_VERSION, "study": "weather", "data": data_key, "seed": seed, "classifier": clf}
     out, infos = {}, []
     tcfg = C.cyclegan_config(**cfg["translator"])
+    scfg = C.cyclegan_config(**cfg["translator"])
+    scfg.lambda_structure = STRUCTURE
     for k in cfg["rain_counts"]:
         s = d["setups"][k]
         train, val, n = s["train"], s["val"], s["n_topup"]
-        tconf = C.translator_config("weather", {**data_key, "rain_train": [int(i) for i in s["rain_train"]],
-                                                "n_shine": len(shine)}, tcfg, seed)
-        model, tinfo = C.translator(st, tconf, tcfg, lambda s=s: (d["full"].subset(shine),
-                                                                 d["full"].subset(s["rain_train"])), ("shine", "rain"))
+        tdata = {**data_key, "rain_train": [int(i) for i in s["rain_train"]], "n_shine": len(shine)}
+        tconf, sconf = (C.translator_config("weather", tdata, c, seed) for c in (tcfg, scfg))
+
+        def domains(s=s):
+            return d["full"].subset(shine), d["full"].subset(s["rain_train"])
+
+        model, tinfo = C.translator(st, tconf, tcfg, domains, ("shine", "rain"))
+        smodel, sinfo = C.translator(st, sconf, scfg, domains, ("shine", "rain"))
         pick = np.sort(np.random.default_rng(2000 + seed).choice(len(shine), n, replace=False))
         copies = np.random.default_rng(3000 + seed).permutation(n) % len(s["rain_train"])
         extra = {
@@ -118,6 +128,9 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dic
             "translated": ({"n_topup": n, "translator": H.config_hash(tconf)},
                            lambda model=model, pick=pick: model().translate(d["full"].images[shine[pick]], "A2B",
                                                                                batch_size=64)),
+            "translated_structure": ({"n_topup": n, "translator": H.config_hash(sconf)},
+                                     lambda model=smodel, pick=pick: model().translate(
+                                         d["full"].images[shine[pick]], "A2B", batch_size=64)),
         }
         for kind, (spec, images) in extra.items():
             name = f"rain{k}/{kind}"
@@ -131,8 +144,11 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dic
 
             out[name] = C.cached_arm(st, seed, base, name, {"rain": k, **spec}, compute, "test_balanced_accuracy")
         infos.append({**tinfo(), "kind": f"CycleGAN shine<->rain{k}", "rain_count": k})
+        infos.append({**sinfo(), "kind": f"CycleGAN + structure {STRUCTURE:g} shine<->rain{k}", "rain_count": k})
         if seed == st.seeds[0] and C.translator_on_disk(st, tconf):
             d.setdefault("examples", {})[k] = model()
+        if seed == st.seeds[0] and C.translator_on_disk(st, sconf):
+            d.setdefault("examples", {})[f"{k}+structure"] = smodel()
     s = d["setups"]["all"]
     out["target_oracle"] = C.cached_arm(st, seed, base, "target_oracle", {"rain": "all"},
                                         lambda: run_arm("target_oracle", s["train"], s["val"], test, **kw),
@@ -159,8 +175,8 @@ def examples(st: H.Study, d: dict, cfg: dict) -> None:
               title=f"weather at {cfg['size']} px (translators of seed {st.seeds[0]})")
 
 
-def _target_met(results: dict, p: str, target: float) -> str:
-    d = C.paired(results, p + "translated", p + "classical_randomrain", "test_rain_recall")
+def _target_met(results: dict, p: str, target: float, arm: str = "translated") -> str:
+    d = C.paired(results, p + arm, p + "classical_randomrain", "test_rain_recall")
     if d is None:
         return "not measured"
     met = d["mean_diff"] >= target and d["lo"] > 0
@@ -185,16 +201,19 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
         p = f"rain{k}/"
         pairs += [(p + "source_only", None), (p + "real_copies", p + "source_only"),
                   (p + "classical_randomrain", p + "source_only"), (p + "translated", p + "source_only"),
-                  (p + "translated", p + "classical_randomrain"), (p + "translated", p + "real_copies")]
+                  (p + "translated", p + "classical_randomrain"), (p + "translated", p + "real_copies"),
+                  (p + "translated_structure", p + "classical_randomrain"),
+                  (p + "translated_structure", p + "translated")]
         readme += [(p + "source_only", None), (p + "classical_randomrain", p + "source_only"),
-                   (p + "translated", p + "classical_randomrain"), (p + "translated", p + "real_copies")]
+                   (p + "translated", p + "classical_randomrain"), (p + "translated", p + "real_copies"),
+                   (p + "translated_structure", p + "classical_randomrain")]
     pairs.append(("target_oracle", f"rain{cfg['rain_counts'][0]}/source_only"))
-    translated = {a for a in results if a.endswith("/translated")}
+    translated = {a for a in results if a.split("/")[-1] in TRANSLATED}
     recs = H.pair_records("weather", results, m, pairs, readme, translated, len(per_seed))
     recall = [(f"rain{k}/{a}", f"rain{k}/classical_randomrain") for k in cfg["rain_counts"]
-              for a in ("translated", "real_copies")]
+              for a in (*TRANSLATED, "real_copies")]
     recs += [{**r, "metric": "rain_recall"} for r in H.pair_records(
-        "weather", results, "test_rain_recall", recall, [x for x in recall if x[0].endswith("/translated")],
+        "weather", results, "test_rain_recall", recall, [x for x in recall if x[0].split("/")[-1] in TRANSLATED],
         translated, len(per_seed))]
     sp = d["setups"]
     L = [f"# {'QUICK: ' if st.quick else ''}Domain shift, weather: few rain photos, topped up with RandomRain, real "
@@ -242,13 +261,18 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
               "Test rain recall:", "", markdown_table(c["test_rain_recall"]), "",
               *C.diff_table(results, [(p + "translated", p + "real_copies"), (p + "translated",
                                                                               p + "classical_randomrain"),
+                                      (p + "translated_structure", p + "classical_randomrain"),
+                                      (p + "translated_structure", p + "translated"),
                                       (p + "real_copies", p + "source_only")], m), "", "Reading:", "",
               *(f"- {C.verdict(results, a, r, m)}." for a, r in
                 ((p + "translated", p + "source_only"), (p + "translated", p + "real_copies"),
                  (p + "translated", p + "classical_randomrain"), (p + "real_copies", p + "source_only"))),
               f"- Rain recall (the issue's target: at least +10 points over RandomRain with the interval above 0): "
               f"{C.verdict(results, p + 'translated', p + 'classical_randomrain', 'test_rain_recall')}; "
-              + _target_met(results, p, 0.10) + ".", ""]
+              + _target_met(results, p, 0.10) + ".",
+              f"- With the structure term (`translated_structure`): "
+              f"{C.verdict(results, p + 'translated_structure', p + 'classical_randomrain', 'test_rain_recall')}; "
+              + _target_met(results, p, 0.10, "translated_structure") + ".", ""]
     L += [f"![weather]({st.prefix.name}.png)", "", "Examples (shine training photos; RandomRain; CycleGAN per rain "
           "count, first seed; real allowed rain photos):", "", f"![weather examples]({st.prefix.name}_examples.png)",
           "", *C.run_section(st, results, translators)]
