@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     counts = synthetic_counts(train.labels.numpy(), train.num_classes, balance=True)
     pool = SyntheticDataset(model, per_class=dict(enumerate(counts.tolist())), seed=10_000 + args.seed)
     extra = {"real_copies_balance": real_copies(train, counts), "synthetic_balance": pool}
-    key = {"seed": args.seed, "classifier": clf, "gan_steps": gan_steps, "quick": args.quick}
+    key = {"seed": args.seed, "classifier": clf, "gan_steps": gan_steps, "quick": args.quick, "device": str(device)}
     results = {}
     for i, name in enumerate(arms, start=1):
         progress.start(i, f": training a {clf['arch']} to convergence")
