@@ -165,13 +165,18 @@ def test_bench_translation_quality_quick_writes_its_report(tmp_path, shared_data
     assert (tmp_path / "translation_quality_fullsize.png").is_file()
     for m in (*B.METHODS, "untranslated"):  # the car-content measure: crop labels before / after translation
         assert 0 <= r[m]["car_agreement"] <= 1 and 0 <= r[m]["car_recall"] <= 1
-    assert r["untranslated"]["car_agreement"] == 1
+    assert r["untranslated"]["car_agreement"] == 1 and r["untranslated"]["fog_judge_car_agreement"] == 1
+    for m in (*B.METHODS, "untranslated"):  # the fog-robust judge scores the same crops
+        assert 0 <= r[m]["fog_judge_car_recall"] <= 1
+    judge = r["car_content"]["fog_judge"]
+    assert judge["fog_photos"] == {"train": 4, "val": 2, "test": 3} and 0 <= judge["fog_test"]["car_recall"] <= 1
     frames = r["car_content"]["frames"]
     assert not set(frames["eval"]) & (set(frames["train"]) | set(frames["val"])) and frames["eval"]
     assert r["car_content"]["frame_size"] == [90, 160] and r["car_content"]["eval_crops"]["car"] > 0
     recs = [x for x in res["headline"] if x["metric"] == "car_agreement"]
     assert sorted(x["arm"] for x in recs) == sorted(f"driving/{m}" for m in B.METHODS)
     assert "label agreement" in (tmp_path / "translation_quality.md").read_text()
+    assert "fog-robust judge" in (tmp_path / "translation_quality.md").read_text()
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert B.edge_ssim(x, x) == pytest.approx(1.0)
 

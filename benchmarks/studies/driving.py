@@ -146,22 +146,30 @@ def labelled_frame(folder: Path, name: str, cfg: dict) -> tuple[torch.Tensor, li
     return f, wins, labels, skipped
 
 
+def fog_split(translator_fraction: float) -> dict[str, list[str]]:
+    """The unique DAWN fog photos split by photo: ``part1`` (permutation seed 0, ``translator_fraction`` of them:
+    the translators' fog domain) = ``train`` + ``val`` (seed 1, 20% val: the oracle's), and ``test`` (the rest)."""
+    fdir = H.DATA / "driving" / "fog_dawn"
+    fog = [Path(ln.strip()).name for ln in (fdir / "unique_images.txt").read_text().splitlines() if ln.strip()]
+    perm = np.random.default_rng(0).permutation(len(fog))
+    n1 = int(round(translator_fraction * len(fog)))
+    part1, test = sorted(fog[i] for i in perm[:n1]), sorted(fog[i] for i in perm[n1:])
+    operm = np.random.default_rng(1).permutation(len(part1))
+    n_val = int(round(0.2 * len(part1)))
+    return {"part1": part1, "train": sorted(part1[i] for i in operm[n_val:]),
+            "val": sorted(part1[i] for i in operm[:n_val]), "test": test}
+
+
 def load(cfg: dict) -> dict:
     """Splits, frames and crop sets (clear train / val, fog oracle train / val, fog test), and the unlabelled fog
     crops of the translator half."""
     cdir, fdir = H.DATA / "driving" / "clear_nuscenes", H.DATA / "driving" / "fog_dawn"
     labelled = sorted(p.stem for p in (cdir / "labels_yolo").glob("*.txt"))
-    fog = [Path(ln.strip()).name for ln in (fdir / "unique_images.txt").read_text().splitlines() if ln.strip()]
-    perm = np.random.default_rng(0).permutation(len(fog))
-    n1 = int(round(cfg["fog_translator_fraction"] * len(fog)))
-    fog_part1, fog_test = sorted(fog[i] for i in perm[:n1]), sorted(fog[i] for i in perm[n1:])
+    fog = fog_split(cfg["fog_translator_fraction"])
+    fog_part1, oracle_train, oracle_val, fog_test = fog["part1"], fog["train"], fog["val"], fog["test"]
     cperm = np.random.default_rng(0).permutation(len(labelled))
     n_cval = int(round(0.15 * len(labelled)))
     clear_val, clear_train = sorted(labelled[i] for i in cperm[:n_cval]), sorted(labelled[i] for i in cperm[n_cval:])
-    operm = np.random.default_rng(1).permutation(len(fog_part1))
-    n_oval = int(round(0.2 * len(fog_part1)))
-    oracle_val = sorted(fog_part1[i] for i in operm[:n_oval])
-    oracle_train = sorted(fog_part1[i] for i in operm[n_oval:])
 
     def frames_items(folder: Path, files: list[str]):
         frames, items, skipped = [], [], {"tiny_car": 0, "person": 0}
