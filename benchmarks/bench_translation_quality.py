@@ -243,11 +243,10 @@ def car_setup(quick: bool, runs: Path) -> dict:
     labels = np.array([y for _, ys in items for y in ys])
     if not (labels == 1).any():
         raise ValueError(f"car evaluation frames: expected at least one car crop, found none in {parts['eval']}")
-    return {"model": model, "frames": frames, "items": items, "labels": labels, "size": crops["size"], "info": {**info, "key": d.name, "split": split_cfg, "n_labelled": len(names),
-                                            "frames": parts,
-                                            "frame_size": list(frames.shape[-2:]),
-                                            "eval_crops": {"car": int((labels == 1).sum()),
-                                                           "background": int((labels == 0).sum())}}}
+    return {"model": model, "frames": frames, "items": items, "labels": labels, "size": crops["size"],
+            "info": {**info, "key": d.name, "split": split_cfg, "n_labelled": len(names), "frames": parts,
+                     "frame_size": list(frames.shape[-2:]),
+                     "eval_crops": {"car": int((labels == 1).sum()), "background": int((labels == 0).sum())}}}
 
 
 def fog_judge(car: dict, quick: bool, runs: Path) -> dict:
@@ -327,7 +326,8 @@ def car_scores(before: list[np.ndarray], after: list[np.ndarray], labels: np.nda
     after it."""
     car, out = labels == 1, {}
     for prefix, b, a in zip(("", "fog_judge_"), before, after):
-        out.update({f"{prefix}car_agreement": float(np.mean(b == a)), f"{prefix}car_recall": float(np.mean(a[car] == 1)),
+        out.update({f"{prefix}car_agreement": float(np.mean(b == a)),
+                    f"{prefix}car_recall": float(np.mean(a[car] == 1)),
                     f"{prefix}background_recall": float(np.mean(a[~car] == 0)) if (~car).any() else None})
     return out
 
