@@ -32,7 +32,9 @@ SmallCNN settings) on crops cut from the untranslated 800x450 frames; it is cach
 ``runs/translation_quality/car_classifier/<hash of its settings and frames>/``. The other 50 frames are translated
 whole at the default size policy and the same windows cut again: **label agreement** is the share of crops whose
 predicted class is unchanged by translation (1 for the untranslated frames), **car recall** the share of car crops
-still called car. --quick: 4 / 2 / 3 frames at 160x90, 12 classifier steps.
+still called car. A clear-trained judge also misreads cars that survived in a foggy frame, so a second,
+**fog-robust judge** (:func:`fog_judge`: the same crops plus those of real DAWN fog photos, checked on held-out DAWN
+photos) scores the same crops. --quick: 4 / 2 / 3 frames at 160x90, 12 classifier steps.
 
 One seed: a measurement of the translators, not a downstream claim (the downstream studies carry the seeds).
 Resumable: trained models are kept under ``runs/translation_quality/``. Outputs (``--out``; default
