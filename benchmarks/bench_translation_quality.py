@@ -469,7 +469,8 @@ def write_markdown(path: Path, res: dict) -> None:
                   f"crops of {fj['fog_photos']['train']} real DAWN fog photos (the driving study's oracle split), its "
                   f"step selected on the clear and {fj['fog_photos']['val']} fog val photos' crops together (val "
                   f"balanced accuracy {fj['best_val']:.3f}). On the crops of the {fj['fog_photos']['test']} held-out "
-                  f"DAWN photos ({fj['fog_test_crops']}) it reads car recall {ft['car_recall']:.3f}, background "
+                  f"DAWN photos ({fj['fog_test_crops']['car']} car, {fj['fog_test_crops']['background']} background "
+                  f"crops) it reads car recall {ft['car_recall']:.3f}, background "
                   f"recall {ft['background_recall']:.3f}: it reads cars in real fog. Its car recall on the translated "
                   "frames is the last column.", ""]
     L += ["| case | translator | steps | KID to real B | P(B) | edge SSIM (64 px) | full frame: policy, edge SSIM | "
