@@ -227,3 +227,18 @@ def test_bench_gan_family_quick_writes_its_report_and_resumes(tmp_path, shared_d
     again = json.loads((tmp_path / "gan_family.json").read_text())
     assert all(r.get("cached") for r in again["rows"])
     assert [r["fid"] for r in again["rows"]] == [r["fid"] for r in res["rows"]]
+
+
+@pytest.mark.slow
+def test_gpu_check_quick_runs_every_check_on_cpu(tmp_path):
+    from benchmarks import gpu_check as G
+
+    assert G.main(["--quick", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    r = res["results"]
+    assert set(r) == {"cgan_amp", "cgan_fp32", "cyclegan_amp", "classifier_resnet18_small", "torchrun"}
+    assert all(x["status"] == "passed" for x in r.values())
+    assert not r["cgan_amp"]["amp_active"]  # AMP is CUDA only
+    assert r["torchrun"]["nproc"] == 2 and r["torchrun"]["steps_logged"] == 4
+    assert r["classifier_resnet18_small"]["loss_last"] < r["classifier_resnet18_small"]["loss_first"]
+    assert "| torchrun | passed |" in (tmp_path / "gpu_check.md").read_text()
