@@ -424,14 +424,14 @@ def headline(results: dict) -> list[dict]:
     recs = []
     for case, r in results.items():
         for method in METHODS:
-            for metric in ("kid", "edge_ssim", "car_agreement", "fog_judge_car_recall"):
+            for metric in ("kid", "p_b", "edge_ssim", "car_agreement", "car_recall", "fog_judge_car_recall"):
                 if metric not in r[method]:
                     continue
                 v = r[method][metric]
                 rec = H.headline_record("translation_quality", f"{case}/{method}", None, metric,
                                         {"mean": v, "lo": None, "hi": None, "n": 1}, None, 1)
                 rec["protocol"] = f"equal CPU time, {r[method]['steps']} steps"
-                if metric in ("car_agreement", "fog_judge_car_recall"):
+                if metric in ("car_agreement", "car_recall", "fog_judge_car_recall"):
                     n = r["car_content"]["eval_crops"]
                     rec["protocol"] += (f"; crops of {len(r['car_content']['frames']['eval'])} clear frames "
                                         f"({n['car']} car, {n['background']} background), full size")
