@@ -236,7 +236,7 @@ def summarise(rows: list[dict]) -> tuple[dict, list[dict]]:
                 diff = paired_test([r[m] for r in by["progressive"]], [r[m] for r in by["full"]]) \
                     if len(by["full"]) > 1 else None
                 summary[f"{name}/{arch}/diff/{m}"] = diff
-                if m in ("fid", "kid_mean"):
+                if m in ("fid", "kid_mean", "precision", "recall"):
                     base = f"{name}/{arch}/full"
                     n = len(by["full"])
                     records.append(H.headline_record(STEM, base, None, m, summary[f"{base}/{m}"], None, n))
