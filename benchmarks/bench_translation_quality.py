@@ -207,14 +207,33 @@ def car_frames(names: list[str], size: tuple[int, int] | None) -> tuple[torch.Te
     return torch.stack(frames), items
 
 
+def cached_judge(runs: Path, name: str, config: dict, make_sets) -> tuple:
+    """A car / background crop classifier cached under ``runs/<name>/<hash of config>/``: loaded if there, else
+    trained by ``train_arm`` (``config["classifier"]``, seed ``config["seed"]``) on ``make_sets()`` = ``{"train",
+    "val"}`` and saved. Returns ``(model, info, directory)``."""
+    from benchmarks.studies import driving as D
+    from synthaug.eval import train_arm
+    from synthaug.models import ClassifierModel
+
+    d = H.Cache(runs).directory(name, config)
+    if (d / "config.json").is_file():
+        model = ClassifierModel.from_pretrained(d, device="cpu")
+        return model, {**model.config["info"], "cached": True}, d
+    sets = make_sets()
+    net, tinfo, _ = train_arm(sets["train"], sets["val"], seed=config["seed"], device="cpu", **config["classifier"])
+    info = {**{k: tinfo[k] for k in ("best_step", "best_val", "select_on", "steps_run", "stopped_early", "seconds")},
+            "crops": {k: v.class_counts() for k, v in sets.items()}, "cached": False}
+    model = ClassifierModel.from_module(net, D.CLASSES, info=info, device="cpu")
+    model.save_pretrained(d)
+    return model, info, d
+
+
 def car_setup(quick: bool, runs: Path) -> dict:
     """The car-content measure's frames and classifier: a split of the labelled clear frames (:func:`car_split`),
     the driving study's SmallCNN trained on the car / background crops of the untranslated training frames
     (``train_arm`` with the study's classifier settings, step selected on the val frames' crops; cached under
     ``runs/car_classifier/<hash of its settings and frames>/``), and its predictions on the evaluation crops."""
     from benchmarks.studies import driving as D
-    from synthaug.eval import train_arm
-    from synthaug.models import ClassifierModel
 
     split_cfg = CAR_SPLIT_QUICK if quick else CAR_SPLIT
     cdir = H.DATA / "driving" / "clear_nuscenes"
@@ -226,21 +245,11 @@ def car_setup(quick: bool, runs: Path) -> dict:
     config = {"what": "car / background crop classifier on untranslated clear frames", "version": 1,
               "frames": {k: parts[k] for k in ("train", "val")}, "frame_size": list(size) if size else "as read",
               "crops": crops, "classifier": clf, "seed": split_cfg["seed"]}
-    d = H.Cache(runs).directory("car_classifier", config)
-    if (d / "config.json").is_file():
-        model = ClassifierModel.from_pretrained(d, device="cpu")
-        info = {**model.config["info"], "cached": True}
-    else:
-        sets = {}
-        for part in ("train", "val"):
-            frames, items = car_frames(parts[part], size)
-            sets[part] = D.crop_set(list(frames), items, crops["size"], f"clear {part} crops")
-        net, tinfo, _ = train_arm(sets["train"], sets["val"], seed=split_cfg["seed"], device="cpu", **clf)
-        info = {**{k: tinfo[k] for k in ("best_step", "best_val", "select_on", "steps_run", "stopped_early",
-                                         "seconds")},
-                "crops": {k: v.class_counts() for k, v in sets.items()}, "cached": False}
-        model = ClassifierModel.from_module(net, D.CLASSES, info=info, device="cpu")
-        model.save_pretrained(d)
+    def clear_sets():
+        return {part: D.crop_set(*car_frames(parts[part], size), crops["size"], f"clear {part} crops")
+                for part in ("train", "val")}
+
+    model, info, d = cached_judge(runs, "car_classifier", config, clear_sets)
     frames, items = car_frames(parts["eval"], size)
     labels = np.array([y for _, ys in items for y in ys])
     if not (labels == 1).any():
@@ -259,8 +268,7 @@ def fog_judge(car: dict, quick: bool, runs: Path) -> dict:
     fog; cached like the clear judge. --quick: 4 / 2 / 3 fog photos."""
     from benchmarks.studies import driving as D
     from synthaug.data import ImageDataset
-    from synthaug.eval import metrics_from_proba, train_arm
-    from synthaug.models import ClassifierModel
+    from synthaug.eval import metrics_from_proba
 
     fdir = H.DATA / "driving" / "fog_dawn"
     fog = D.fog_split(D.FULL["fog_translator_fraction"])
@@ -280,12 +288,7 @@ def fog_judge(car: dict, quick: bool, runs: Path) -> dict:
     config = {"what": "car / background crop classifier on clear and DAWN fog crops", "version": 1,
               "clear_judge": car["info"]["key"], "fog": {k: fog[k] for k in ("train", "val")}, "crops": crops,
               "classifier": clf, "seed": car["info"]["split"]["seed"]}
-    d = H.Cache(runs).directory("car_fog_judge", config)
-    test = fog_crops("test")
-    if (d / "config.json").is_file():
-        model = ClassifierModel.from_pretrained(d, device="cpu")
-        info = {**model.config["info"], "cached": True}
-    else:
+    def clear_and_fog_sets():
         sets = {}
         for part in ("train", "val"):
             clear = D.crop_set(*car_frames(car["info"]["frames"][part], QUICK_FRAME if quick else None),
@@ -293,12 +296,10 @@ def fog_judge(car: dict, quick: bool, runs: Path) -> dict:
             foggy = fog_crops(part)
             sets[part] = ImageDataset(torch.cat([clear.images, foggy.images]), torch.cat([clear.labels, foggy.labels]),
                                       D.CLASSES, name=f"clear + fog {part} crops")
-        net, tinfo, _ = train_arm(sets["train"], sets["val"], seed=config["seed"], device="cpu", **clf)
-        info = {**{k: tinfo[k] for k in ("best_step", "best_val", "select_on", "steps_run", "stopped_early",
-                                         "seconds")},
-                "crops": {k: v.class_counts() for k, v in sets.items()}, "cached": False}
-        model = ClassifierModel.from_module(net, D.CLASSES, info=info, device="cpu")
-        model.save_pretrained(d)
+        return sets
+
+    model, info, d = cached_judge(runs, "car_fog_judge", config, clear_and_fog_sets)
+    test = fog_crops("test")
     m = metrics_from_proba(test.labels, model.predict_proba(test.images))
     info.update(key=d.name, fog_photos={k: len(v) for k, v in fog.items()}, fog_test_crops=test.class_counts(),
                 fog_test={"balanced_accuracy": m["balanced_accuracy"], "background_recall": m["per_class_recall"][0],
