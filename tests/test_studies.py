@@ -101,3 +101,25 @@ def test_few_labels_quick_runs_every_arm(tmp_path):
     semi = [r for r in out["headline"] if r["arm"].startswith("semi")]
     assert semi and all(r["n_generator_seeds"] == 2 for r in semi)
     assert any(r["reference_arm"] == out["comparison"]["best_classical"] for r in semi)
+
+
+def test_medical_report_without_classical_arms_compares_with_real_only(tmp_path):
+    """The resnet18_small studies train real_only and two synthetic arms only: each synthetic record must carry
+    its paired difference to real_only, not a missing reference."""
+    def result(arm, seed, auc):
+        return {"arm": arm, "seed": seed, "test_auc": auc, "test_balanced_accuracy": auc - 0.1,
+                "test_accuracy": auc - 0.05, "val_score": auc, "best_step": 100, "max_steps": 2000,
+                "best_in_last_10pct": False, "stopped_early": True, "seconds": 1.0}
+
+    per_seed = {s: {"real_only": result("real_only", s, 0.90 + 0.01 * s),
+                    "synthetic@0.25": result("synthetic@0.25", s, 0.91 + 0.01 * s + 0.002 * (s % 2)),
+                    "synthetic_balance": result("synthetic_balance", s, 0.89 + 0.01 * s)} for s in range(5)}
+    cfg = {**medical.STUDIES["breast"]}
+    clf = medical.classifier_settings("resnet18_small", quick=False)
+    out = medical.report("breast_resnet18_small", per_seed, cfg, clf, {**H.machine(), "command": "x"}, tmp_path / "r", False, 1.0)
+    syn = {r["arm"]: r for r in out["headline"] if r["arm"].startswith("synthetic")}
+    assert set(syn) == {"synthetic@0.25", "synthetic_balance"}
+    assert all(r["reference_arm"] == "real_only" and r["readme"] for r in syn.values())
+    assert syn["synthetic_balance"]["diff"] == pytest.approx(-0.01)
+    md = (tmp_path / "r.md").read_text()
+    assert "0.901" in md and "Best classical arm" not in md and "real copies" not in md

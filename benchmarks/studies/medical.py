@@ -60,6 +60,7 @@ STUDIES = {
 }
 CLASSICAL = ("flips_shifts", "randaugment")
 SHARES = (0.25, 0.5)
+PUBLISHED_RESNET18 = {"breastmnist": 0.901, "pneumoniamnist": 0.944}  # MedMNIST v2, ResNet-18 (28), test AUC
 METRICS = ("test_auc", "test_balanced_accuracy", "test_accuracy")
 QUICK = dict(gan_steps=30, classifier=dict(max_steps=12, eval_every=4, patience=2), encoder_steps=10)
 
@@ -231,6 +232,7 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
              for m in METRICS}
     auc = comps["test_auc"]
     best_c = auc["best_classical"]
+    ref = best_c or "real_only"  # the resnet18_small studies train no classical arm
     copies = {}
     for a in ("synthetic@0.25", "synthetic@0.5", "synthetic_balance"):
         ctrl = a.replace("synthetic", "real_copies")
@@ -239,9 +241,9 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
                                                       baseline=ctrl, classical=[])["vs_baseline"][a]
     gen_arms = [a for a in complete if a.startswith("synthetic")]
     pairs = [("real_only", None)] + [(a, "real_only") for a in complete if a.startswith("classical")]
-    pairs += [(a, best_c) for a in gen_arms] + [(a, a.replace("synthetic", "real_copies")) for a in gen_arms]
-    readme = [("real_only", None), (best_c, "real_only"), ("synthetic@0.25", best_c), ("synthetic_balance", best_c),
-              ("synthetic@0.25+best_classical", best_c), ("synthetic@0.25", "real_copies@0.25"), ("synthetic", best_c)]
+    pairs += [(a, ref) for a in gen_arms] + [(a, a.replace("synthetic", "real_copies")) for a in gen_arms]
+    readme = [("real_only", None), (best_c, "real_only"), ("synthetic@0.25", ref), ("synthetic_balance", ref),
+              ("synthetic@0.25+best_classical", ref), ("synthetic@0.25", "real_copies@0.25"), ("synthetic", ref)]
     records = H.pair_records(study, complete, "test_auc", pairs, readme, gen_arms, len(seeds))
     for rec in records:
         if rec["arm"] == "synthetic":
@@ -267,16 +269,25 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
           f"budget of {clf['max_steps']} steps, validation {clf['select_on']} every pass over the training set, "
           f"early stopping after {clf['patience']} evaluations without improvement; the best validation step is "
           f"kept. {H.selection_line(complete)}", "",
-          "## Test AUC (mean [95% CI]; paired differences by seed)", "", markdown_table(auc), "",
-          f"Best classical arm, chosen by mean validation AUC: `{best_c}`. Pre-specified arms (fixed shares, "
-          f"class-balancing top-up, each with and without the best classical kind) are the primary comparison. "
-          f"`synthetic` is the validation-chosen share among 0 / 0.25 / 0.5: share 0 (= real_only) was chosen for "
-          f"{n_zero} of {len(shares)} seeds; when half or more of its paired differences are exactly 0 no test is "
-          f"reported.", "",
-          "## Synthetic images vs the same number of real copies (paired by seed)", "",
-          "| comparison | test AUC difference |", "|---|---|",
-          *(f"| {k} | {H.fmt_diff(v)} |" for k, v in copies.items()), "",
-          "## Balanced accuracy", "", markdown_table(comps["test_balanced_accuracy"]), ""]
+          "## Test AUC (mean [95% CI]; paired differences by seed)", "", markdown_table(auc), ""]
+    if best_c:
+        L += [f"Best classical arm, chosen by mean validation AUC: `{best_c}`. Pre-specified arms (fixed shares, "
+              f"class-balancing top-up, each with and without the best classical kind) are the primary comparison. "
+              f"`synthetic` is the validation-chosen share among 0 / 0.25 / 0.5: share 0 (= real_only) was chosen "
+              f"for {n_zero} of {len(shares)} seeds; when half or more of its paired differences are exactly 0 no "
+              f"test is reported.", ""]
+    else:
+        L += ["Only real-only training and the two pre-specified synthetic arms (share 0.25, class-balancing "
+              "top-up) are trained with this network; both are compared with real-only, paired by seed.", ""]
+    if clf["arch"] == "resnet18_small":
+        L += [f"Published MedMNIST v2 ResNet-18 (28) test AUC, trained on the **full** training split: "
+              f"{PUBLISHED_RESNET18[cfg['data']]} (`../shared/data/README.md`); this study trains on "
+              f"{100 * cfg['fraction']:g}% of it.", ""]
+    if copies:
+        L += ["## Synthetic images vs the same number of real copies (paired by seed)", "",
+              "| comparison | test AUC difference |", "|---|---|",
+              *(f"| {k} | {H.fmt_diff(v)} |" for k, v in copies.items()), ""]
+    L += ["## Balanced accuracy", "", markdown_table(comps["test_balanced_accuracy"]), ""]
     if gen_rows:
         L += ["## Generator (mean over seeds; features of a SmallCNN trained on the seed's real subsample)", "",
               "| FID | KID | precision | recall | coverage |", "|---|---|---|---|---|",
