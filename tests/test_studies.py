@@ -116,7 +116,8 @@ def test_medical_report_without_classical_arms_compares_with_real_only(tmp_path)
                     "synthetic_balance": result("synthetic_balance", s, 0.89 + 0.01 * s)} for s in range(5)}
     cfg = {**medical.STUDIES["breast"]}
     clf = medical.classifier_settings("resnet18_small", quick=False)
-    out = medical.report("breast_resnet18_small", per_seed, cfg, clf, {**H.machine(), "command": "x"}, tmp_path / "r", False, 1.0)
+    meta = {**H.machine(), "command": "x"}
+    out = medical.report("breast_resnet18_small", per_seed, cfg, clf, meta, tmp_path / "r", False, 1.0)
     syn = {r["arm"]: r for r in out["headline"] if r["arm"].startswith("synthetic")}
     assert set(syn) == {"synthetic@0.25", "synthetic_balance"}
     assert all(r["reference_arm"] == "real_only" and r["readme"] for r in syn.values())
