@@ -280,9 +280,9 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
         L += ["Only real-only training and the two pre-specified synthetic arms (share 0.25, class-balancing "
               "top-up) are trained with this network; both are compared with real-only, paired by seed.", ""]
     if clf["arch"] == "resnet18_small":
-        L += [f"Published MedMNIST v2 ResNet-18 (28) test AUC, trained on the **full** training split: "
-              f"{PUBLISHED_RESNET18[cfg['data']]} (`../shared/data/README.md`); this study trains on "
-              f"{100 * cfg['fraction']:g}% of it.", ""]
+        share = "as here" if cfg["fraction"] >= 1 else f"this study trains on {100 * cfg['fraction']:g}% of it"
+        L += [f"Published MedMNIST v2 ResNet-18 (28) test AUC, trained on the **full** training split ({share}): "
+              f"{PUBLISHED_RESNET18[cfg['data']]} (`../shared/data/README.md`).", ""]
     if copies:
         L += ["## Synthetic images vs the same number of real copies (paired by seed)", "",
               "| comparison | test AUC difference |", "|---|---|",
