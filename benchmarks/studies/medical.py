@@ -277,8 +277,8 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
               f"for {n_zero} of {len(shares)} seeds; when half or more of its paired differences are exactly 0 no "
               f"test is reported.", ""]
     else:
-        L += ["Only real-only training and the two pre-specified synthetic arms (share 0.25, class-balancing "
-              "top-up) are trained with this network; both are compared with real-only, paired by seed.", ""]
+        L += [f"No classical arm is trained with this network: the synthetic arms ({', '.join(gen_arms)}) are "
+              f"compared with real-only, paired by seed.", ""]
     if clf["arch"] == "resnet18_small":
         share = "as here" if cfg["fraction"] >= 1 else f"this study trains on {100 * cfg['fraction']:g}% of it"
         L += [f"Published MedMNIST v2 ResNet-18 (28) test AUC, trained on the **full** training split ({share}): "
