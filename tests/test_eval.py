@@ -350,6 +350,46 @@ def test_mixed_training_set_balance_and_real_copies():
     assert all(tuple(ctrl[i][0].flatten()[:20].tolist()) in real_imgs for i in range(30, 44))
 
 
+
+def test_real_copies_takes_counts_as_a_sequence_or_a_dict_by_index_or_name():
+    """Issue 32: a dict's keys were read as counts (``{0: 2000, 1: 2000}`` gave one copy) and the dict of
+    ``class_counts()`` failed; every form now gives the pool of the list form."""
+    from synthaug.data import load_breastmnist
+
+    train = load_breastmnist("train")
+    malignant, benign = train.class_names
+    want = len(real_copies(train, [2000, 2000]))
+    assert want == 7644  # 14 repetitions of the 546 images: at least 2000 of each class
+    for counts in ({0: 2000, 1: 2000}, {malignant: 2000, benign: 2000}, np.array([2000, 2000]),
+                   torch.tensor([2000, 2000]), (2000, 2000)):
+        assert len(real_copies(train, counts)) == want, counts
+    # the obvious call: class_counts() is keyed by class name; as many extra copies as real images, one copy
+    assert train.class_counts() == {malignant: 147, benign: 399}
+    assert len(real_copies(train, train.class_counts())) == len(real_copies(train, [147, 399])) == 546
+    assert len(real_copies(train, {benign: 800})) == len(real_copies(train, [0, 800])) == 3 * 546  # missing class: 0
+    pool = real_copies(train, {0: 300})
+    assert pool.class_counts() == {malignant: 3 * 147, benign: 3 * 399}
+
+
+@pytest.mark.parametrize("counts, error, message", [
+    ("2000", TypeError, r"counts: expected one count per class \(2: \['malignant', 'normal/benign'\]\) as a "
+                        r"sequence, or a dict by class index .* or by class name .*found str '2000'"),
+    (2000, TypeError, r"counts: expected one count per class .*found int 2000"),
+    (np.zeros((2, 2), dtype=int), TypeError, r"counts: expected .*found ndarray of shape \(2, 2\)"),
+    ({1.5: 3}, TypeError, r"counts: expected dict keys that are class indices or class names, found float 1.5"),
+    ([1, 2, 3], ValueError, r"counts: expected 2 counts \(one per class: .*\), found 3"),
+    ({"benign": 5}, ValueError, r"counts: expected class names from \['malignant', 'normal/benign'\], "
+                                r"found 'benign'"),
+    ({2: 5}, ValueError, r"counts: expected class indices in \[0, 1\], found 2"),
+    ([10, -1], ValueError, r"counts\[1\]: expected an int >= 0, found -1"),
+    ({0: 1.5}, TypeError, r"counts\[0\]: expected an int >= 0, found float 1.5"),
+])
+def test_real_copies_refuses_other_counts_by_name(counts, error, message):
+    from synthaug.data import load_breastmnist
+
+    with pytest.raises(error, match=message):
+        real_copies(load_breastmnist("train"), counts)
+
 def test_run_arm_choose_ratio_and_cas():
     train, val, test = toy_set(32, 0), toy_set(16, 1), toy_set(16, 2)
     pool = toy_set(64, 3)
