@@ -234,7 +234,8 @@ def _translate_labelled(args, model) -> int:
                          f"{args.inp!r} (class folder names or the npz's classes must match)")
     x, y, report = model.translate_labelled(data.images, data.labels, args.direction, classifier=classifier,
                                             min_confidence=args.min_confidence, class_names=data.class_names,
-                                            batch_size=args.batch_size, size_policy=args.size_policy)
+                                            batch_size=args.batch_size, size_policy=args.size_policy,
+                                            progress=args.progress)
     out = Path(args.out)
     counters: dict[int, int] = {}
     for img, lab in zip(to_uint8_images(x), y.tolist()):
@@ -292,7 +293,8 @@ def _translate(args) -> int:
                          f"{str(src)!r}")
     c_in = model.channels_a if args.direction == "A2B" else model.channels_b
     policy = model.resolve_size_policy(args.size_policy)
-    options = {"direction": args.direction, "size_policy": policy, "match_scale": args.match_scale}
+    options = {"direction": args.direction, "size_policy": policy, "match_scale": args.match_scale,
+               "value_range": (-1, 1)}  # read_image gives model data, whether or not an image has dark pixels
     with tqdm(total=len(files), unit="img", desc=f"translate {args.direction} ({policy} size)",
               disable=not args.progress) as bar:
         for i in range(0, len(files), args.batch_size):
@@ -318,7 +320,7 @@ def _upscale(args) -> int:
 
     from .data import IMAGE_EXTENSIONS, read_image
     from .models import UpscalerModel
-    from .utils import to_uint8_images
+    from .utils import progress_bar, to_uint8_images
 
     model = UpscalerModel.from_pretrained(args.model, device=args.device)
     src, out = Path(args.inp), Path(args.out)
@@ -329,19 +331,35 @@ def _upscale(args) -> int:
     if not files:
         raise ValueError(f"--in: expected an image file or a folder with images ({', '.join(IMAGE_EXTENSIONS)}), "
                          f"found none at {str(src)!r}")
-    for i in range(0, len(files), args.batch_size):
-        chunk = files[i:i + args.batch_size]
-        imgs = [read_image(p, channels=model.channels) for p in chunk]  # each at its own size
-        if len({tuple(t.shape) for t in imgs}) == 1:  # one forward pass for the whole chunk
-            results = list(model.upscale(torch.stack(imgs), batch_size=args.batch_size))
-        else:
-            results = [model.upscale(t) for t in imgs]
-        for p, res in zip(chunk, results):
-            arr = to_uint8_images(res)
-            target = out / p.relative_to(root).with_suffix(".png")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
-    print(f"upscaled {len(files)} images x{model.scale} into {out}")
+    options = {"tile": args.tile, "max_memory_mb": args.max_memory_mb, "value_range": (-1, 1)}
+    tiled = 0
+    with progress_bar(len(files), f"upscale x{model.scale}", unit="img", enabled=args.progress) as bar:
+        i = 0
+        while i < len(files):
+            # one forward pass for a run of same-size images, as many as the memory budget allows (a full-size frame
+            # goes alone, and is tiled); each image is written before the next run is read
+            first = read_image(files[i], channels=model.channels)  # each at its own size
+            h, w = first.shape[-2:]
+            fit = model.images_per_pass(h, w, args.max_memory_mb) if args.tile is None else 0
+            imgs, chunk = [first], [files[i]]
+            while len(chunk) < min(args.batch_size, fit) and i + len(chunk) < len(files):
+                nxt = read_image(files[i + len(chunk)], channels=model.channels)
+                if nxt.shape != first.shape:
+                    break
+                imgs.append(nxt)
+                chunk.append(files[i + len(chunk)])
+            if fit == 0:
+                tiled += len(chunk)
+            results = model.upscale(torch.stack(imgs), batch_size=args.batch_size, progress=args.progress, **options)
+            for p, res in zip(chunk, results):
+                arr = to_uint8_images(res)
+                target = out / p.relative_to(root).with_suffix(".png")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
+            bar.update(len(chunk))
+            i += len(chunk)
+    note = f" ({tiled} in tiles within {args.max_memory_mb:g} MB)" if tiled else ""
+    print(f"upscaled {len(files)} images x{model.scale} into {out}{note}")
     return 0
 
 
@@ -576,6 +594,7 @@ _TRAIN_COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .models import UPSCALE_MEMORY_MB
     from .train import get_recipe
 
     parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n")[0])
@@ -625,8 +644,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--in", dest="inp", required=True, help="an image file or a folder (searched recursively)")
     p.add_argument("--out", required=True, help="output folder (same layout, PNG, scale times larger)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="most images per forward pass (same-size images only, and only as many as fit in "
+                        "--max-memory-mb)")
+    p.add_argument("--max-memory-mb", type=float, default=UPSCALE_MEMORY_MB,
+                   help="working memory of one forward pass; an image that does not fit alone (a full-size frame at "
+                        "4x) is upscaled in overlapping tiles, seamlessly (default: %(default)s)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile every image in tiles of at most this side (input px); default: only those that do not "
+                        "fit the memory budget, in the largest tiles that do")
     p.add_argument("--device", default=None)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bar on stderr (images, and tiles of a large image, with the time left)")
     p.set_defaults(func=_upscale)
 
     p = sub.add_parser("sample", help="write samples of a trained generator as PNG folders")

@@ -9,6 +9,7 @@ one or two image-to-image generators (``translate``, and ``translate_labelled`` 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -20,9 +21,33 @@ from .checks import check_bool, check_choice, check_config_fields, check_int, ch
 from .io import load_state_into, read_model_config, read_nets, write_model_dir, write_nets
 from .nets.layers import check_z_threshold, truncated_normal
 from .registry import model_kinds
-from .utils import CONVERT_HINT, MODEL_RANGE, check_images, check_value_range, get_device, to_uint8_images
+from .utils import (
+    CONVERT_HINT,
+    check_images,
+    check_value_range,
+    get_device,
+    parse_value_range,
+    progress_bar,
+    to_uint8_images,
+)
 
 TASK_CLASSIFIER_DIR = "task_classifier"  # a translator's task classifier: a classifier model directory inside it
+
+#: Working memory (MB) one forward pass of :meth:`UpscalerModel.upscale` may use; larger images are tiled.
+UPSCALE_MEMORY_MB = 512
+
+
+def _check_model_input(images: torch.Tensor, value_range) -> bool:
+    """The value-range rule at ``translate`` / ``upscale``: ``value_range`` None (model data assumed: [-1, 1] and not
+    looking like [0, 1]), ``(-1, 1)`` or ``(0, 1)`` (:func:`synthaug.utils.check_value_range`). Returns True for
+    ``(0, 1)`` data, which the caller converts to [-1, 1] and back."""
+    if not images.is_floating_point():
+        raise TypeError(f"images: expected float pixels in [-1, 1], found dtype {images.dtype}; {CONVERT_HINT}")
+    stated = None if value_range is None else parse_value_range(value_range)
+    fix = CONVERT_HINT + ("; or pass value_range=(0, 1) for [0, 1] data, or value_range=(-1, 1) to state that "
+                          "these are model data" if stated is None else "")
+    check_value_range(images, "images", stated, fix=fix)
+    return stated == (0.0, 1.0)
 
 
 def _check_matches(model, noun: str, what: str, **want) -> None:
@@ -366,11 +391,17 @@ class TranslatorModel:
 
     @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str = "A2B", batch_size: int = 16,
-                  size_policy: str | None = None, match_scale: bool = True) -> torch.Tensor:
-        """Translate float images in [-1, 1] (NCHW or CHW) from one domain to the other (values outside [-1, 1]
-        raise; [0, 1] data must be converted first, see :func:`synthaug.utils.check_value_range`). Returns float32
-        CPU tensors of the input's spatial size. Deterministic: the same image gives the same output (eval mode, no
-        noise), so neighbouring video frames are translated alike.
+                  size_policy: str | None = None, match_scale: bool = True, *, value_range=None,
+                  progress: bool = False) -> torch.Tensor:
+        """Translate float images in [-1, 1] (NCHW or CHW) from one domain to the other. Returns float32 CPU tensors
+        of the input's spatial size, in [-1, 1] (or in ``value_range``); ``progress``: a bar over the images with
+        the time left. Deterministic: the same image gives the same output (eval mode, no noise), so neighbouring
+        video frames are translated alike.
+
+        Value range (the rule of :func:`synthaug.utils.check_value_range`): ``value_range=None`` (default) takes
+        model data in [-1, 1] and refuses values outside it and data that looks like [0, 1] (nothing below 0, e.g.
+        ``ToTensor`` output), which must be converted first; ``(-1, 1)`` states the range (an image with no dark
+        pixel is then taken as it is); ``(0, 1)`` takes [0, 1] data and gives [0, 1] translations.
 
         Size policy: ``"resize"`` resizes inputs to the (square) training size, translates, and resizes the result
         back to the input size, so non-square inputs are squeezed for the net and restored after; ``"native"`` runs
@@ -392,7 +423,10 @@ class TranslatorModel:
             images = images[None]
         c_in = self.channels_a if direction == "A2B" else self.channels_b
         check_images(images, "images", channels=c_in)
-        check_value_range(images, "images", MODEL_RANGE, fix=CONVERT_HINT)
+        check_bool("progress", progress)
+        unit = _check_model_input(images, value_range)
+        if unit:
+            images = images * 2.0 - 1.0
         h, w = images.shape[-2:]
         net = self.nets[name]
         run, pad = net, None
@@ -410,6 +444,7 @@ class TranslatorModel:
                 ph, pw = -h % k, -w % k
                 pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
         outs = []
+        bar = progress_bar(len(images), f"translate {direction}", unit="img", enabled=progress, leave=False)
         for i in range(0, len(images), batch_size):
             x = images[i:i + batch_size].to(self.device).float()
             if size_policy == "resize" and (h, w) != (self.image_size, self.image_size):
@@ -423,7 +458,11 @@ class TranslatorModel:
             if y.shape[-2:] != (h, w):
                 y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
             outs.append(y.clamp(-1, 1).cpu())
+            bar.update(len(x))
+        bar.close()
         out = torch.cat(outs)
+        if unit:
+            out = (out + 1.0) * 0.5
         return out[0] if squeeze else out
 
     def _label_checker(self, classifier, min_confidence):
@@ -452,7 +491,8 @@ class TranslatorModel:
 
     def translate_labelled(self, images: torch.Tensor, labels, direction: str = "A2B", classifier="task",
                            min_confidence: float | None = None, class_names: Sequence[str] | None = None,
-                           batch_size: int = 16, size_policy: str | None = None):
+                           batch_size: int = 16, size_policy: str | None = None, *, value_range=None,
+                           progress: bool = True):
         """Translate a labelled set and keep the translations whose label survived; returns
         ``(images, labels, report)`` (the kept ones, in input order).
 
@@ -462,7 +502,9 @@ class TranslatorModel:
         preserved); with a probability p it is kept when the classifier gives its label a probability >= p
         (:class:`~synthaug.augment.SampleFilter`). ``report``: the rule, and ``checked`` / ``kept`` /
         ``kept_fraction`` overall and in ``per_class`` (keyed by ``class_names``, else the classifier's, else the
-        indices; a class with no images has fraction None).
+        indices; a class with no images has fraction None). ``value_range``: as in :meth:`translate` (the kept
+        translations come back in it). ``progress`` (default on, as the Trainer's): a bar over the translated images
+        with the time left.
         """
         net, clf_names, clf_size = self._label_checker(classifier, min_confidence)
         if min_confidence is not None:
@@ -476,10 +518,12 @@ class TranslatorModel:
         y = y.to(torch.int64).reshape(-1)
         if len(y) != len(images):
             raise ValueError(f"labels: expected one label per image ({len(images)}), found {len(y)}")
+        if _check_model_input(images, value_range):
+            images = images * 2.0 - 1.0
         names = [str(c) for c in class_names] if class_names is not None else clf_names
         device = _module_device(net) if net is not None else None
         if net is not None:  # one image first: a classifier that does not fit fails before the whole set runs
-            first = self.translate(images[:1], direction=direction, size_policy=size_policy)
+            first = self.translate(images[:1], direction=direction, size_policy=size_policy, value_range=(-1, 1))
             if clf_size is not None and tuple(first.shape[-2:]) != (clf_size, clf_size):
                 raise ValueError(f"images: the classifier reads {clf_size}x{clf_size} images, found translations of "
                                  f"{tuple(first.shape[-2:])}; resize the inputs to {clf_size} first")
@@ -492,7 +536,8 @@ class TranslatorModel:
         if int(y.min()) < 0 or int(y.max()) >= k:
             raise ValueError(f"labels: expected class indices in [0, {k - 1}] ({k} classes), found range "
                              f"[{int(y.min())}, {int(y.max())}]")
-        out = self.translate(images, direction=direction, batch_size=batch_size, size_policy=size_policy)
+        out = self.translate(images, direction=direction, batch_size=batch_size, size_policy=size_policy,
+                             value_range=(-1, 1), progress=progress)
         head = {"direction": direction, "rule": None, "min_confidence": min_confidence}
         if net is None:
             keep = torch.ones(len(y), dtype=torch.bool)
@@ -505,13 +550,18 @@ class TranslatorModel:
             head["rule"] = f"classifier's probability of the label >= {float(min_confidence):g}"
             keep = SampleFilter(net, float(min_confidence), device=device)(out, y)
         report = _label_report(y, keep, names or [str(i) for i in range(k)], **head)
-        return out[keep], y[keep], report
+        out = out[keep]
+        if value_range is not None and parse_value_range(value_range) == (0.0, 1.0):
+            out = (out + 1.0) * 0.5
+        return out, y[keep], report
 
     def translated_dataset(self, data, direction: str = "A2B", classifier="task",
-                           min_confidence: float | None = None, batch_size: int = 16, size_policy: str | None = None):
+                           min_confidence: float | None = None, batch_size: int = 16, size_policy: str | None = None,
+                           *, progress: bool = True):
         """A :class:`~synthaug.augment.SyntheticDataset` of the label-checked translations of ``data`` (an
         ``ImageDataset``: ``.images``, ``.labels``, ``.class_names``), ready for ``MixedDataset(real, pool, ...,
-        allow_short=True)``. Arguments as in :meth:`translate_labelled`; its per-class counts are the dataset's
+        allow_short=True)``. Arguments as in :meth:`translate_labelled` (``progress``, on by default: a bar over the
+        translated images with the time left); its per-class counts are the dataset's
         ``filter_report`` and the whole report is ``model_config["label_check"]``."""
         from .augment.datasets import SyntheticDataset
 
@@ -521,7 +571,8 @@ class TranslatorModel:
                                 f"{type(data).__name__} without .{attr}")
         x, y, report = self.translate_labelled(data.images, data.labels, direction, classifier=classifier,
                                                min_confidence=min_confidence, class_names=data.class_names,
-                                               batch_size=batch_size, size_policy=size_policy)
+                                               batch_size=batch_size, size_policy=size_policy, value_range=(-1, 1),
+                                               progress=progress)
         if len(y) == 0:
             raise ValueError(f"data: the label check kept none of the {len(data.labels)} translations ({report})")
         ds = SyntheticDataset.from_tensors(x, y, data.class_names, source={
@@ -544,6 +595,7 @@ class UpscalerModel:
         self.device = get_device(device)
         self.upscaler = upscaler.to(self.device).eval()
         self.config = config
+        self._probed: tuple[float, int] | None = None  # (floats per input pixel, receptive radius), see _probe
 
     kind = property(lambda self: self.config["kind"])
     scale = property(lambda self: int(self.config["scale"]))
@@ -574,25 +626,124 @@ class UpscalerModel:
         """Raise ``ValueError`` if the model's channels or scale differ from the given ones (None: unchecked)."""
         _check_matches(self, "upscaler", what, channels=channels, scale=scale)
 
+    # --- memory-bounded upscaling -------------------------------------------------------------------------
     @torch.no_grad()
-    def upscale(self, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-        """Upscale float images in [-1, 1] (NCHW or CHW, any size) ``scale`` times: float32 CPU tensors of shape
-        (N, C, H * scale, W * scale) in [-1, 1]. Values outside [-1, 1] raise ([0, 1] data must be converted first,
-        see :func:`synthaug.utils.check_value_range`), as does a channel count other than the model's."""
+    def _probe(self) -> tuple[float, int]:
+        """``(floats per input pixel at the peak of a forward pass, receptive radius in input px)`` of the net,
+        measured once on a 16x16 probe with forward hooks (no weights change): the peak is taken as three times the
+        largest output of any layer (its input, its output and a skip connection alive at once); the radius is the
+        sum over the convolutions of their reach ((kernel - 1) / 2 * dilation) divided by the upsampling factor they
+        run at, plus 2 px for bicubic interpolation of the input (``bicubic_skip``). Both are upper bounds."""
+        if self._probed is not None:
+            return self._probed
+        side = 16
+        x = torch.zeros(1, self.channels, side, side, device=self.device)
+        largest, reach = [float(self.channels)], [2.0]
+
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.ndim == 4:
+                largest.append(output[0].numel() / (side * side))
+            if isinstance(module, torch.nn.Conv2d) and inputs and inputs[0].ndim == 4:
+                at = inputs[0].shape[-1] / side  # this conv's resolution relative to the input
+                k = max((kk - 1) // 2 * d for kk, d in zip(module.kernel_size, module.dilation))
+                reach.append(k / at)
+
+        leaves = [m for m in self.upscaler.modules() if not list(m.children())]
+        handles = [m.register_forward_hook(hook) for m in leaves]
+        try:
+            self.upscaler(x)
+        finally:
+            for h in handles:
+                h.remove()
+        self._probed = (3.0 * max(largest), int(math.ceil(sum(reach))))
+        return self._probed
+
+    def receptive_radius(self) -> int:
+        """How far (in input px) a pixel's output can depend on its neighbours: the default tile ``overlap`` of
+        :meth:`upscale`, with which tiled output equals whole-image output."""
+        return self._probe()[1]
+
+    def bytes_per_pixel(self) -> float:
+        """Working memory of a forward pass per input pixel (bytes, an upper bound; float32)."""
+        return 4.0 * self._probe()[0]
+
+    def images_per_pass(self, height: int, width: int, max_memory_mb: float = UPSCALE_MEMORY_MB) -> int:
+        """How many ``height x width`` images one forward pass may take within ``max_memory_mb`` of working memory:
+        0 if even one image does not fit (:meth:`upscale` then tiles it)."""
+        return int(max_memory_mb * 2**20 // (self.bytes_per_pixel() * height * width))
+
+    def _tiles(self, h: int, w: int, tile: int | None, overlap: int, max_memory_mb: float) -> list[tuple[int, ...]]:
+        """The tiles of an ``h x w`` image: ``(y0, y1, x0, x1)`` of each kept region (they partition the image)."""
+        if tile is None:  # the largest square (with its overlap margins) within the memory budget
+            side = math.sqrt(max_memory_mb * 2**20 / self.bytes_per_pixel()) - 2 * overlap
+            tile = max(16, int(side))
+        ny, nx = math.ceil(h / tile), math.ceil(w / tile)
+        ys = [round(i * h / ny) for i in range(ny + 1)]
+        xs = [round(j * w / nx) for j in range(nx + 1)]
+        return [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(ny) for j in range(nx)]
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upscaler(x.to(self.device).float()).float().clamp(-1, 1).cpu()
+
+    @torch.no_grad()
+    def upscale(self, images: torch.Tensor, batch_size: int = 16, *, tile: int | None = None,
+                overlap: int | None = None, max_memory_mb: float = UPSCALE_MEMORY_MB, value_range=None,
+                progress: bool = False) -> torch.Tensor:
+        """Upscale float images (NCHW or CHW, any size) ``scale`` times: float32 CPU tensors of shape
+        (N, C, H * scale, W * scale), in [-1, 1] (or in ``value_range``).
+
+        Memory is bounded: a forward pass takes at most ``batch_size`` images and no more than fit in
+        ``max_memory_mb`` of working memory (:meth:`images_per_pass`); an image too large for that alone (a
+        full-size frame at 4x) is cut into tiles, each run with ``overlap`` px of its neighbours around it and
+        cropped back, so the output is seamless: with the default ``overlap`` (the net's :meth:`receptive_radius`)
+        it equals the whole-image output up to float rounding. ``tile`` (input px) forces tiles of at most that side
+        (None: the largest within the budget). Time then grows linearly with the pixels. ``progress``: a bar over the
+        forward passes (images or tiles) with the time left.
+
+        Value range, as for :meth:`TranslatorModel.translate`: ``None`` (default) takes model data in [-1, 1] and
+        refuses data that looks like [0, 1] (nothing below 0, e.g. ``ToTensor`` output;
+        :func:`synthaug.utils.check_value_range`), as does a channel count other than the model's; ``(-1, 1)`` states
+        the range (an image with no dark pixel is then taken as it is); ``(0, 1)`` takes and gives [0, 1] data."""
         batch_size = check_int("batch_size", batch_size, 1)
+        if tile is not None:
+            tile = check_int("tile", tile, 1)
+        overlap = self.receptive_radius() if overlap is None else check_int("overlap", overlap, 0)
+        check_number("max_memory_mb", max_memory_mb, 0.0, low_open=True)
+        check_bool("progress", progress)
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"images: expected a float tensor (N, C, H, W) in [-1, 1], found {type(images).__name__}")
         squeeze = images.ndim == 3
         if squeeze:
             images = images[None]
         check_images(images, "images", channels=self.channels)
-        if not images.is_floating_point():
-            raise TypeError(f"images: expected float pixels in [-1, 1], found dtype {images.dtype}; {CONVERT_HINT}")
-        check_value_range(images, "images", MODEL_RANGE, fix=CONVERT_HINT)
-        outs = [self.upscaler(images[i:i + batch_size].to(self.device).float()).float().clamp(-1, 1).cpu()
-                for i in range(0, len(images), batch_size)]
-        h, w = images.shape[-2:]
-        out = torch.cat(outs) if outs else torch.empty(0, self.channels, h * self.scale, w * self.scale)
+        unit = _check_model_input(images, value_range)
+        if unit:
+            images = images * 2.0 - 1.0
+        n, (h, w), s = len(images), images.shape[-2:], self.scale
+        out = torch.empty(n, self.channels, h * s, w * s)
+        per_pass = min(batch_size, self.images_per_pass(h, w, max_memory_mb))
+        tiles = None
+        if tile is not None or per_pass == 0:
+            tiles = self._tiles(h, w, tile, overlap, max_memory_mb)
+            if len(tiles) == 1:
+                tiles, per_pass = None, 1
+        total = n * len(tiles) if tiles else math.ceil(n / per_pass)
+        with progress_bar(total, f"upscale x{s}", unit="tile" if tiles else "batch", enabled=progress,
+                          leave=False) as bar:
+            for i in range(0, n, 1 if tiles else per_pass):
+                if not tiles:
+                    out[i:i + per_pass] = self._run(images[i:i + per_pass])
+                    bar.update(1)
+                    continue
+                for y0, y1, x0, x1 in tiles:
+                    ty0, ty1, tx0, tx1 = max(0, y0 - overlap), min(h, y1 + overlap), max(0, x0 - overlap), \
+                        min(w, x1 + overlap)
+                    y = self._run(images[i:i + 1, :, ty0:ty1, tx0:tx1])
+                    out[i:i + 1, :, y0 * s:y1 * s, x0 * s:x1 * s] = \
+                        y[..., (y0 - ty0) * s:(y1 - ty0) * s, (x0 - tx0) * s:(x1 - tx0) * s]
+                    bar.update(1)
+        if unit:
+            out = (out + 1.0) * 0.5
         return out[0] if squeeze else out
 
 

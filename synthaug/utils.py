@@ -99,6 +99,18 @@ def seed_worker(worker_id: int) -> None:
         set_rnd(dataset, seed)
 
 
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True, **kwargs):
+    """A tqdm progress bar on stderr with the elapsed time, the rate and the time left: the one every long phase of
+    the library shows (training, helper classifiers, bulk translation and upscaling, downstream arms). It is
+    disabled when ``enabled`` is False (the ``progress=`` switch of the calling function), under torchrun on every
+    rank but 0 (``RANK``), and everywhere by tqdm's own ``TQDM_DISABLE=1``. ``kwargs`` go to ``tqdm``."""
+    from tqdm.auto import tqdm
+
+    main_rank = int(os.environ.get("RANK", "0") or 0) == 0
+    return tqdm(total=total, desc=desc, unit=unit, disable=not (enabled and main_rank), dynamic_ncols=True,
+                **kwargs)
+
+
 def allocate_counts(total: int, weights) -> np.ndarray:
     """Split ``total`` into integer counts proportional to ``weights`` (largest remainder; ties to the
     lower index), e.g. synthetic samples per class following the real class frequencies."""

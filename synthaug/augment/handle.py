@@ -217,7 +217,7 @@ class ModelHandle:
         """Translate float NCHW images in [0, 1]; returns float32 NCHW in [0, 1] on CPU."""
         c_in = int(self.config["channels_a" if direction == "A2B" else "channels_b"])
         _check_unit_batch(x, c_in, name, f" for direction {direction!r}")
-        y = self.get().translate(x.float() * 2.0 - 1.0, direction=direction)
+        y = self.get().translate(x.float() * 2.0 - 1.0, direction=direction, value_range=(-1, 1))
         return (y + 1.0) * 0.5
 
     # --- upscalers ---------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class ModelHandle:
     def upscale01(self, x: torch.Tensor, name: str = "img") -> torch.Tensor:
         """Upscale float NCHW images in [0, 1]; returns float32 NCHW in [0, 1] on CPU, ``scale`` times larger."""
         _check_unit_batch(x, int(self.config["channels"]), name, "")
-        y = self.get().upscale(x.float() * 2.0 - 1.0)
+        y = self.get().upscale(x.float() * 2.0 - 1.0, value_range=(-1, 1))
         return (y + 1.0) * 0.5
 
 

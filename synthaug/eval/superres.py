@@ -9,6 +9,8 @@ do. Scores are means over images of the per-image PSNR / SSIM.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from ..checks import check_bool, check_int
@@ -109,7 +111,11 @@ def evaluate_upscaler(model, images: torch.Tensor, scale: int | None = None, sha
     hr = modcrop(images, scale)
     check_value_range(hr, "images", MODEL_RANGE)
     lr = downscale(hr, scale)
+    from ..models import UpscalerModel
+
     run = model.upscale if hasattr(model, "upscale") else model
+    if isinstance(model, UpscalerModel):  # checked above: model data, whether or not a batch has dark pixels
+        run = partial(model.upscale, value_range=MODEL_RANGE)
     batch_size = check_int("batch_size", batch_size, 1)
     with torch.no_grad():
         sr = torch.cat([run(lr[i:i + batch_size]).float().cpu() for i in range(0, len(lr), batch_size)])
