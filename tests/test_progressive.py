@@ -15,7 +15,7 @@ from synthaug.models import GeneratorModel
 from synthaug.nets import NETS, create_net
 from synthaug.nets.layers import fade_in
 from synthaug.train import CGANConfig, CGANRecipe, Trainer, read_metrics
-from synthaug.train.progressive import PROGRESSIVE_DEFAULTS, ProgressiveSchedule, Stage
+from synthaug.train.progressive import PROGRESSIVE_DEFAULTS, ProgressiveSchedule, Stage, check_progressive_options
 
 TINY = {"dcgan": dict(base_channels=4, max_channels=16, z_dim=8, embed_dim=4),
         "style": dict(base_channels=4, max_channels=16, z_dim=8, w_dim=16, mapping_layers=2, embed_dim=4)}
@@ -254,12 +254,12 @@ def test_resume_across_a_resolution_change_is_exact(tmp_path, strip, kill_at, we
 
 
 def test_off_by_default_and_config_unchanged(tmp_path):
-    assert CGANConfig().progressive is None and PROGRESSIVE_DEFAULTS["start"] == 8
+    assert CGANConfig().progressive is None and PROGRESSIVE_DEFAULTS["start"] is None  # picked from the image size
     plain = make_recipe(progressive=None)
     assert "progressive" not in plain.config_dict() and "progressive" not in plain.extras
     assert not any("_low" in k for net in plain.nets.values() for k in net.state_dict())
     grown = make_recipe(progressive={})
-    assert grown.config_dict()["progressive"] == PROGRESSIVE_DEFAULTS
+    assert grown.config_dict()["progressive"] == {**PROGRESSIVE_DEFAULTS, "start": 8}  # as recorded before: 32 px
     old_kwargs = dict(plain.G.spec["kwargs"])
     del old_kwargs["progressive"]  # config.json written before the option existed
     assert create_net("dcgan", **json.loads(json.dumps(old_kwargs))).progressive is False
@@ -287,3 +287,33 @@ def test_cli_trains_progressively(tmp_path):
     assert read_model_config(out / "model")["train"]["progressive"] == {"start": 7, "fade_steps": 1,
                                                                         "stable_steps": 1}
     assert main(args[:-2] + ["--progressive", "[7]", "--steps", "4", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_default_start_fits_the_image_size():
+    """Issue 32: ``progressive={}`` started at 8 px, which 28 px images (7, 14, 28) cannot grow from."""
+    from synthaug.train.progressive import default_start
+
+    assert {size: default_start(size) for size in (8, 16, 28, 32, 64, 128, 256)} == \
+        {8: 4, 16: 8, 28: 7, 32: 8, 64: 8, 128: 8, 256: 8}
+    assert ProgressiveSchedule(28).resolutions == [7, 14, 28] and ProgressiveSchedule(64).resolutions == [8, 16, 32, 64]
+    with pytest.raises(ValueError, match="progressive: expected images larger than the nets' smallest resolution"):
+        ProgressiveSchedule(4)
+    assert check_progressive_options({}) == PROGRESSIVE_DEFAULTS
+    assert check_progressive_options({}, image_size=28)["start"] == 7
+    assert check_progressive_options({"start": 14}, image_size=28)["start"] == 14  # a given start is kept
+
+
+def test_readme_style_progressive_on_breastmnist_28px(tmp_path):
+    """The README's ``CGANConfig(generator="style", progressive={})`` on its own 28 px BreastMNIST: grows from 7 px
+    (the default schedule takes 2 x (500 + 500) steps); a short schedule of the same shape trains and exports."""
+    from synthaug.data import load_breastmnist
+
+    train = load_breastmnist("train", n_per_class=8)
+    tiny = dict(g_kwargs=dict(TINY["style"]), d_kwargs=dict(TINY_D), batch_size=8)
+    recipe = CGANRecipe(train, CGANConfig(generator="style", progressive={}, **tiny), device="cpu")
+    assert recipe.progressive.resolutions == [7, 14, 28] and recipe.progressive.steps_to_full == 2000
+    assert recipe.config_dict()["progressive"] == {"start": 7, "fade_steps": 500, "stable_steps": 500}
+    short = CGANRecipe(train, CGANConfig(generator="style", progressive={"fade_steps": 1, "stable_steps": 1},
+                                         **tiny), device="cpu")
+    result = Trainer(short, tmp_path / "run", 4, progress=False, sample_every=2).fit()
+    assert read_model_config(result.model_dir)["train"]["progressive"]["start"] == 7

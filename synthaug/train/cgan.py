@@ -70,6 +70,7 @@ class CGANConfig:
     pseudo_label_classifier: dict | None = None
     # progressive growing (synthaug.train.progressive): None = off; a dict of PROGRESSIVE_DEFAULTS keys
     # ("start", "fade_steps", "stable_steps"; {} = those defaults) grows G and D from "start" px to the image size
+    # (start None, the default: the nets' resolution nearest 8 px, so 8 px for 32 or 64 px images, 7 px for 28 px)
     progressive: dict | None = None
     # BigGAN's orthogonal regularisation of the generator's weights (losses.orthogonal_regularisation), weight beta;
     # None: the generator class's default_ortho_reg (1e-4 for "biggan"), else 0
@@ -546,7 +547,7 @@ class CGANRecipe(Recipe):
         if cfg.get("progressive") is None:  # off: config.json and checkpoints exactly as before the option existed
             cfg.pop("progressive", None)
         else:
-            cfg["progressive"] = check_progressive_options(cfg["progressive"])
+            cfg["progressive"] = check_progressive_options(cfg["progressive"], image_size=self.image_size)
         if cfg.get("ortho_reg") is None:  # the generator's default: config.json and checkpoints as before the option
             cfg.pop("ortho_reg", None)
         cfg["seed"] = self.seed

@@ -23,15 +23,28 @@ import torch.nn.functional as F
 
 from ..nets.layers import fade_in, grow_resolutions
 
-__all__ = ["PROGRESSIVE_DEFAULTS", "ProgressiveSchedule", "Stage", "check_progressive_options"]
+__all__ = ["PROGRESSIVE_DEFAULTS", "ProgressiveSchedule", "Stage", "check_progressive_options", "default_start"]
 
-#: Settings of ``CGANConfig.progressive`` (a dict overriding some of these; ``{}`` takes them all).
-PROGRESSIVE_DEFAULTS = {"start": 8, "fade_steps": 500, "stable_steps": 500}
+#: Settings of ``CGANConfig.progressive`` (a dict overriding some of these; ``{}`` takes them all). ``start`` None:
+#: picked from the image size by :func:`default_start` (8 px for 16-256 px images, 7 px for 28 px ones).
+PROGRESSIVE_DEFAULTS = {"start": None, "fade_steps": 500, "stable_steps": 500}
 
 
-def check_progressive_options(options) -> dict | None:
+def default_start(image_size: int) -> int:
+    """The default first resolution of the schedule for ``image_size`` px images: of the nets' resolutions below the
+    image size (``grow_resolutions``: 4, 8, 16, ... or 7, 14 for 28 px), the one nearest 8 px (the smaller on a tie):
+    8 for 16-256 px images, 7 for 28 px ones, 4 for 8 px ones. ``ValueError`` if there is none (nothing to grow)."""
+    below = grow_resolutions(image_size)[:-1]
+    if not below:
+        raise ValueError(f"progressive: expected images larger than the nets' smallest resolution to grow from, "
+                         f"found image_size {image_size}")
+    return min(below, key=lambda r: (abs(r - 8), r))
+
+
+def check_progressive_options(options, image_size: int | None = None) -> dict | None:
     """``CGANConfig.progressive``: None (off) or a dict of :data:`PROGRESSIVE_DEFAULTS` keys with int values,
-    ``start`` >= 1, ``fade_steps`` >= 1, ``stable_steps`` >= 0. Returns the full settings (defaults filled in)."""
+    ``start`` >= 1 (or None: :func:`default_start`), ``fade_steps`` >= 1, ``stable_steps`` >= 0. Returns the full
+    settings (defaults filled in; with ``image_size``, ``start`` None resolved for that size)."""
     if options is None:
         return None
     if not isinstance(options, dict):
@@ -41,8 +54,12 @@ def check_progressive_options(options) -> dict | None:
     if unknown:
         raise ValueError(f"progressive: expected keys among {sorted(PROGRESSIVE_DEFAULTS)}, found unknown {unknown}")
     full = {**PROGRESSIVE_DEFAULTS, **options}
+    if full["start"] is None and image_size is not None:
+        full["start"] = default_start(image_size)
     for key, low in (("start", 1), ("fade_steps", 1), ("stable_steps", 0)):
         v = full[key]
+        if key == "start" and v is None:
+            continue
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
             raise ValueError(f"progressive[{key!r}]: expected an int >= {low}, found {v!r}")
         full[key] = int(v)
@@ -63,7 +80,8 @@ class Stage:
 
 
 class ProgressiveSchedule:
-    """The progressive-growing schedule for ``image_size`` px images (settings as :data:`PROGRESSIVE_DEFAULTS`).
+    """The progressive-growing schedule for ``image_size`` px images (settings as :data:`PROGRESSIVE_DEFAULTS`;
+    ``start`` None: :func:`default_start`).
 
     ``resolutions``: those trained, ``start`` up to ``image_size`` (the nets' own, e.g. 8, 16, 32, 64; 7, 14, 28
     for 28 px). Growing from ``start`` to full takes ``steps_to_full`` steps; from then on the run is at full
@@ -71,10 +89,11 @@ class ProgressiveSchedule:
     whether the schedule has finished when it exports the model.
     """
 
-    def __init__(self, image_size: int, start: int = PROGRESSIVE_DEFAULTS["start"],
+    def __init__(self, image_size: int, start: int | None = PROGRESSIVE_DEFAULTS["start"],
                  fade_steps: int = PROGRESSIVE_DEFAULTS["fade_steps"],
                  stable_steps: int = PROGRESSIVE_DEFAULTS["stable_steps"]):
-        opts = check_progressive_options({"start": start, "fade_steps": fade_steps, "stable_steps": stable_steps})
+        opts = check_progressive_options({"start": start, "fade_steps": fade_steps, "stable_steps": stable_steps},
+                                         image_size=image_size)
         grown = grow_resolutions(image_size)
         below = grown[:-1]
         if opts["start"] not in below:
