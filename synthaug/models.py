@@ -391,12 +391,14 @@ class TranslatorModel:
 
     @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str = "A2B", batch_size: int = 16,
-                  size_policy: str | None = None, match_scale: bool = True, *, value_range=None,
+                  size_policy: str | None = None, match_scale: bool = True, seed: int = 0, *, value_range=None,
                   progress: bool = False) -> torch.Tensor:
         """Translate float images in [-1, 1] (NCHW or CHW) from one domain to the other. Returns float32 CPU tensors
         of the input's spatial size, in [-1, 1] (or in ``value_range``); ``progress``: a bar over the images with
         the time left. Deterministic: the same image gives the same output (eval mode, no noise), so neighbouring
-        video frames are translated alike.
+        video frames are translated alike. A stochastic translator (``noise_dim`` /
+        ``noise_maps`` > 0) draws the noise of the i-th image from a generator seeded with ``seed`` (the same
+        images and seed give the same translations whatever ``batch_size``; another seed, other translations).
 
         Value range (the rule of :func:`synthaug.utils.check_value_range`): ``value_range=None`` (default) takes
         model data in [-1, 1] and refuses values outside it and data that looks like [0, 1] (nothing below 0, e.g.
@@ -443,6 +445,12 @@ class TranslatorModel:
             if h % k or w % k:
                 ph, pw = -h % k, -w % k
                 pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        noise = None
+        if getattr(net, "stochastic", False):
+            check_int("seed", seed, 0)
+            nh, nw = ((self.image_size, self.image_size) if size_policy == "resize"
+                      else (h + (pad[2] + pad[3] if pad else 0), w + (pad[0] + pad[1] if pad else 0)))
+            noise = net.make_noise(len(images), nh, nw, torch.Generator().manual_seed(int(seed)))
         outs = []
         bar = progress_bar(len(images), f"translate {direction}", unit="img", enabled=progress, leave=False)
         for i in range(0, len(images), batch_size):
@@ -452,7 +460,10 @@ class TranslatorModel:
                                   antialias=True, align_corners=False)
             if pad is not None:
                 x = F.pad(x, pad, mode="reflect")
-            y = run(x).float()
+            if noise is not None:
+                y = net(x, noise={k: v[i:i + batch_size].to(self.device) for k, v in noise.items()}).float()
+            else:
+                y = run(x).float()
             if pad is not None:
                 y = y[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w]
             if y.shape[-2:] != (h, w):

@@ -677,3 +677,20 @@ def test_no_warnings_on_clean_real_folder(shared_data):
         warnings.simplefilter("error")
         ds = load_image_folder(shared_data / "weather" / "mwd" / "test", size=16, channels=1)
     assert ds.images.shape == (75, 1, 16, 16)
+
+
+def test_rgb_digits_and_gray_digits_as_rgb(shared_data, tmp_path):
+    mnistm = load_digits(shared_data / "digits" / "mnistm_25k.npz", split="test")
+    assert mnistm.images.shape == (5000, 3, 32, 32) and mnistm.class_names == [str(i) for i in range(10)]
+    assert mnistm.images.min() >= -1 and mnistm.images.max() <= 1 and mnistm.images.std() > 0.2
+    gray = np.random.default_rng(0).integers(0, 256, size=(6, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "g.npz", images=gray, labels=np.arange(6) % 10)
+    one = load_digits(tmp_path / "g.npz")
+    three = load_digits(tmp_path / "g.npz", size=32, channels=3)
+    assert one.images.shape == (6, 1, 28, 28) and three.images.shape == (6, 3, 32, 32)
+    assert torch.equal(three.images[:, 0], three.images[:, 2])  # grey repeated, not recoloured
+    assert torch.equal(load_digits(tmp_path / "g.npz", channels=1).images, one.images)
+    with pytest.raises(ValueError, match="channels: expected 3 or None for the RGB digits"):
+        load_digits(shared_data / "digits" / "mnistm_25k.npz", split="test", channels=1)
+    with pytest.raises(ValueError, match="channels: expected 1, 3 or None"):
+        load_digits(tmp_path / "g.npz", channels=2)

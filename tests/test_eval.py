@@ -492,3 +492,26 @@ def test_pseudo_label_self_training():
     assert 0 <= row["test_auc"] <= 1
     with pytest.raises(ValueError, match="threshold"):
         pseudo_label_arm("x", train, pool.images, val, test, threshold=0.0)
+
+
+@pytest.mark.parametrize("kind", ["colour", "augmix"])
+def test_colour_and_augmix_classical_kinds(kind):
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.manual_seed(0)
+    y = classical_augment(kind, hflip=False)(x)
+    assert y.shape == x.shape and y.dtype == torch.float32 and y.min() >= -1 and y.max() <= 1
+    assert (y - x).abs().mean() > 0.02  # it changes the images
+    torch.manual_seed(0)
+    assert torch.equal(classical_augment(kind, hflip=False)(x), y)  # seeded by torch's global RNG
+    gray = classical_augment(kind)(torch.rand(2, 1, 16, 16) * 2 - 1)
+    assert gray.shape == (2, 1, 16, 16)
+
+
+def test_colour_kind_moves_colours_not_shapes():
+    torch.manual_seed(0)
+    x = -torch.ones(32, 3, 16, 16)
+    x[:, :, 4:12, 7:9] = 1.0  # a white bar on black
+    y = classical_augment("colour", hflip=False)(x)
+    bar, bg = y[:, :, 4:12, 7:9].mean((1, 2, 3)), y[:, :, :4].mean((1, 2, 3))
+    assert ((bar - bg).abs() > 0.05).all()  # the bar stays visible in every image
+    assert (bar < bg).any() and (bar > bg).any()  # inverted in some, not in others

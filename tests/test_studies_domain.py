@@ -105,3 +105,22 @@ def test_driving_quick_runs_every_arm(tmp_path):
     assert [t["seed"] for t in out["translators"]] == [0, 1]
     assert all(t["task_translator"]["task_consistency"]["lambda_task"] == 1.0 for t in out["translators"])
     assert "Label check (filtered arm) per seed" in md and "Task loss gate per seed" in md
+
+
+@pytest.mark.slow
+def test_mnistm_quick_runs_every_arm(tmp_path):
+    from benchmarks.studies import mnistm
+
+    out, md = run_quick(mnistm, "mnistm", tmp_path)
+    names = list(mnistm.QUICK["translators"])
+    arms = ["source_only", *(f"classical_{k}" for k in mnistm.CLASSICAL), "real_copies@0.5", "target_oracle",
+            *(f"{n}:{a}" for n in names for a in ("translated", "source+translated")),
+            f"{mnistm.QUICK['primary']}:translated+best_classical"]
+    check_summary(out["comparison"], arms)
+    check_records(out, {a for a in arms if ":" in a})
+    assert out["comparison"]["best_classical"] in {f"classical_{k}" for k in mnistm.CLASSICAL}
+    assert set(out["best_classical_per_seed"].values()) <= set(mnistm.CLASSICAL)
+    oracle = out["comparison"]["results"]["target_oracle"]
+    assert all(set(r["reader_translated"]) == set(names) for r in oracle)
+    assert "Target (issue 28)" in md and "translated by the same translator" in md
+    assert len({t["key"] for t in out["translators"]}) == 2 * len(names)  # every seed retrains every translator

@@ -286,3 +286,39 @@ def test_pool_detaches_and_validates():
         ImagePool(-1)
     with pytest.raises(ValueError, match="seed: expected None when a generator is passed"):
         ImagePool(2, generator=torch.Generator(), seed=1)
+
+
+def test_resnet_noise_inputs_make_a_stochastic_translator():
+    torch.manual_seed(0)
+    g = ResnetGenerator(3, 3, ngf=8, n_blocks=2, noise_dim=4, noise_maps=2)
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    assert g.stochastic and not ResnetGenerator(3, 3, ngf=8, n_blocks=2).stochastic
+    a, b = g(x), g(x)
+    assert a.shape == x.shape and a.abs().max() <= 1 and not torch.allclose(a, b)  # fresh noise per call
+    noise = g.make_noise(3, 16, 16, torch.Generator().manual_seed(1))
+    assert noise["z"].shape == (3, 4) and noise["maps"].shape == (3, 2, 16, 16)
+    assert torch.equal(g(x, noise), g(x, noise))  # given noise: deterministic
+    # PatchNCE's encoder maps use zero noise: deterministic too
+    f1, f2 = g.features(x, ["input", "block2"]), g.features(x, ["input", "block2"])
+    assert torch.equal(f1[1], f2[1]) and torch.equal(f1[0], x)
+    with pytest.raises(ValueError, match="noise: expected z"):
+        g(x, {"z": torch.zeros(2, 4), "maps": torch.zeros(2, 2, 16, 16)})
+    with pytest.raises(ValueError, match="takes no noise"):
+        ResnetGenerator(3, 3, ngf=8, n_blocks=2)(x, noise)
+    with pytest.raises(ValueError, match="noise_dim"):
+        ResnetGenerator(3, 3, noise_dim=-1)
+    # the style vector reaches the output through every instance norm (AdaIN): only z differs here
+    z2 = {"z": torch.randn(3, 4) * 3, "maps": noise["maps"]}
+    with torch.no_grad():
+        for p in g.style_mlp.parameters():
+            p.normal_(0, 0.5)
+    assert (g(x, noise) - g(x, z2)).abs().mean() > 1e-3
+
+
+def test_resnet_without_noise_is_unchanged_by_the_option():
+    torch.manual_seed(0)
+    a = ResnetGenerator(3, 3, ngf=8, n_blocks=2)
+    torch.manual_seed(0)
+    b = ResnetGenerator(3, 3, ngf=8, n_blocks=2, noise_dim=0, noise_maps=0)
+    assert list(a.state_dict()) == list(b.state_dict())
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())

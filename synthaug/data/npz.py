@@ -174,8 +174,11 @@ def load_breastmnist(split: str = "train", fraction: float | None = None, n_per_
 
 # --- digits ---------------------------------------------------------------------------------------------
 def load_digits(path, split: str = "train", size: int | None = None, fraction: float | None = None,
-                n_per_class: int | None = None, seed: int = 0) -> ImageDataset:
-    """Load a digits npz, detected by its keys, as 1-channel images with classes ``"0".."9"``.
+                n_per_class: int | None = None, seed: int = 0, channels: int | None = None) -> ImageDataset:
+    """Load a digits npz, detected by its keys, as images with classes ``"0".."9"``: gray (N, H, W) digits
+    (MNIST, USPS) as 1-channel images, RGB (N, H, W, 3) digits (MNIST-M) as 3-channel ones. ``channels`` (None:
+    as stored) asks for 1 or 3: gray digits are repeated to RGB (MNIST next to MNIST-M); RGB digits are never
+    turned gray (asked for 1, they raise).
 
     * ``images``/``labels`` (e.g. mnist_t10k.npz): one set; ``split`` "train", "test" and "all" all mean
       the whole file.
@@ -194,8 +197,15 @@ def load_digits(path, split: str = "train", size: int | None = None, fraction: f
     else:
         _check_keys(arrays, ["train_images", "train_labels", "test_images", "test_labels"], p)
         parts = [(f"{s}_images", f"{s}_labels") for s in (("train", "test") if split == "all" else (split,))]
+    if channels is not None and channels not in (1, 3):
+        raise ValueError(f"channels: expected 1, 3 or None, found {channels!r}")
     images, labels = zip(*(_digit_part(arrays, ik, lk) for ik, lk in parts))
     x = torch.cat(images)
+    if channels is not None and x.shape[1] != channels:
+        if x.shape[1] == 3:
+            raise ValueError(f"channels: expected 3 or None for the RGB digits of {p.name}, found 1 (synthaug does "
+                             "not turn colour images gray)")
+        x = x.repeat(1, 3, 1, 1)
     if size is not None:
         x = resize_square(x, size)
     ds = ImageDataset(x, torch.cat(labels), DIGIT_CLASS_NAMES, name=f"{p.stem}/{split}")
@@ -205,8 +215,6 @@ def load_digits(path, split: str = "train", size: int | None = None, fraction: f
 def _digit_part(arrays: dict, img_key: str, lab_key: str) -> tuple[torch.Tensor, torch.Tensor]:
     images = arrays[img_key]
     _check_gray_or_rgb(images, img_key, ("uint8", "float32", "float64"))
-    if images.ndim != 3:
-        raise ValueError(f"{img_key}: expected gray digits of shape (N, H, W), found {images.shape}")
     labels = _labels_1d(arrays[lab_key], lab_key, len(images))
     if labels.min() < 0 or labels.max() > 9:
         raise ValueError(f"{lab_key}: expected digit labels in [0, 9], found range [{labels.min()}, {labels.max()}]")

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 SELECT_ON = ("auc", "accuracy", "balanced_accuracy", "loss")
-CLASSICAL_KINDS = ("flips_shifts", "randaugment", "digits")
+CLASSICAL_KINDS = ("flips_shifts", "randaugment", "digits", "colour", "augmix")
 
 
 # --- networks -------------------------------------------------------------------------------------------
@@ -156,6 +156,16 @@ def _from_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0
 
 
+def _colour_shift(img: torch.Tensor) -> torch.Tensor:
+    """Strong colour jitter, random invert and a random channel order on one uint8 CHW image."""
+    from torchvision.transforms import v2
+
+    rgb = img.shape[0] == 3
+    jitter = v2.ColorJitter(0.5, 0.5, 0.8 if rgb else None, 0.5 if rgb else None)
+    ops = [jitter, v2.RandomInvert(0.5)] + ([v2.RandomChannelPermutation()] if rgb else [])
+    return v2.Compose(ops)(img)
+
+
 def classical_augment(kind: str = "flips_shifts", *, hflip: bool = True, vflip: bool = False,
                       max_shift: float = 0.1, num_ops: int = 2, magnitude: int = 9) -> Callable:
     """A batch transform (float NCHW or CHW in [-1, 1] -> same) for the classical-augmentation baselines.
@@ -167,6 +177,10 @@ def classical_augment(kind: str = "flips_shifts", *, hflip: bool = True, vflip: 
     * ``"digits"``: for handwriting (no flips whatever ``hflip`` says): random affine (rotation up to 10
       degrees, scale 0.9-1.1, shift up to ``max_shift``), then stroke-width jitter (a 3x3 grey dilation or
       erosion, each with probability 1/3; strokes are the bright pixels).
+    * ``"colour"``: for a colour / texture shift: strong ``ColorJitter`` (brightness, contrast 0.5, saturation
+      0.8, hue 0.5), ``RandomInvert`` (p 0.5) and a random permutation of the channels (after the optional flips;
+      on 1-channel images only brightness, contrast and invert apply).
+    * ``"augmix"``: torchvision ``AugMix`` (severity 3, width 3) on uint8 after the optional flips.
 
     Random parameters are drawn per image from torch's global RNG (seeded by :func:`train_classifier`).
     """
@@ -199,7 +213,13 @@ def classical_augment(kind: str = "flips_shifts", *, hflip: bool = True, vflip: 
                 img = -F.max_pool2d(-img[None], 3, 1, 1)[0]
             return img
     else:
-        ra = v2.Compose(flips + [v2.RandAugment(num_ops=num_ops, magnitude=magnitude)])
+        if kind == "randaugment":
+            ops = [v2.RandAugment(num_ops=num_ops, magnitude=magnitude)]
+        elif kind == "augmix":
+            ops = [v2.AugMix(severity=3, mixture_width=3)]
+        else:  # colour; saturation, hue and channel order mean nothing for one channel (checked per image)
+            ops = [_colour_shift]
+        ra = v2.Compose(flips + ops)
 
         def fn(img: torch.Tensor) -> torch.Tensor:
             return _from_uint8(ra(_to_uint8(img)))

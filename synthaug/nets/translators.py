@@ -95,17 +95,35 @@ def init_weights(net: nn.Module, init: str = "normal", gain: float = 0.02) -> nn
 
 
 # ----------------------------------------------------------------------------- ResNet generator
+class _StyledNorm(nn.Module):
+    """A norm layer followed by a per-image, per-channel affine ``(1 + gamma) * h + beta`` whose ``gamma, beta``
+    the generator sets from its noise vector before each forward (AdaIN, as in MUNIT's decoder); with no style set
+    it is the plain norm."""
+
+    def __init__(self, norm: str, channels: int):
+        super().__init__()
+        self.norm, self.channels, self.style = _norm_layer(norm, channels), channels, None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.norm(h)
+        if self.style is None:
+            return h
+        gamma, beta = self.style
+        return h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
 class _ResidualBlock(nn.Module):
     """x + [reflect-pad, 3x3 conv, norm, ReLU, (dropout 0.5), reflect-pad, 3x3 conv, norm](x)."""
 
-    def __init__(self, channels: int, norm: str, dropout: bool):
+    def __init__(self, channels: int, norm: str, dropout: bool, styled: bool = False):
         super().__init__()
         bias = norm == "none"  # a bias right before a normalisation is cancelled by it
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), _norm_layer(norm, channels),
+        make_norm = _StyledNorm if styled else _norm_layer
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), make_norm(norm, channels),
                   nn.ReLU(True)]
         if dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), _norm_layer(norm, channels)]
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), make_norm(norm, channels)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,10 +145,20 @@ class ResnetGenerator(nn.Module):
     Input size: H and W must be divisible by 2**n_downsampling, and the reflection pads need every padded
     map larger than its pad: the 7x7 stems need >= 4 px and the residual blocks a bottleneck >= 2 px, so the
     minimum is max(4, 2 * 2**n_downsampling) (8 px for the default n_downsampling=2).
+
+    Noise (off by default; a translation is then a function of its input): ``noise_maps`` > 0 adds that many
+    per-pixel N(0, 1) maps to the input (textures can vary), ``noise_dim`` > 0 draws a per-image style vector
+    z ~ N(0, I) that a 2-layer MLP maps to a scale and shift of every residual-block and upsampling norm (AdaIN, as
+    in MUNIT; colours and textures can vary). One input then has many translations, as in PixelDA (Bousmalis et
+    al., 2017), where the target domain varies in ways the source image cannot tell (MNIST -> MNIST-M). The noise
+    is drawn from torch's global RNG unless given (``forward(x, noise=make_noise(...))``);
+    ``TranslatorModel.translate(..., seed=)`` draws it from a seeded generator. :meth:`features` (CUT's PatchNCE)
+    runs with zero noise.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 n_downsampling: int = 2, norm: str = "instance", dropout: bool = False, upsample: str = "nearest"):
+                 n_downsampling: int = 2, norm: str = "instance", dropout: bool = False, upsample: str = "nearest",
+                 noise_dim: int = 0, noise_maps: int = 0):
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels, 1)
         self.out_channels = check_int("out_channels", out_channels, 1)
@@ -140,27 +168,64 @@ class ResnetGenerator(nn.Module):
         check_choice("norm", norm, NORMS)
         check_bool("dropout", dropout)
         check_choice("upsample", upsample, ("nearest", "transposed"))
+        self.noise_dim = check_int("noise_dim", noise_dim, 0)
+        self.noise_maps = check_int("noise_maps", noise_maps, 0)
         bias = norm == "none"
+        styled = noise_dim > 0
 
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), _norm_layer(norm, ngf),
-                  nn.ReLU(True)]
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels + noise_maps, ngf, 7, bias=bias),
+                  _norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_downsampling):
             layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), _norm_layer(norm, ch * 2),
                        nn.ReLU(True)]
             ch *= 2
-        layers += [_ResidualBlock(ch, norm, dropout) for _ in range(n_blocks)]
+        layers += [_ResidualBlock(ch, norm, dropout, styled) for _ in range(n_blocks)]
         for _ in range(n_downsampling):
             if upsample == "nearest":
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
                            nn.Conv2d(ch, ch // 2, 3, bias=bias)]
             else:
                 layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
-            layers += [_norm_layer(norm, ch // 2), nn.ReLU(True)]
+            layers += [(_StyledNorm if styled else _norm_layer)(norm, ch // 2), nn.ReLU(True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self._styled = [m for m in self.model.modules() if isinstance(m, _StyledNorm)]
+        if styled:
+            width = sum(2 * m.channels for m in self._styled)
+            self.style_mlp = nn.Sequential(nn.Linear(noise_dim, 4 * ngf), nn.ReLU(True), nn.Linear(4 * ngf, width))
         init_weights(self)
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether a translation depends on noise as well as on the input (``noise_dim`` or ``noise_maps`` > 0)."""
+        return self.noise_dim > 0 or self.noise_maps > 0
+
+    def make_noise(self, n: int, height: int, width: int, generator: torch.Generator | None = None,
+                   device=None) -> dict[str, torch.Tensor]:
+        """The noise of ``n`` translations at ``height x width``: ``{"z": (n, noise_dim), "maps": (n, noise_maps, H,
+        W)}``, standard normal, from ``generator`` (None: torch's global RNG)."""
+        return {"z": torch.randn(n, self.noise_dim, generator=generator).to(device),
+                "maps": torch.randn(n, self.noise_maps, height, width, generator=generator).to(device)}
+
+    def _with_noise(self, x: torch.Tensor, noise: dict | None, zero: bool = False) -> torch.Tensor:
+        """Set the styled norms from ``noise["z"]`` and return ``x`` with the noise maps appended."""
+        if not self.stochastic:
+            return x
+        n, _, h, w = x.shape
+        if noise is None:
+            noise = ({"z": x.new_zeros(n, self.noise_dim), "maps": x.new_zeros(n, self.noise_maps, h, w)} if zero
+                     else self.make_noise(n, h, w, device=x.device))
+        z, maps = noise["z"].to(x), noise["maps"].to(x)
+        if z.shape != (n, self.noise_dim) or maps.shape != (n, self.noise_maps, h, w):
+            raise ValueError(f"noise: expected z {(n, self.noise_dim)} and maps {(n, self.noise_maps, h, w)} for "
+                             f"input {tuple(x.shape)}, found z {tuple(z.shape)} and maps {tuple(maps.shape)}")
+        if self.noise_dim:
+            params = self.style_mlp(z).split([2 * m.channels for m in self._styled], dim=1)
+            for m, p in zip(self._styled, params):
+                m.style = p.chunk(2, dim=1)
+        return torch.cat([x, maps], 1) if self.noise_maps else x
 
     @property
     def min_size(self) -> int:
@@ -182,10 +247,17 @@ class ResnetGenerator(nn.Module):
                              f">= 2 px), found {h}x{w}")
         _check_divisible(h, w, 2**self.n_downsampling, "2**n_downsampling")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
+    def forward(self, x: torch.Tensor, noise: dict | None = None) -> torch.Tensor:
+        """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]. ``noise``: see
+        :meth:`make_noise` (only for a stochastic net; None draws it)."""
         self._check_input(x)
-        return self.model(x)
+        if noise is not None and not self.stochastic:
+            raise ValueError("noise: this translator takes no noise (noise_dim = noise_maps = 0), found some")
+        try:
+            return self.model(self._with_noise(x, noise))
+        finally:
+            for m in self._styled:
+                m.style = None
 
     def _feature_index(self) -> dict[str, int]:
         """Encoder map name -> index of the layer of ``self.model`` that outputs it (-1: the input)."""
@@ -212,10 +284,15 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"layers: expected names among {list(index)}, found {unknown or list(layers)}")
         wanted = {index[n] for n in layers}
         maps = {-1: x}
-        for i, layer in enumerate(self.model[:max(wanted) + 1]):
-            x = layer(x)
-            if i in wanted:
-                maps[i] = x
+        try:
+            x = self._with_noise(x, None, zero=True)
+            for i, layer in enumerate(self.model[:max(wanted) + 1]):
+                x = layer(x)
+                if i in wanted:
+                    maps[i] = x
+        finally:
+            for m in self._styled:
+                m.style = None
         return [maps[index[n]] for n in layers]
 
 
