@@ -36,7 +36,7 @@ def _add_common_train(p: argparse.ArgumentParser, recipe_cls) -> None:
 
     config_class = recipe_cls.config_class
     p.add_argument("--out", required=True, help="output folder (checkpoints, samples, metrics, model/)")
-    p.add_argument("--steps", type=int, default=getattr(config_class, "steps", STEPS_WITHOUT_SCHEDULE),
+    p.add_argument("--steps", type=int, default=getattr(config_class, "steps", None) or STEPS_WITHOUT_SCHEDULE,
                    help="run length (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=config_class.batch_size)
     p.add_argument("--seed", type=int, default=_default(recipe_cls, "seed"))
@@ -51,17 +51,38 @@ def _add_common_train(p: argparse.ArgumentParser, recipe_cls) -> None:
 def _train(args) -> int:
     """``synthaug train <recipe>``: the registered recipe of that name, built from the arguments by its command's
     builder (:data:`_TRAIN_COMMANDS`), run by the Trainer."""
+    import contextlib
+    import io
+
     from .train import Trainer, get_recipe
     from .train.distributed import init_distributed
-    from .utils import seed_everything
+    from .utils import progress_default, seed_everything
 
-    init_distributed(args.device)  # a no-op unless started by torchrun
+    info = init_distributed(args.device)  # a no-op unless started by torchrun
     seed_everything(args.seed)
-    recipe = args.build(args, get_recipe(args.recipe))
-    result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
-                     log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
-    _report(result)
+    # under torchrun only rank 0 reports (the data summary, the helper classifiers, the result); every rank builds
+    quiet = contextlib.redirect_stdout(io.StringIO()) if not info.is_main else contextlib.nullcontext()
+    with quiet, progress_default(not args.no_progress):  # helper classifiers trained while building follow the flag
+        recipe = args.build(args, get_recipe(args.recipe))
+        result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
+                         log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
+        _report(result)
     return 0
+
+
+def _refuse_other_settings(args, recipe_cls, config, **attributes) -> None:
+    """Before building a recipe (which may train a task classifier, a pseudo-labeller or a content encoder first):
+    refuse an output folder whose checkpoint holds another recipe's run or other settings, as the Trainer would when
+    it resumes, unless --no-resume starts over."""
+    from .train.engine import check_out_dir
+
+    if args.no_resume:
+        return
+    try:
+        check_out_dir(args.out, recipe_cls.name, recipe_cls.planned_config_dict(config, **attributes))
+    except ValueError as e:
+        raise ValueError(f"--out: {e} (checked before training anything; --no-resume starts over in this folder)") \
+            from None
 
 
 def _cgan_recipe(args, recipe_cls):
@@ -90,6 +111,8 @@ def _cgan_recipe(args, recipe_cls):
         pseudo_label_threshold=args.pseudo_label_threshold,
         pseudo_label_classifier=json.loads(args.pseudo_label_classifier) if args.pseudo_label_classifier else None,
         progressive=None if args.progressive is None else _json_dict(args.progressive, "--progressive"))
+    _refuse_other_settings(args, recipe_cls, cfg, seed=args.seed, image_size=int(data.images.shape[-1]),
+                           unlabelled=unlabelled)
     recipe = recipe_cls(data, cfg, device=args.device, seed=args.seed, unlabelled=unlabelled)
     semi = recipe.pseudo_label_summary()
     if semi is not None and semi["pseudo_label_threshold"] is not None:
@@ -127,6 +150,7 @@ def _unpaired_recipe(args, recipe_cls, **fields):
                               task_start_step=args.task_start_step, task_min_accuracy=args.task_min_accuracy,
                               task_classifier=_json_dict(args.task_classifier, "--task-classifier"),
                               lambda_structure=args.lambda_structure, **fields)
+    _refuse_other_settings(args, recipe_cls, cfg)
     recipe = recipe_cls(a, b, cfg, device=args.device, seed=args.seed,
                         names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
     if recipe.task is not None:
@@ -141,9 +165,30 @@ def _cyclegan_recipe(args, recipe_cls):
     return _unpaired_recipe(args, recipe_cls, lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity)
 
 
+def _nce_layers(args, config_class) -> tuple[str, ...]:
+    """``--nce-layers``, or the config's default when it names maps of the generator chosen by ``--arch``; for another
+    generator the maps must be named (the default ones are a ResNet's): refused naming that generator's maps."""
+    if args.nce_layers is not None:
+        return tuple(n.strip() for n in args.nce_layers.split(",") if n.strip())
+    default = tuple(config_class.nce_layers)
+    if args.arch == config_class.generator:
+        return default
+    from .nets import create_net
+
+    kwargs = {**_json_dict(args.g_kwargs, "--g-kwargs"), "in_channels": args.channels, "out_channels": args.channels}
+    try:
+        maps = list(create_net(args.arch, **kwargs).feature_layers)
+    except (TypeError, ValueError, AttributeError):
+        maps = None
+    named = f"its maps are {', '.join(maps)}; e.g. --nce-layers {','.join(maps[:4])}" if maps else \
+        "name maps of its encoder"
+    raise ValueError(f"--nce-layers: expected the {args.arch} generator's maps for PatchNCE, found none given (the "
+                     f"default {','.join(default)} names maps of the {config_class.generator} generator); {named}")
+
+
 def _cut_recipe(args, recipe_cls):
     return _unpaired_recipe(args, recipe_cls, lambda_gan=args.lambda_gan, lambda_nce=args.lambda_nce,
-                            nce_idt=args.nce_idt, nce_layers=tuple(args.nce_layers.split(",")),
+                            nce_idt=args.nce_idt, nce_layers=_nce_layers(args, recipe_cls.config_class),
                             num_patches=args.num_patches, flip_equivariance=args.flip_equivariance)
 
 
@@ -153,6 +198,7 @@ def _pix2pix_recipe(args, recipe_cls):
     pairs = load_paired(args.data, size=args.size, channels=args.channels)
     print(f"pairs: {len(pairs)}")
     cfg = _translation_config(args, recipe_cls.config_class, lambda_l1=args.lambda_l1)
+    _refuse_other_settings(args, recipe_cls, cfg)
     return recipe_cls(pairs, cfg, device=args.device, seed=args.seed)
 
 
@@ -170,6 +216,7 @@ def _srgan_recipe(args, recipe_cls):
         lambda_adv=args.lambda_adv, adv_start_step=args.adv_start_step,
         content_encoder=_json_dict(args.content_encoder, "--content-encoder"), flip=args.flip,
         batch_size=args.batch_size, lr=args.lr, decay_start=args.decay_start, cpu_bf16=args.cpu_bf16)
+    _refuse_other_settings(args, recipe_cls, cfg)
     recipe = recipe_cls(data, cfg, device=args.device, seed=args.seed, encoder=args.encoder)
     info = recipe.content_info
     if info is None:
@@ -400,12 +447,24 @@ def _merge_shards(args) -> int:
     return 0
 
 
+def _png_samples(folder: Path) -> list[Path]:
+    """PNG files under ``folder`` (the class folders a plain ``sample`` run writes), if it exists."""
+    return sorted(folder.rglob("*.png")) if folder.is_dir() else []
+
+
 def _sample(args) -> int:
     from PIL import Image
 
     from .models import GeneratorModel
 
+    if args.n < 1:
+        raise ValueError(f"--n: expected a number of images >= 1, found {args.n} (nothing would be written)")
     if args.shards:
+        pngs = _png_samples(Path(args.out))
+        if pngs:
+            raise ValueError(f"--out: expected a folder without PNG samples for --shards (a shard set and its "
+                             f"manifest.json), found {len(pngs)} PNG file(s) in {args.out!r}, e.g. "
+                             f"{str(pngs[0].relative_to(args.out))!r}; use another folder")
         return _sample_shards(args)
     model = GeneratorModel.from_pretrained(args.model, device=args.device)
     labels = None
@@ -526,9 +585,10 @@ def _cut_arguments(p: argparse.ArgumentParser, config_class) -> None:
     p.add_argument("--lambda-nce", type=float, default=config_class.lambda_nce)
     p.add_argument("--nce-idt", action=argparse.BooleanOptionalAction, default=config_class.nce_idt,
                    help="identity PatchNCE term on domain B images")
-    p.add_argument("--nce-layers", default=",".join(config_class.nce_layers),
+    p.add_argument("--nce-layers", default=None,
                    help="comma-separated encoder maps of the generator for PatchNCE (resnet: input, stem, down1, "
-                        "..., block1, ...; lptn: low, stem, block1, ...)")
+                        f"..., block1, ...; lptn: low, stem, block1, ...); default for {config_class.generator}: "
+                        f"{','.join(config_class.nce_layers)}; needed with another --arch")
     p.add_argument("--num-patches", type=int, default=config_class.num_patches, help="patches per map and image")
     p.add_argument("--flip-equivariance", action=argparse.BooleanOptionalAction,
                    default=config_class.flip_equivariance, help="translate the flipped batch at random (FastCUT)")

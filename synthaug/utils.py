@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import random
 import sys
@@ -99,13 +100,38 @@ def seed_worker(worker_id: int) -> None:
         set_rnd(dataset, seed)
 
 
-def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True, **kwargs):
+_PROGRESS = contextvars.ContextVar("synthaug_progress", default=True)
+
+
+@contextlib.contextmanager
+def progress_default(enabled: bool):
+    """Within the block, a ``progress=None`` switch means ``enabled``: for phases run inside a call that has no
+    ``progress=`` of its own, such as the task classifier f_S a translation recipe trains at construction::
+
+        with synthaug.utils.progress_default(False):
+            recipe = CycleGANRecipe(mnist, usps, CycleGANConfig(lambda_task=1.0))   # f_S trains without a bar
+    """
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """A ``progress=`` switch resolved: True or False as given, None as :func:`progress_default` says."""
+    return _PROGRESS.get() if progress is None else bool(progress)
+
+
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool | None = True, **kwargs):
     """A tqdm progress bar on stderr with the elapsed time, the rate and the time left: the one every long phase of
     the library shows (training, helper classifiers, bulk translation and upscaling, downstream arms). It is
-    disabled when ``enabled`` is False (the ``progress=`` switch of the calling function), under torchrun on every
-    rank but 0 (``RANK``), and everywhere by tqdm's own ``TQDM_DISABLE=1``. ``kwargs`` go to ``tqdm``."""
+    disabled when ``enabled`` is False (the ``progress=`` switch of the calling function; None: the default of
+    :func:`progress_default`, on unless a block turned it off), under torchrun on every rank but 0 (``RANK``), and
+    everywhere by tqdm's own ``TQDM_DISABLE=1``. ``kwargs`` go to ``tqdm``."""
     from tqdm.auto import tqdm
 
+    enabled = progress_enabled(enabled)
     main_rank = int(os.environ.get("RANK", "0") or 0) == 0
     return tqdm(total=total, desc=desc, unit=unit, disable=not (enabled and main_rank), dynamic_ncols=True,
                 **kwargs)

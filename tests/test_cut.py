@@ -220,7 +220,7 @@ def test_cli_cut_train_and_translate(tmp_path, capsys):
     fast = parser.parse_args(["train", "fastcut", "--a", "x", "--b", "y", "--out", "o"])
     assert (fast.lambda_nce, fast.nce_idt, fast.flip_equivariance, fast.batch_size) == (10.0, False, True, 1)
     cut = parser.parse_args(["train", "cut", "--a", "x", "--b", "y", "--out", "o", "--no-nce-idt"])
-    assert (cut.lambda_nce, cut.nce_idt, cut.nce_layers) == (1.0, False, "input,down1,down2,block1,block5")
+    assert (cut.lambda_nce, cut.nce_idt, cut.nce_layers) == (1.0, False, None)  # None: the config's, for resnet
 
     rng = np.random.default_rng(1)
     _write_folder(tmp_path / "A", rng.uniform(0, 0.4, (6, SIZE, SIZE, 1)))
@@ -242,6 +242,25 @@ def test_cli_cut_train_and_translate(tmp_path, capsys):
     assert "one-sided" in capsys.readouterr().err
     assert main(["train", "cut", "--out", str(tmp_path / "bad"), *common]) == 2  # default layers need 5 blocks
     assert "nce_layers: expected names among" in capsys.readouterr().err
+
+
+def test_cli_lptn_without_nce_layers_names_its_maps_not_unpassed_ones(tmp_path, capsys):
+    """Issue 32: ``fastcut --arch lptn`` without ``--nce-layers`` reported the ResNet default as layers "found"."""
+    rng = np.random.default_rng(1)
+    _write_folder(tmp_path / "A", rng.uniform(0, 0.4, (4, SIZE, SIZE, 1)))
+    _write_folder(tmp_path / "B", rng.uniform(0.6, 1, (4, SIZE, SIZE, 1)))
+    common = ["--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"), "--size", str(SIZE), "--channels", "1",
+              "--steps", "1", "--no-progress", "--arch", "lptn", "--out", str(tmp_path / "run"),
+              "--d-kwargs", json.dumps(TINY_D)]
+    assert main(["train", "fastcut", *common]) == 2
+    err = capsys.readouterr().err
+    assert ("--nce-layers: expected the lptn generator's maps for PatchNCE, found none given (the default "
+            "input,down1,down2,block1,block5 names maps of the resnet generator); its maps are low, stem, block1"
+            in err and "e.g. --nce-layers low,stem,block1,block2" in err)
+    assert "found ['input'" not in err and not (tmp_path / "run").exists()  # refused before loading or training
+    assert main(["train", "fastcut", *common, "--nce-layers", "low,stem,block1"]) == 0
+    assert json.loads((tmp_path / "run" / "model" / "config.json").read_text())["train"]["nce_layers"] == \
+        ["low", "stem", "block1"]
 
 
 def test_noise_translator_trains_resumes_exactly_and_translates_by_seed(tmp_path, weights_hash, strip, kill_at):

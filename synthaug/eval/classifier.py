@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checks import check_choice, check_int, check_number
 from ..augment.filtering import weighted_cross_entropy
-from ..utils import ema_with_warmup, get_device, seed_everything
+from ..utils import ema_with_warmup, get_device, progress_bar, seed_everything
 
 __all__ = [
     "SmallCNN",
@@ -364,7 +364,7 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
                      transform: Callable | None = None, seed: int = 0, device=None, select_on: str = "auc",
                      width: int = 32, num_classes: int | None = None, synthetic_weight: float = 1.0,
                      ema_decay: float | None = None, init_state: dict | None = None,
-                     progress: bool = False) -> tuple[nn.Module, dict]:
+                     progress: bool | str | None = False) -> tuple[nn.Module, dict]:
     """Train a classifier for up to ``max_steps`` optimiser steps, stopping early on validation, and keep the
     weights of the evaluation with the best validation ``select_on``.
 
@@ -378,7 +378,8 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     ``is_synthetic`` weigh ``synthetic_weight`` in the loss. With ``ema_decay`` (e.g. 0.99) an exponential
     moving average of the weights (with a warm-up, :func:`~synthaug.utils.ema_with_warmup`) is what gets
     evaluated, selected and returned. ``init_state``: a state dict of the same architecture to start from
-    (fine-tuning). Deterministic under ``seed`` on CPU.
+    (fine-tuning). Deterministic under ``seed`` on CPU. ``progress``: a bar over the steps with the time left (at
+    most: early stopping may end sooner); a str is its label; None follows :func:`synthaug.utils.progress_default`.
 
     Returns ``(model, info)``; ``info`` holds ``best_step``, ``best_epoch`` (1-based, epochs of the training
     set), ``best_val``, ``steps_run``, ``stopped_early``, ``best_in_last_10pct`` (the selected step is in the
@@ -419,11 +420,9 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     history, best, best_state, best_step, since_best = [], None, None, 0, 0
     n_train, n_syn = len(train_ds), _count_synthetic(train_ds)
     step, total, count, epoch, stopped = 0, 0.0, 0, 0, False
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=int(max_steps), desc=f"train {arch}", leave=False)
+    label = progress if isinstance(progress, str) else f"train {arch}"
+    bar = progress_bar(int(max_steps), label, unit="step", enabled=None if progress is None else bool(progress),
+                       leave=False)
     model.train()
     while step < max_steps and not stopped:
         epoch += 1
@@ -446,8 +445,7 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
             step += 1
             total += loss.item() * len(y)
             count += len(y)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if step % every == 0 or step == max_steps:
                 row = {"step": step, "epoch": round(step / per_epoch, 2), "train_loss": total / max(count, 1)}
                 total, count = 0.0, 0
@@ -466,8 +464,7 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
                 history.append(row)
             if step >= max_steps or stopped:
                 break
-    if bar is not None:
-        bar.close()
+    bar.close()
     model = scored
     if best_state is not None:
         model.load_state_dict(best_state)

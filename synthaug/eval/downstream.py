@@ -26,6 +26,7 @@ from ..augment.mixed import MixedDataset
 from ..augment.plan import synthetic_counts
 from ..checks import check_int, check_probability
 from ..models import GeneratorModel
+from ..utils import progress_bar
 from .classifier import CLASSICAL_KINDS, classical_augment, evaluate, predict_proba, train_classifier
 from .stats import paired_test, summarise
 
@@ -378,10 +379,12 @@ def default_arms(real_train, val, test, synthetic=None, *, ratio: float = 0.5, d
 
 
 # --- comparisons ----------------------------------------------------------------------------------------
-def run_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *, progress: bool = False) -> dict:
+def run_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *, progress: bool | None = True) -> dict:
     """Run every arm on every seed (paired: the same seeds for all arms): ``{arm: [result per seed]}``.
 
-    ``arms``: name -> callable(seed) returning a result dict (e.g. :func:`run_arm`)."""
+    ``arms``: name -> callable(seed) returning a result dict (e.g. :func:`run_arm`). ``progress`` (on by default,
+    as the Trainer's; None follows :func:`synthaug.utils.progress_default`): a bar over the (seed, arm) runs with
+    the time left, naming the run in progress."""
     if not isinstance(arms, dict) or not arms or not all(callable(f) for f in arms.values()):
         raise TypeError(f"arms: expected a non-empty dict name -> callable(seed), found {type(arms).__name__}")
     seeds = list(seeds)
@@ -389,15 +392,14 @@ def run_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *, pr
         raise ValueError(f"seeds: expected distinct seeds, found {seeds}")
     results: dict[str, list[dict]] = {a: [] for a in arms}
     steps = [(s, a) for s in seeds for a in arms]
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="arms x seeds")
-    for seed, name in steps:
-        r = dict(arms[name](seed))
-        r.setdefault("arm", name)
-        r.setdefault("seed", seed)
-        results[name].append(r)
+    with progress_bar(len(steps), "arms x seeds", unit="run", enabled=progress) as bar:
+        for seed, name in steps:
+            bar.set_postfix_str(f"{name}, seed {seed}")
+            r = dict(arms[name](seed))
+            r.setdefault("arm", name)
+            r.setdefault("seed", seed)
+            results[name].append(r)
+            bar.update(1)
     return results
 
 
@@ -460,7 +462,7 @@ def compare_results(results: dict[str, list[dict]], *, metric: str = "test_auc",
 
 def compare_arms(arms: dict[str, Callable[[int], dict]], seeds: Sequence[int], *, metric: str = "test_auc",
                  baseline: str | None = None, classical: Sequence[str] | None = None, confidence: float = 0.95,
-                 progress: bool = False) -> dict:
+                 progress: bool | None = True) -> dict:
     """:func:`run_arms` then :func:`compare_results` (see both)."""
     results = run_arms(arms, seeds, progress=progress)
     return compare_results(results, metric=metric, baseline=baseline, classical=classical, confidence=confidence)

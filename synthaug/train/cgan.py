@@ -19,7 +19,7 @@ from ..nets import DISCRIMINATORS, GENERATORS
 from ..nets.layers import normalize_spectral_norm_vectors
 from . import distributed
 from .recipe import Recipe, register_recipe
-from ..utils import global_rng_kept
+from ..utils import global_rng_kept, progress_enabled
 from .helper_classifier import train_helper_classifier
 from .progressive import ProgressiveSchedule, check_progressive_options
 from .sampler import BatchSampler
@@ -39,7 +39,13 @@ class CGANConfig:
 
     Defaults suit a few hundred images on a CPU: hinge loss, spectral-norm projection discriminator with a
     minibatch-stddev layer, DiffAugment on, EMA generator.
+
+    ``steps``: the run length, as in every recipe's config (the Trainer then needs no ``steps``); None (default):
+    the Trainer's ``steps`` says it. It is not part of the settings a checkpoint records (no schedule depends on it),
+    so a finished run can be resumed for more steps with ``Trainer(recipe, out_dir, steps=...)``.
     """
+
+    steps: int | None = None
 
     generator: str = "dcgan"
     discriminator: str = "projection"
@@ -77,6 +83,8 @@ class CGANConfig:
     ortho_reg: float | None = None
 
     def validate(self) -> None:
+        if self.steps is not None:
+            check_int("steps", self.steps, 1)
         check_choice("generator", self.generator, GENERATORS.names())
         check_choice("discriminator", self.discriminator, DISCRIMINATORS.names())
         check_choice("loss", self.loss, list_losses())
@@ -124,15 +132,17 @@ class PseudoLabels:
         self.predicted = state["predicted"].clone().to(torch.int64)
 
 
-def train_pseudo_labeller(data, options: dict, seed: int, device) -> torch.nn.Module:
+def train_pseudo_labeller(data, options: dict, seed: int, device, progress: bool | None = False) -> torch.nn.Module:
     """Train the classifier that pseudo-labels the unlabelled pool (deterministic under ``seed`` on CPU).
 
     ``data`` is the labelled :class:`~synthaug.data.ImageDataset`; ``options`` are
     :data:`PSEUDO_LABEL_CLASSIFIER`'s entries. With ``val_fraction`` > 0 and every class present in the held-out
     part, the step with the lowest validation loss is kept; otherwise the last step. Returns the model in eval
-    mode (its class logits are read by the recipe).
+    mode (its class logits are read by the recipe). ``progress``: a bar over its steps with the time left (None:
+    :func:`synthaug.utils.progress_default`).
     """
-    net, _, _, _ = train_helper_classifier(data, {"select_on": "loss", **options}, seed, device)
+    label = f"pseudo-labeller ({options.get('arch', 'small_cnn')})" if progress_enabled(progress) else False
+    net, _, _, _ = train_helper_classifier(data, {"select_on": "loss", **options}, seed, device, progress=label)
     return net
 
 
@@ -184,7 +194,8 @@ class CGANRecipe(Recipe):
     whose top probability is >= the threshold join the conditional set with that class (and stay in the
     unconditional pool). The classifier is not refreshed during training. The verdicts are
     saved in every checkpoint, so a resumed run uses the same pseudo-labels. ``config.json`` records
-    ``semi_supervised``: image counts, threshold and pseudo-labels per class.
+    ``semi_supervised``: image counts, threshold and pseudo-labels per class. ``progress`` (on by default, as the
+    Trainer's; None follows :func:`synthaug.utils.progress_default`): a bar over the pseudo-labeller's steps.
 
     Example::
 
@@ -202,7 +213,8 @@ class CGANRecipe(Recipe):
 
     exports = "generator"
 
-    def __init__(self, data, config: CGANConfig | None = None, device=None, seed: int = 0, *, unlabelled=None):
+    def __init__(self, data, config: CGANConfig | None = None, device=None, seed: int = 0, *, unlabelled=None,
+                 progress: bool | None = None):
         from ..diffaug import AdaptiveAugment
 
         config = config or CGANConfig()
@@ -265,6 +277,7 @@ class CGANRecipe(Recipe):
         self._grid_z = torch.randn(8 * self.num_classes, self.G.z_dim, generator=torch.Generator().manual_seed(1234))
         self.unlabelled: torch.Tensor | None = None
         self.pseudo: PseudoLabels | None = None
+        self._progress = progress
         if unlabelled is not None:
             self._setup_semi_supervised(data, unlabelled)
 
@@ -330,7 +343,8 @@ class CGANRecipe(Recipe):
                                 name=getattr(data, "name", "labelled"))
         options = {**PSEUDO_LABEL_CLASSIFIER, **(self.config.pseudo_label_classifier or {})}
         with global_rng_kept():
-            model = train_pseudo_labeller(labelled, options, seed=self.seed, device=self.device)
+            model = train_pseudo_labeller(labelled, options, seed=self.seed, device=self.device,
+                                          progress=self._progress)
         model.eval()
         conf, pred = [], []
         with torch.no_grad():
@@ -544,6 +558,7 @@ class CGANRecipe(Recipe):
 
     def config_dict(self) -> dict:
         cfg = super().config_dict()
+        cfg.pop("steps", None)  # the run length, not a setting: checkpoints and config.json as before the field
         if cfg.get("progressive") is None:  # off: config.json and checkpoints exactly as before the option existed
             cfg.pop("progressive", None)
         else:

@@ -71,11 +71,61 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """Path of the newest checkpoint of a run folder (``checkpoints/latest.json`` points at it), or None."""
+    pointer = Path(out_dir) / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        return None
+    try:
+        name = json.loads(pointer.read_text())["file"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"checkpoint pointer {str(pointer)!r} is unreadable ({e})") from None
+    return pointer.parent / name
+
+
+def _read_checkpoint(path: str | Path) -> dict:
+    ckpt = safe_torch_load(path, what="checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint: {str(path)!r} is not a synthaug training checkpoint")
+    missing = [k for k in ("recipe", "recipe_config", "step", "lr_scale", "rollbacks", "state", "rng")
+               if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint: {str(path)!r} is incomplete: missing field(s) {missing}")
+    return ckpt
+
+
+def _check_same_run(path, ckpt: dict, recipe_name: str, config: dict) -> None:
+    if ckpt["recipe"] != recipe_name:
+        raise ValueError(f"checkpoint: expected a {recipe_name!r} checkpoint, found one of recipe "
+                         f"{ckpt['recipe']!r} in {str(path)!r}")
+    mine = json.loads(json.dumps(config, sort_keys=True))
+    theirs = json.loads(ckpt["recipe_config"])
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        details = ", ".join(f"{k}: run has {mine.get(k)!r}, checkpoint has {theirs.get(k)!r}" for k in diff[:5])
+        raise ValueError(f"checkpoint: {str(path)!r} was written with a different configuration ({details}); "
+                         "use a new output folder or the same settings")
+
+
+def check_out_dir(out_dir: str | Path, recipe_name: str, config: dict) -> Path | None:
+    """Refuse (``ValueError``) a run folder whose newest checkpoint belongs to another recipe or to other settings
+    than ``config`` (a recipe's ``config_dict()``, or :meth:`Recipe.planned_config_dict` before the recipe is
+    built): what :meth:`Trainer.fit` would refuse when it resumes, asked before anything expensive is built (the
+    command line asks before a task classifier, a pseudo-labeller or a content encoder trains). Returns the
+    checkpoint it compared with, or None for a folder without one."""
+    path = latest_checkpoint(out_dir)
+    if path is None:
+        return None
+    _check_same_run(path, _read_checkpoint(path), recipe_name, config)
+    return path
+
+
 class Trainer:
     """Run a :class:`Recipe` for ``steps`` steps, writing everything under ``out_dir``.
 
-    A recipe whose config has ``steps`` (its learning-rate schedule is planned for them: CycleGAN, Pix2Pix) sets
-    the run length itself: leave ``steps`` out, or pass the same number. Other recipes (cGAN) need ``steps``.
+    A recipe whose config has ``steps`` (every recipe's config: CycleGAN, CUT, Pix2Pix and SRGAN plan their
+    learning-rate schedules for them; the cGAN's may be None) sets the run length itself: leave ``steps`` out, or
+    pass the same number. A cGAN config without ``steps`` needs the Trainer's.
 
     Layout of ``out_dir``: ``metrics.jsonl``, ``samples/step_NNNNNNN.png``, ``checkpoints/`` (atomic,
     the newest ``keep_checkpoints`` kept, ``latest.json`` pointing at the newest) and ``model/`` (the
@@ -91,8 +141,8 @@ class Trainer:
                              "length), found None")
         if steps is not None and planned is not None and steps != planned:
             raise ValueError(f"steps: expected {planned}, the run length in the {recipe.name!r} recipe's config "
-                             f"(config.steps, which its learning-rate schedule is planned for), found {steps}; "
-                             "set config.steps and leave the Trainer's steps out")
+                             f"(config.steps, which its schedules are planned for), found {steps}; set config.steps "
+                             "and leave the Trainer's steps out")
         self.recipe = recipe
         self.out_dir = Path(out_dir)
         self.steps = check_int("steps", planned if steps is None else steps)
@@ -120,14 +170,7 @@ class Trainer:
 
     def latest_checkpoint(self) -> Path | None:
         """Path of the newest checkpoint in ``out_dir``, or None."""
-        pointer = self.ckpt_dir / "latest.json"
-        if not pointer.is_file():
-            return None
-        try:
-            name = json.loads(pointer.read_text())["file"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"checkpoint pointer {str(pointer)!r} is unreadable ({e})") from None
-        return self.ckpt_dir / name
+        return latest_checkpoint(self.out_dir)
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
@@ -166,23 +209,8 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore recipe state, step, RNG states and LR scale from ``path`` (safe: tensors only)."""
-        ckpt = safe_torch_load(path, what="checkpoint")
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint: {str(path)!r} is not a synthaug training checkpoint")
-        missing = [k for k in ("recipe", "recipe_config", "step", "lr_scale", "rollbacks", "state", "rng")
-                   if k not in ckpt]
-        if missing:
-            raise ValueError(f"checkpoint: {str(path)!r} is incomplete: missing field(s) {missing}")
-        if ckpt["recipe"] != self.recipe.name:
-            raise ValueError(f"checkpoint: expected a {self.recipe.name!r} checkpoint, found one of recipe "
-                             f"{ckpt['recipe']!r} in {str(path)!r}")
-        mine = json.loads(json.dumps(self.recipe.config_dict(), sort_keys=True))
-        theirs = json.loads(ckpt["recipe_config"])
-        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        if diff:
-            details = ", ".join(f"{k}: run has {mine.get(k)!r}, checkpoint has {theirs.get(k)!r}" for k in diff[:5])
-            raise ValueError(f"checkpoint: {str(path)!r} was written with a different configuration ({details}); "
-                             "use a new output folder or the same settings")
+        ckpt = _read_checkpoint(path)
+        _check_same_run(path, ckpt, self.recipe.name, self.recipe.config_dict())
         self.recipe.load_state_dict(ckpt["state"])
         _set_rng_state(ckpt["rng"])
         self.step = int(ckpt["step"])

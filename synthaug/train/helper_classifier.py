@@ -11,10 +11,11 @@ from ..utils import global_rng_kept
 __all__ = ["train_helper_classifier"]
 
 
-def train_helper_classifier(data, options: dict, seed: int, device):
+def train_helper_classifier(data, options: dict, seed: int, device, progress: bool | str | None = False):
     """Train on ``data`` (an ``ImageDataset``) with ``options`` (``train_classifier`` arguments plus
     ``val_fraction``), deterministically under ``seed``. With ``val_fraction`` > 0 and every class present in the
-    held-out part, that part selects the step; otherwise the last step is kept. Returns ``(net in eval mode,
+    held-out part, that part selects the step; otherwise the last step is kept. ``progress``: as
+    ``train_classifier``'s (a bar over the steps with the time left; a str labels it). Returns ``(net in eval mode,
     info, train_ds, val_ds or None)``."""
     from ..data import stratified_indices
     from ..eval.classifier import train_classifier
@@ -32,5 +33,5 @@ def train_helper_classifier(data, options: dict, seed: int, device):
     opts["batch_size"] = min(int(opts["batch_size"]), len(train_ds))
     with global_rng_kept():
         net, info = train_classifier(train_ds, val_ds, seed=seed, device=device, num_classes=data.num_classes,
-                                     **opts)
+                                     progress=progress, **opts)
     return net.eval(), info, train_ds, val_ds

@@ -65,6 +65,19 @@ class Recipe(ABC):
         that needs more); the :class:`~synthaug.train.engine.Trainer` asks before training. Default: any length."""
         return None
 
+    @classmethod
+    def planned_config_dict(cls, config, **attributes) -> dict:
+        """What :meth:`config_dict` of a recipe of this class built with ``config`` will return, without building it
+        (no nets, no helper classifier trained): ``config_dict`` runs on a bare instance holding ``config`` and
+        ``attributes`` (those it reads besides the config: the cGAN's ``seed``, ``image_size`` and ``unlabelled``).
+        The command line compares it with an output folder's checkpoint (:func:`~synthaug.train.engine.check_out_dir`)
+        before the expensive construction."""
+        probe = cls.__new__(cls)
+        probe.config = config
+        for name, value in attributes.items():
+            setattr(probe, name, value)
+        return probe.config_dict()
+
     def config_dict(self) -> dict:
         """The recipe's settings as plain JSON values (a resumed run must match them)."""
         cfg = asdict(self.config) if is_dataclass(self.config) else dict(self.config)

@@ -49,7 +49,7 @@ from ..io import load_safetensors, save_safetensors, write_nets
 from ..losses import GANLoss, list_losses
 from ..nets import TRANSLATION_DISCRIMINATORS, UPSCALERS
 from ..nets.superres import ContentAutoencoder, bicubic_upscale, check_scale, downscale
-from ..utils import CONVERT_HINT, check_images, check_value_range, global_rng_kept
+from ..utils import CONVERT_HINT, check_images, check_value_range, global_rng_kept, progress_bar
 from . import distributed
 from .recipe import Recipe, register_recipe
 from .sampler import BatchSampler
@@ -174,12 +174,13 @@ def _relative_feature_error(features: torch.Tensor, target: torch.Tensor) -> tor
 
 
 def train_content_encoder(images: torch.Tensor, crop: int, options: dict | None = None, seed: int = 0,
-                          device=None) -> tuple[ContentAutoencoder, dict]:
+                          device=None, progress: bool | None = False) -> tuple[ContentAutoencoder, dict]:
     """Train the content :class:`~synthaug.nets.superres.ContentAutoencoder` on random ``crop`` px windows of
     ``images`` (rounded down to a multiple of 4) to reconstruct them (L1), with :data:`CONTENT_ENCODER`'s settings
     overridden by ``options``; deterministic under ``seed`` on a CPU, and the global RNG states are left as they
     were. Returns ``(autoencoder in eval mode, frozen, info)``; ``info["reconstruction_l1"]`` is the last 20 steps'
-    mean loss."""
+    mean loss. ``progress``: a bar over the steps with the time left (None: :func:`synthaug.utils.progress_default`).
+    """
     opts = {**CONTENT_ENCODER, **(options or {})}
     side = crop - crop % 4
     if side < 4:
@@ -191,7 +192,9 @@ def train_content_encoder(images: torch.Tensor, crop: int, options: dict | None 
         torch.manual_seed(int(seed))
         net = ContentAutoencoder(int(images.shape[1]), int(opts["width"])).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=float(opts["lr"]))
+        bar = progress_bar(int(opts["steps"]), "content encoder", unit="step", enabled=progress, leave=False)
         for _ in range(int(opts["steps"])):
+            bar.update(1)
             idx = torch.randint(0, len(images), (int(opts["batch_size"]),), generator=gen)
             x = random_crops(images[idx], side, gen, flip=True).to(device)
             loss = F.l1_loss(net(x), x)
@@ -199,6 +202,7 @@ def train_content_encoder(images: torch.Tensor, crop: int, options: dict | None 
             loss.backward()
             opt.step()
             losses.append(loss.item())
+        bar.close()
     net.eval().requires_grad_(False)
     tail = losses[-20:]
     info = {"source": "trained", "seed": int(seed), **opts, "crop": side,
@@ -240,7 +244,8 @@ class SRGANRecipe(Recipe):
     """SRGAN: upscaler ``G`` (``config.generator``, default SRResNet), discriminator ``D`` on high-resolution crops
     (``config.discriminator``, default SRGAN's VGG-style net; any translation discriminator, e.g. ``patchgan``),
     and the frozen content encoder ``E`` (see the module docstring). Exports ``G`` as an upscaler model directory
-    (kind ``"srgan"``; :class:`~synthaug.models.UpscalerModel`).
+    (kind ``"srgan"``; :class:`~synthaug.models.UpscalerModel`). ``progress`` (on by default, as the Trainer's; None
+    follows :func:`synthaug.utils.progress_default`): a bar over the content encoder's training steps.
 
     Example::
 
@@ -252,7 +257,8 @@ class SRGANRecipe(Recipe):
 
     exports = "upscaler"
 
-    def __init__(self, data, config: SRGANConfig | None = None, device=None, seed: int = 0, *, encoder=None):
+    def __init__(self, data, config: SRGANConfig | None = None, device=None, seed: int = 0, *, encoder=None,
+                 progress: bool | None = None):
         config = config or SRGANConfig()
         _check_config(config)
         if encoder is not None and not config.lambda_content > 0:
@@ -289,6 +295,7 @@ class SRGANRecipe(Recipe):
             raise ValueError(f"generator: expected an upscaler returning {tuple(hr.shape[1:])} from a "
                              f"{self.crop // self.scale} px input, found {tuple(sr.shape[1:])}")
         self.content_info = None
+        self._progress = progress
         if config.lambda_content > 0:
             self.nets["E"], self.content_info = self._content_encoder(encoder)
             with torch.no_grad():
@@ -307,7 +314,7 @@ class SRGANRecipe(Recipe):
     def _content_encoder(self, encoder) -> tuple[nn.Module, dict]:
         if encoder is None:
             net, info = train_content_encoder(self.images, self.crop, self.config.content_encoder, self.seed,
-                                              self.device)
+                                              self.device, progress=self._progress)
         elif isinstance(encoder, ContentAutoencoder):
             net, info = copy.deepcopy(encoder), {"source": "given", **encoder.spec}
         elif isinstance(encoder, nn.Module):

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ..checks import check_int, check_number, check_options
 from . import distributed
+from ..utils import progress_enabled
 from .helper_classifier import train_helper_classifier
 
 __all__ = ["TASK_CLASSIFIER", "TASK_FIELDS", "TaskLossConfig", "TaskConsistency", "check_task_settings",
@@ -84,15 +85,18 @@ def _predict(net: torch.nn.Module, images: torch.Tensor, device, batch_size: int
     return torch.cat(out).long() if out else torch.empty(0, dtype=torch.long)
 
 
-def train_task_classifier(source, options: dict, seed: int, device) -> tuple[torch.nn.Module, dict]:
+def train_task_classifier(source, options: dict, seed: int, device,
+                          progress: bool | None = False) -> tuple[torch.nn.Module, dict]:
     """Train f_S on the labelled source domain (deterministic under ``seed`` on CPU); returns ``(net, info)``.
 
     ``options`` are :data:`TASK_CLASSIFIER`'s entries. With ``val_fraction`` > 0 and every class present in the
     held-out part, that part selects the step (``select_on``) and gives ``info["accuracy"]`` (``accuracy_on``
     ``"held_out"``); otherwise f_S trains on every image and the accuracy is on its training images
     (``"train"``, an optimistic figure). Python's, numpy's and torch's global RNG states are left as they were.
+    ``progress``: a bar over the steps with the time left (None: :func:`synthaug.utils.progress_default`).
     """
-    net, info, train_ds, val_ds = train_helper_classifier(source, options, seed, device)
+    label = f"task classifier f_S ({options.get('arch', 'small_cnn')})" if progress_enabled(progress) else False
+    net, info, train_ds, val_ds = train_helper_classifier(source, options, seed, device, progress=label)
     scored = val_ds if val_ds is not None else train_ds
     out = {"accuracy": _accuracy(net, scored.images, scored.labels, device),
            "accuracy_on": "held_out" if val_ds is not None else "train", "n_train": len(train_ds),
@@ -116,18 +120,22 @@ class TaskConsistency:
         classifier: a trained classifier to use instead (a ``ClassifierModel`` or a net of
             :mod:`synthaug.eval.classifier`); its weights are copied, never changed.
         seed, device: the classifier's training seed and the device the term is computed on.
+        progress: a bar over f_S's training steps with the time left; None (default): on, unless a
+            :func:`synthaug.utils.progress_default` block turned it off (the recipes build this helper at
+            construction, where their callers have no ``progress=`` to pass; the command line's ``--no-progress``
+            turns it off).
     """
 
     def __init__(self, source, target_images: torch.Tensor, *, weight: float, start_step: int = 0,
                  min_accuracy: float | None = None, options: dict | None = None, classifier=None, seed: int = 0,
-                 device=None):
+                 device=None, progress: bool | None = None):
         from ..models import ClassifierModel, classifier_spec
 
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.weight, self.start_step, self.min_accuracy = float(weight), int(start_step), min_accuracy
         labels = getattr(source, "labels", None)
         names = getattr(source, "class_names", None)
-        images = source.images
+        images = getattr(source, "images", source)
         if not isinstance(labels, torch.Tensor) or names is None:
             raise TypeError(f"domain_a: expected the labelled source domain (an ImageDataset with .labels and "
                             f".class_names) for the task loss, found {type(source).__name__}")
@@ -167,7 +175,7 @@ class TaskConsistency:
                          "accuracy_on": "source", "n_train": None, "n_held_out": 0}
         else:
             opts = {**TASK_CLASSIFIER, **(options or {})}
-            net, self.info = train_task_classifier(source, opts, seed=seed, device=self.device)
+            net, self.info = train_task_classifier(source, opts, seed=seed, device=self.device, progress=progress)
             spec = classifier_spec(net, self.image_size)
             self.net = net.to(self.device)
             self.settings = {"source": "trained", "seed": int(seed), **opts}

@@ -84,9 +84,16 @@ def _linear_decay(steps: int, decay_start: int | None, default_fraction: float =
 
 
 def _check_domain(data, name: str):
+    """A domain's images: an ImageDataset's ``.images`` or, as ``CGANRecipe(unlabelled=...)`` takes, a float tensor
+    (N, C, H, W) in [-1, 1] (a tensor carries no labels: the task loss needs domain A as a labelled ImageDataset)."""
+    if isinstance(data, torch.Tensor):
+        from ..data import validate_images
+
+        return validate_images(data, name=name)
     images = getattr(data, "images", None)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise TypeError(f"{name}: expected an ImageDataset with .images (N, C, H, W), found {type(data).__name__}")
+        raise TypeError(f"{name}: expected an ImageDataset with .images (N, C, H, W) or a float tensor (N, C, H, W) "
+                        f"in [-1, 1], found {type(data).__name__}")
     if len(images) == 0:
         raise ValueError(f"{name}: expected at least one image, found an empty domain")
     return images
