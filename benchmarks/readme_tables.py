@@ -31,12 +31,13 @@ BLOCKS = {"headline": lambda r: bool(r.get("readme")), "headline:task": lambda r
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 STUDY_ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long", "breast_resnet18_small",
                "pneumonia5_resnet18_small", "pneumonia_labels1", "pneumonia_labels5", "breast_labels25", "digits",
-               "weather", "driving", "speed")
+               "mnistm", "weather", "driving", "speed")
 STUDY_TITLE = {
     "breast": "BreastMNIST (546 images)", "pneumonia5": "PneumoniaMNIST 5% (236)",
     "pneumonia10": "PneumoniaMNIST 10% (470)", "pneumonia100": "PneumoniaMNIST 100% (4,708)",
     "pneumonia5_long": "PneumoniaMNIST 5%, 4x cGAN steps", "breast_resnet18_small": "BreastMNIST, ResNet-18",
     "pneumonia5_resnet18_small": "PneumoniaMNIST 5%, ResNet-18", "digits": "MNIST -> USPS",
+    "mnistm": "MNIST -> MNIST-M",
     "weather": "weather (shine -> rain)", "driving": "driving (clear -> fog patches)",
     "pneumonia_labels1": "PneumoniaMNIST 1% labels + pool", "pneumonia_labels5": "PneumoniaMNIST 5% labels + pool",
     "breast_labels25": "BreastMNIST 25% labels + pool", "speed": "CPU training speed",

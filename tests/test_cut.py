@@ -284,3 +284,30 @@ def test_noise_translator_trains_resumes_exactly_and_translates_by_seed(tmp_path
     assert torch.equal(one, m.translate(x, seed=3, batch_size=12))  # the seed, not the batching, fixes the noise
     assert not torch.equal(one, m.translate(x, seed=4))
     assert m.nets["G_A2B"].spec["kwargs"]["noise_dim"] == 4
+
+
+def test_mode_seeking_term_needs_noise_and_spreads_the_translations():
+    a, b = domains()
+    g = {**TINY_G, "noise_dim": 4, "noise_maps": 1}
+
+    def run(div):
+        cfg = FastCUTConfig(steps=30, g_kwargs=dict(g), d_kwargs=dict(TINY_D), nce_layers=LAYERS, batch_size=4,
+                            lambda_diversity=div)
+        r = FastCUTRecipe(a, b, cfg, device="cpu", seed=0, names=("dark", "light"))
+        logs = [r.train_step(s) for s in range(30)]
+        gen = r.nets["G_A2B"].eval()
+        with torch.no_grad():
+            x = a.images[:6]
+            n1, n2 = (gen.make_noise(6, SIZE, SIZE, torch.Generator().manual_seed(s)) for s in (1, 2))
+            spread = (gen(x, n1) - gen(x, n2)).abs().mean().item()
+        return r, logs, spread
+
+    r, logs, spread_on = run(2.0)
+    assert all("diversity" in m and math.isfinite(m["diversity"]) for m in logs)
+    assert "lambda_diversity" in r.config_dict()
+    r0, logs0, spread_off = run(0.0)
+    assert "diversity" not in logs0[0] and "lambda_diversity" not in r0.config_dict()
+    assert spread_on > spread_off  # the term makes the noise matter
+    cfg = FastCUTConfig(steps=2, g_kwargs=dict(TINY_G), d_kwargs=dict(TINY_D), nce_layers=LAYERS, lambda_diversity=1)
+    with pytest.raises(ValueError, match="lambda_diversity: needs a generator with noise inputs"):
+        FastCUTRecipe(a, b, cfg, device="cpu", seed=0)

@@ -24,6 +24,7 @@ CASES = [
     ("driving/fog_translation.py", True, ["fog_comparison.png", "pipeline_batch.png"]),
     ("driving/rain_translation.py", True, ["rain_comparison.png", "pipeline_batch.png"]),
     ("digits/mnist_to_usps.py", True, ["mnist_to_usps.png", "results.json"]),
+    ("domain/mnist_to_mnistm.py", True, ["mnist_to_mnistm.png", "results.json"]),
 ]
 
 

@@ -58,7 +58,7 @@ def recipe_name(cfg) -> str:
 
 
 # options whose off value (False / 0) is left out of a translator's cache key
-OFF_WHEN_FALSY = ("cpu_bf16", "lambda_structure")
+OFF_WHEN_FALSY = ("cpu_bf16", "lambda_structure", "lambda_diversity")
 
 
 def translator_config(study: str, data: dict, cfg, seed: int) -> dict:

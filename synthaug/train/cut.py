@@ -33,6 +33,12 @@ class CUTConfig(UnpairedTranslationConfig):
     ``nce_idt``, also over the identity term NCE(b, G(b)). ``flip_equivariance``: each step, with probability
     1/2, G translates the horizontally flipped batch and the output's maps are flipped back. The task fields
     (:class:`~synthaug.train.task_loss.TaskLossConfig`) judge the A->B translations only.
+
+    ``lambda_diversity`` > 0 (needs a stochastic generator: ``g_kwargs`` with ``noise_dim`` or ``noise_maps``)
+    adds the mode-seeking term of MSGAN / DRIT++ (Mao et al., 2019): each step G also translates the A batch with
+    other noise, and ``lambda_diversity / (mean|G(a, n1) - G(a, n2)| / mean|n1 - n2| + 1e-5)`` joins the generator
+    loss, so different noise gives different translations instead of the one texture a GAN with PatchNCE
+    otherwise settles on. It costs one more generator pass over the A batch (0: off, left out of config.json).
     """
 
     lambda_gan: float = 1.0
@@ -43,6 +49,7 @@ class CUTConfig(UnpairedTranslationConfig):
     nce_temperature: float = 0.07
     mlp_dim: int = 256
     flip_equivariance: bool = False
+    lambda_diversity: float = 0.0
     decay_fraction: ClassVar[float] = 0.5  # where the decay starts when decay_start is None
 
 
@@ -65,6 +72,7 @@ def _check_config(config: CUTConfig) -> None:
     check_int("num_patches", config.num_patches, 1)
     check_int("mlp_dim", config.mlp_dim, 1)
     check_number("nce_temperature", config.nce_temperature, 0.0, low_open=True)
+    check_number("lambda_diversity", config.lambda_diversity, 0.0, what="a weight")
     layers = config.nce_layers
     if not isinstance(layers, (list, tuple)) or not layers or len(set(layers)) != len(layers):
         raise ValueError(f"nce_layers: expected a non-empty list of distinct layer names, found {layers!r}")
@@ -102,6 +110,32 @@ class CUTRecipe(UnpairedTranslationRecipe):
         self.samplers = {"A": BatchSampler(len(self.A), config.batch_size, seed=self.seed),
                          "B": BatchSampler(len(self.B), config.batch_size, seed=self.seed + 1)}
         self._init_task(domain_a, task_classifier)
+        if config.lambda_diversity > 0 and not getattr(self.nets["G_A2B"], "stochastic", False):
+            raise ValueError(f"lambda_diversity: needs a generator with noise inputs (g_kwargs noise_dim or "
+                             f"noise_maps > 0), found {config.lambda_diversity} with a deterministic "
+                             f"{config.generator!r} generator")
+
+    def config_dict(self) -> dict:
+        cfg = super().config_dict()
+        if not cfg.get("lambda_diversity"):  # off: config.json and checkpoints exactly as before the option
+            cfg.pop("lambda_diversity", None)
+        return cfg
+
+    def _translate(self, x: torch.Tensor, twice: int) -> tuple[torch.Tensor, torch.Tensor | None, dict | None]:
+        """G(x), and with ``twice`` > 0 a second translation of ``x[:twice]`` with other noise and the mode-seeking
+        ratio's pieces; one generator call either way."""
+        g = self.nets["G_A2B"]
+        if not twice:
+            return g(x), None, None
+        h, w = x.shape[-2:]
+        noise = g.make_noise(len(x) + twice, h, w, device=x.device)
+        out = g(torch.cat([x, x[:twice]]), noise)
+        return out[:len(x)], out[len(x):], noise
+
+    def _diversity(self, fake: torch.Tensor, fake2: torch.Tensor, noise: dict) -> torch.Tensor:
+        k = len(fake2)
+        dz = torch.cat([(v[:k] - v[-k:]).abs().flatten(1) for v in noise.values() if v.numel()], 1).mean()
+        return 1.0 / ((fake[:k] - fake2).abs().mean() / dz + 1e-5)
 
     def _projector(self) -> dict[str, torch.nn.Module]:
         g, layers = self.nets["G_A2B"], list(self.config.nce_layers)
@@ -136,8 +170,9 @@ class CUTRecipe(UnpairedTranslationRecipe):
         gen = self.step_generator(step)  # flip and patch positions: stateless, so a resumed run repeats them
         flipped = cfg.flip_equivariance and bool(torch.rand((), generator=gen) < 0.5)
         real = torch.cat([real_a, real_b]) if cfg.nce_idt else real_a
+        twice = len(real_a) if cfg.lambda_diversity > 0 else 0
         with self.autocast():
-            fake = n["G_A2B"](real.flip(3) if flipped else real)
+            fake, fake2, noise = self._translate(real.flip(3) if flipped else real, twice)
             fake_b = fake[:len(real_a)]
             loss_d = 0.5 * self.gan_loss.d_loss(*self._batched("D_B", real_b, fake_b.detach()))
         self.optimize(loss_d, "D", n["D_B"].parameters())
@@ -151,6 +186,10 @@ class CUTRecipe(UnpairedTranslationRecipe):
                 out["nce_idt"] = nce_idt.item()
                 nce = 0.5 * (nce + nce_idt)
             loss_g = cfg.lambda_gan * adv + cfg.lambda_nce * nce
+            if twice:
+                div = self._diversity(fake_b, fake2, noise)
+                loss_g = loss_g + cfg.lambda_diversity * div
+                out["diversity"] = div.item()
             if self.task is not None:  # judged in the input's orientation: a flip may change a label
                 task = self.task(step, [(fake_b.flip(3) if flipped else fake_b, self.source_labels[idx_a])])
                 loss_g = loss_g + self.task.weight * task
