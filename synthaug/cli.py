@@ -263,6 +263,8 @@ def _translate_labelled(args, model) -> int:
     else:
         raise FileNotFoundError(f"--in: expected class folders root/<class>/*.png or a labelled .npz with --labels, "
                                 f"found {args.inp!r}")
+    if args.fraction is not None or args.n_per_class is not None:
+        data = data.subsample(fraction=args.fraction, n_per_class=args.n_per_class, seed=0)
     if args.classifier == "none":
         if args.min_confidence is not None:
             raise ValueError("--min-confidence: needs a classifier, found --classifier none")
@@ -333,6 +335,8 @@ def _translate(args) -> int:
         return _translate_labelled(args, model)
     if args.classifier != "task" or args.min_confidence is not None:
         raise ValueError("--classifier / --min-confidence: the label check needs --labels (a labelled input set)")
+    if args.fraction is not None or args.n_per_class is not None:
+        raise ValueError("--fraction / --n-per-class: a stratified subset of a labelled set needs --labels")
     src, out = Path(args.inp), Path(args.out)
     files = _image_files(src)
     if not files:
@@ -692,6 +696,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "whose label the classifier still finds, write them as class folders plus report.json "
                         "(kept fraction per class)")
     p.add_argument("--split", default="train", help="split of an .npz --in (with --labels)")
+    p.add_argument("--fraction", type=float, default=None,
+                   help="with --labels: translate this share of each class (a stratified subset, seed 0)")
+    p.add_argument("--n-per-class", type=int, default=None,
+                   help="with --labels: translate this many images of each class (a stratified subset, seed 0)")
     p.add_argument("--classifier", default="task",
                    help="with --labels: 'task' (the translator's own task classifier, default), a classifier model "
                         "directory, or 'none' (no label check)")

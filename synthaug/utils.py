@@ -101,6 +101,29 @@ def seed_worker(worker_id: int) -> None:
 
 
 _PROGRESS = contextvars.ContextVar("synthaug_progress", default=True)
+_QUICK_WARNED: set[int] = set()
+
+
+def quick_steps(steps: int, minimum: int = 1) -> int:
+    """``steps`` under the smoke-test switch ``SYNTHAUG_QUICK``: unset, empty or 0, as given; a positive integer N
+    caps every step budget of the library at N (never below ``minimum``): training runs (the Trainer's run
+    length, whatever the config says), a progressive schedule's phases, the classifiers of ``train_classifier``
+    (downstream arms, the task classifier, the pseudo-labeller, feature encoders) and the SRGAN content encoder.
+    For checking that a script or the README's code runs (``tests/test_readme.py`` runs every README block with
+    ``SYNTHAUG_QUICK=2``); the models it makes mean nothing, and a warning says so once per process."""
+    text = os.environ.get("SYNTHAUG_QUICK", "").strip()
+    if not text or text == "0":
+        return steps
+    if not text.isdigit():
+        raise ValueError(f"SYNTHAUG_QUICK: expected a positive number of steps (or 0 / unset: off), found {text!r}")
+    cap = max(int(text), int(minimum))
+    if cap < steps and cap not in _QUICK_WARNED:
+        _QUICK_WARNED.add(cap)
+        import warnings
+
+        warnings.warn(f"SYNTHAUG_QUICK={text}: every step budget is capped at {cap} steps (a smoke test; the models "
+                      "and numbers it makes mean nothing)", stacklevel=2)
+    return min(steps, cap)
 
 
 @contextlib.contextmanager

@@ -241,3 +241,36 @@ def test_under_torchrun_only_rank_0_reports(tmp_path):
                    "--no-progress")
     assert out.count("breastmnist") == 1, out  # the data summary, once
     assert out.count("trained 2 steps") == 1 and "model: None" not in out, out
+
+
+# ------------------------------------------------------------------------------------------- SYNTHAUG_QUICK
+def test_synthaug_quick_caps_every_step_budget(tmp_path, monkeypatch):
+    from synthaug.eval import train_classifier
+    from synthaug.utils import quick_steps
+
+    import synthaug.utils
+
+    assert quick_steps(1500) == 1500  # off unless set
+    monkeypatch.setenv("SYNTHAUG_QUICK", "2")
+    monkeypatch.setattr(synthaug.utils, "_QUICK_WARNED", set())  # warned once per process: not yet in this test
+    with pytest.warns(UserWarning, match="SYNTHAUG_QUICK=2: every step budget is capped at 2 steps"):
+        assert quick_steps(1501) == 2
+    assert quick_steps(1) == 1 and quick_steps(500, minimum=6) == 6
+    train = load_breastmnist("train", n_per_class=8)
+    result = Trainer(CGANRecipe(train, CGANConfig(steps=1500, **TINY_CGAN), device="cpu"), tmp_path / "c",
+                     progress=False).fit()
+    assert result.step == 2 and result.model_dir.is_dir()
+    _, info = train_classifier(train, load_breastmnist("val"), max_steps=2000, width=4)
+    assert info["steps_run"] == 2 and info["max_steps"] == 2
+    # a progressive schedule shrinks with it, and the run covers the shrunk schedule: 7 -> 14 -> 28 px
+    grown = CGANRecipe(train, CGANConfig(generator="style", progressive={}, steps=2000,
+                                         g_kwargs={"base_channels": 4, "max_channels": 8, "z_dim": 8, "w_dim": 8,
+                                                   "mapping_layers": 1, "embed_dim": 4},
+                                         d_kwargs=TINY_CGAN["d_kwargs"], batch_size=8), device="cpu")
+    assert grown.progressive.steps_to_full == 8
+    assert Trainer(grown, tmp_path / "p", progress=False).fit().step == 8
+    monkeypatch.setenv("SYNTHAUG_QUICK", "fast")
+    with pytest.raises(ValueError, match="SYNTHAUG_QUICK: expected a positive number of steps .*found 'fast'"):
+        quick_steps(10)
+    monkeypatch.setenv("SYNTHAUG_QUICK", "0")
+    assert quick_steps(1500) == 1500

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checks import check_choice, check_int, check_number
 from ..augment.filtering import weighted_cross_entropy
-from ..utils import ema_with_warmup, get_device, progress_bar, seed_everything
+from ..utils import ema_with_warmup, get_device, progress_bar, quick_steps, seed_everything
 
 __all__ = [
     "SmallCNN",
@@ -387,6 +387,7 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     and validation metrics), ``n_train``, ``n_synthetic``, ``seconds``.
     """
     check_choice("select_on", select_on, SELECT_ON)
+    max_steps = quick_steps(check_int("max_steps", max_steps, 1))  # SYNTHAUG_QUICK: a smoke test's cap
     for name, v in (("max_steps", max_steps), ("batch_size", batch_size), ("eval_every", eval_every or 1),
                     ("patience", patience or 1)):
         check_int(name, v, 1)

@@ -19,7 +19,7 @@ from ..nets import DISCRIMINATORS, GENERATORS
 from ..nets.layers import normalize_spectral_norm_vectors
 from . import distributed
 from .recipe import Recipe, register_recipe
-from ..utils import global_rng_kept, progress_enabled
+from ..utils import global_rng_kept, progress_enabled, quick_steps
 from .helper_classifier import train_helper_classifier
 from .progressive import ProgressiveSchedule, check_progressive_options
 from .sampler import BatchSampler
@@ -297,13 +297,19 @@ class CGANRecipe(Recipe):
                 raise ValueError(f"progressive: expected a {role} that can grow progressively, one of {able} "
                                  f"(synthaug.nets.contracts.Progressive{role.title()}), found {name!r}: "
                                  + "; ".join(problems))
-        return ProgressiveSchedule(self.image_size, **check_progressive_options(cfg.progressive))
+        opts = check_progressive_options(cfg.progressive)
+        opts["fade_steps"] = quick_steps(opts["fade_steps"])  # SYNTHAUG_QUICK: a smoke test's short schedule
+        opts["stable_steps"] = quick_steps(opts["stable_steps"], minimum=0)
+        return ProgressiveSchedule(self.image_size, **opts)
 
     def _at_stage(self, x: torch.Tensor) -> torch.Tensor:
         """Real images as the discriminator sees them at this step's stage (unchanged without a schedule)."""
         if self.progressive is None:
             return x
         return self.progressive.real_images(x, self.progressive.stage(self._step))
+
+    def min_steps(self) -> int:
+        return self.progressive.steps_to_full if self.progressive is not None else 1
 
     def check_steps(self, steps: int) -> None:
         if self.progressive is not None and steps < self.progressive.steps_to_full:

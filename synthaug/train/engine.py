@@ -23,7 +23,7 @@ import torch
 
 from ..checks import check_int, check_number
 from ..io import atomic_torch_save, atomic_write_bytes, safe_torch_load
-from ..utils import save_grid
+from ..utils import quick_steps, save_grid
 from . import distributed
 from .recipe import Recipe
 
@@ -146,6 +146,7 @@ class Trainer:
         self.recipe = recipe
         self.out_dir = Path(out_dir)
         self.steps = check_int("steps", planned if steps is None else steps)
+        self.steps = quick_steps(self.steps, minimum=recipe.min_steps())  # SYNTHAUG_QUICK: a smoke test's cap
         recipe.check_steps(self.steps)
         self.log_every = check_int("log_every", log_every)
         self.sample_every = check_int("sample_every", sample_every)

@@ -60,6 +60,11 @@ class Recipe(ABC):
         the :class:`~synthaug.train.engine.Trainer` runs this many steps and refuses any other count."""
         return getattr(self.config, "steps", None)
 
+    def min_steps(self) -> int:
+        """The shortest run this recipe's settings allow (a progressive schedule's length; default 1): the floor of
+        the Trainer's run length under ``SYNTHAUG_QUICK`` (:func:`synthaug.utils.quick_steps`)."""
+        return 1
+
     def check_steps(self, steps: int) -> None:
         """Raise ``ValueError`` if a run of ``steps`` steps cannot serve this recipe's settings (e.g. a schedule
         that needs more); the :class:`~synthaug.train.engine.Trainer` asks before training. Default: any length."""

@@ -49,7 +49,7 @@ from ..io import load_safetensors, save_safetensors, write_nets
 from ..losses import GANLoss, list_losses
 from ..nets import TRANSLATION_DISCRIMINATORS, UPSCALERS
 from ..nets.superres import ContentAutoencoder, bicubic_upscale, check_scale, downscale
-from ..utils import CONVERT_HINT, check_images, check_value_range, global_rng_kept, progress_bar
+from ..utils import CONVERT_HINT, check_images, check_value_range, global_rng_kept, progress_bar, quick_steps
 from . import distributed
 from .recipe import Recipe, register_recipe
 from .sampler import BatchSampler
@@ -192,8 +192,9 @@ def train_content_encoder(images: torch.Tensor, crop: int, options: dict | None 
         torch.manual_seed(int(seed))
         net = ContentAutoencoder(int(images.shape[1]), int(opts["width"])).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=float(opts["lr"]))
-        bar = progress_bar(int(opts["steps"]), "content encoder", unit="step", enabled=progress, leave=False)
-        for _ in range(int(opts["steps"])):
+        steps = quick_steps(int(opts["steps"]))  # SYNTHAUG_QUICK: a smoke test's cap
+        bar = progress_bar(steps, "content encoder", unit="step", enabled=progress, leave=False)
+        for _ in range(steps):
             bar.update(1)
             idx = torch.randint(0, len(images), (int(opts["batch_size"]),), generator=gen)
             x = random_crops(images[idx], side, gen, flip=True).to(device)
