@@ -120,7 +120,6 @@ def test_mnistm_quick_runs_every_arm(tmp_path):
     check_records(out, {a for a in arms if ":" in a})
     assert out["comparison"]["best_classical"] in {f"classical_{k}" for k in mnistm.CLASSICAL}
     assert set(out["best_classical_per_seed"].values()) <= set(mnistm.CLASSICAL)
-    oracle = out["comparison"]["results"]["target_oracle"]
-    assert all(set(r["reader_translated"]) == set(names) for r in oracle)
+    assert all(0.0 <= t["oracle_reads_label"] <= 1.0 for t in out["translators"])
     assert "Target (issue 28)" in md and "translated by the same translator" in md
     assert len({t["key"] for t in out["translators"]}) == 2 * len(names)  # every seed retrains every translator
