@@ -274,3 +274,23 @@ def test_synthaug_quick_caps_every_step_budget(tmp_path, monkeypatch):
         quick_steps(10)
     monkeypatch.setenv("SYNTHAUG_QUICK", "0")
     assert quick_steps(1500) == 1500
+
+
+def test_translate_labels_shows_progress_and_takes_a_stratified_subset(tmp_path, folders, capsys):
+    a, b = domains()
+    result = Trainer(CycleGANRecipe(a, b, cyclegan_config(), device="cpu"), tmp_path / "run", progress=False).fit()
+    assert main(["translate", str(result.model_dir), "--in", str(folders / "A"), "--labels", "--classifier", "none",
+                 "--n-per-class", "3", "--out", str(tmp_path / "T")]) == 0
+    captured = capsys.readouterr()
+    report = json.loads((tmp_path / "T" / "report.json").read_text())
+    assert report["checked"] == 6 and {c: r["checked"] for c, r in report["per_class"].items()} == \
+        {"left": 3, "right": 3}
+    assert "translate A2B" in captured.err  # the progress bar
+    assert main(["translate", str(result.model_dir), "--in", str(folders / "A"), "--labels", "--classifier", "none",
+                 "--fraction", "0.5", "--no-progress", "--out", str(tmp_path / "T2")]) == 0
+    assert json.loads((tmp_path / "T2" / "report.json").read_text())["checked"] == 8
+    assert capsys.readouterr().err == ""
+    assert main(["translate", str(result.model_dir), "--in", str(folders / "B"), "--n-per-class", "3",
+                 "--out", str(tmp_path / "T3")]) == 2
+    assert "--fraction / --n-per-class: a stratified subset of a labelled set needs --labels" in \
+        capsys.readouterr().err
