@@ -391,3 +391,16 @@ def test_cli_task_loss_train_and_label_checked_translate(tmp_path, capsys):
     assert main(["translate", str(plain / "model"), "--in", str(tmp_path / "A"), "--min-confidence", "0.5",
                  "--out", str(tmp_path / "T4")]) == 2
     assert "needs --labels" in capsys.readouterr().err
+
+
+def test_task_classifier_can_train_on_colour_augmented_batches(weights_hash):
+    """``task_classifier={"augment": "colour"}``: f_S trains on colour-jittered / inverted source images (an f_S
+    that reads the class whatever the appearance); the setting is recorded, an unknown kind is refused."""
+    plain = recipe()
+    coloured = recipe(task_classifier={**TINY_CLF, "augment": "colour"})
+    assert coloured.task.settings["augment"] == "colour" and "augment" not in plain.task.settings
+    assert weights_hash({"f": coloured.task.net}) != weights_hash({"f": plain.task.net})
+    assert weights_hash({"f": recipe(task_classifier={**TINY_CLF, "augment": "colour"}).task.net}) == \
+        weights_hash({"f": coloured.task.net})  # still deterministic under the seed
+    with pytest.raises(ValueError, match="task_classifier: expected augment None or one of"):
+        recipe(task_classifier={**TINY_CLF, "augment": "sepia"})

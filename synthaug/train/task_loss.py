@@ -33,8 +33,9 @@ __all__ = ["TASK_CLASSIFIER", "TASK_FIELDS", "TaskLossConfig", "TaskConsistency"
 
 # The task classifier trained on the source domain: arguments of synthaug.eval.classifier.train_classifier, plus
 # val_fraction (a stratified share of the source images held out to select the step and to measure the accuracy
-# that min_accuracy is compared with).
-TASK_CLASSIFIER = {"arch": "small_cnn", "width": 32, "max_steps": 500, "batch_size": 64, "lr": 1e-3,
+# that min_accuracy is compared with) and augment (None, or a classical_augment kind for its training batches, e.g.
+# "colour": an f_S that reads the class whatever the colours, for a target domain of another appearance).
+TASK_CLASSIFIER = {"arch": "small_cnn", "width": 32, "max_steps": 500, "batch_size": 64, "lr": 1e-3, "augment": None,
                    "weight_decay": 1e-4, "patience": 5, "eval_every": None, "ema_decay": None,
                    "select_on": "loss", "val_fraction": 0.2}
 
@@ -67,8 +68,11 @@ def check_task_settings(config) -> None:
     opts = check_options("task_classifier", config.task_classifier, TASK_CLASSIFIER)
     if opts is None:
         return
-    from ..eval.classifier import ARCHS, SELECT_ON
+    from ..eval.classifier import ARCHS, CLASSICAL_KINDS, SELECT_ON
 
+    if opts.get("augment") is not None and opts["augment"] not in CLASSICAL_KINDS:
+        raise ValueError(f"task_classifier: expected augment None or one of {list(CLASSICAL_KINDS)}, found "
+                         f"{opts['augment']!r}")
     if opts.get("arch", TASK_CLASSIFIER["arch"]) not in ARCHS:
         raise ValueError(f"task_classifier: expected arch in {list(ARCHS)}, found {opts['arch']!r}")
     if opts.get("select_on", "loss") not in SELECT_ON:
@@ -178,7 +182,8 @@ class TaskConsistency:
             net, self.info = train_task_classifier(source, opts, seed=seed, device=self.device, progress=progress)
             spec = classifier_spec(net, self.image_size)
             self.net = net.to(self.device)
-            self.settings = {"source": "trained", "seed": int(seed), **opts}
+            self.settings = {"source": "trained", "seed": int(seed),
+                             **{k: v for k, v in opts.items() if k != "augment" or v is not None}}
         self.spec = spec
         self.net.eval()
         self.net.requires_grad_(False)
