@@ -13,8 +13,8 @@ from synthaug.cli import STEPS_WITHOUT_SCHEDULE, _TRAIN_COMMANDS, build_parser
 from synthaug.data import from_arrays
 from synthaug.losses import LOSSES, MODES, GANLoss, GANObjective, list_losses, register_loss
 from synthaug.models import GeneratorModel, TranslatorModel, load_model
-from synthaug.nets import (GENERATORS, NETS, create_net, list_discriminators, list_generators, list_nets,
-                           list_translation_discriminators, list_translators, list_upscalers, register)
+from synthaug.nets import (GENERATORS, NETS, create_net, list_classifiers, list_discriminators, list_generators,
+                           list_nets, list_translation_discriminators, list_translators, list_upscalers, register)
 from synthaug.train import (CGANConfig, CGANRecipe, CUTConfig, CycleGANConfig, CycleGANRecipe, Recipe, Trainer,
                             get_recipe, list_recipes, register_recipe)
 from synthaug.train.recipe import RECIPES
@@ -34,8 +34,9 @@ def test_one_registry_per_role():
     assert list_translators() == ["resnet", "unet", "lptn"]
     assert list_translation_discriminators() == ["patchgan", "multiscale_patchgan", "srgan_vgg"]
     assert list_upscalers() == ["srresnet"]
+    assert list_classifiers() == ["small_cnn", "resnet18_small", "lenet"]
     assert sorted(list_generators() + list_discriminators() + list_translators()
-                  + list_translation_discriminators() + list_upscalers()) == list_nets()
+                  + list_translation_discriminators() + list_upscalers() + list_classifiers()) == list_nets()
     assert list_losses() == list(MODES)
     assert list_recipes() == ["cgan", "cyclegan", "pix2pix", "cut", "fastcut", "srgan"]
     assert get_recipe("cyclegan") is CycleGANRecipe and CycleGANRecipe.config_class is CycleGANConfig

@@ -219,7 +219,7 @@ def test_task_loss_bad_input():
     with pytest.raises(ValueError, match="1-channel images.*found one of 3"):
         CycleGANRecipe(a, b, config(task_classifier=None), device="cpu",
                        task_classifier=build_classifier("small_cnn", 3, 2, SIZE, width=4))
-    with pytest.raises(TypeError, match="classifier: expected a classifier of synthaug.eval.classifier"):
+    with pytest.raises(TypeError, match="classifier: expected a classifier of synthaug.nets.classifiers"):
         CycleGANRecipe(a, b, config(task_classifier=None), device="cpu", task_classifier=torch.nn.Linear(3, 2))
     with pytest.raises(ValueError, match="settings are for the classifier trained here"):
         CycleGANRecipe(a, b, config(), device="cpu", task_classifier=build_classifier("small_cnn", 1, 2, SIZE, 4))

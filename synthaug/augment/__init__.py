@@ -2,6 +2,7 @@
 
 * :class:`SyntheticDataset` -- samples of a class-conditional generator as a torch ``Dataset``
   (generated once in memory, or on the fly and deterministic per index; sharded to disk).
+* :func:`translated_dataset` -- a translator's label-checked translations of a labelled set as a SyntheticDataset.
 * :class:`MixedDataset` -- real + synthetic at a stated share, or synthetic top-up to balance classes.
 * :class:`SampleFilter` -- keep synthetic samples a real-trained classifier / encoder finds typical of their
   class; :func:`weighted_cross_entropy` -- synthetic items weigh less in the loss.
@@ -26,6 +27,7 @@ _EXPORTS = {
     "to_model_range": "handle",
     "reseed_transform": "handle",
     "write_shards": "datasets",
+    "translated_dataset": "translated",
     "merge_manifests": "shards",
     "read_manifest": "shards",
     "GANTransform": "tv",

@@ -15,6 +15,7 @@ import torch
 
 from ..checks import check_number, check_probability
 from ..data import ImageDataset
+from ..train.classifier import weighted_cross_entropy  # noqa: F401  (re-exported: a classifier's loss)
 from ..utils import CONVERT_HINT, check_value_range
 
 __all__ = ["SampleFilter", "weighted_cross_entropy"]
@@ -119,13 +120,3 @@ class SampleFilter:
                      "dropped_atypical": int((confident & ~typical)[labels == c].sum())}
             for c in labels.unique().tolist()}
         return keep
-
-
-def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, is_synthetic: torch.Tensor,
-                           synthetic_weight: float) -> torch.Tensor:
-    """Cross-entropy where synthetic items weigh ``synthetic_weight`` and real ones 1 (a weighted mean), for a
-    plain torch loop over ``MixedDataset(..., return_source=True)`` batches ``(image, label, is_synthetic)``."""
-    losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-    flags = torch.as_tensor(is_synthetic, device=logits.device).bool().reshape(-1)
-    w = torch.where(flags, torch.full_like(losses, float(synthetic_weight)), torch.ones_like(losses))
-    return (losses * w).sum() / w.sum().clamp_min(1e-12)

@@ -14,7 +14,8 @@ from typing import Protocol
 import torch
 import torch.nn as nn
 
-__all__ = ["Generator", "Discriminator", "Translator", "TranslationDiscriminator", "Upscaler", "CONTRACTS",
+__all__ = ["Generator", "Discriminator", "Translator", "TranslationDiscriminator", "Upscaler", "Classifier",
+           "CONTRACTS",
            "ProgressiveGenerator", "ProgressiveDiscriminator", "PROGRESSIVE_CONTRACTS", "check_class",
            "check_instance", "progressive_problems"]
 
@@ -107,6 +108,27 @@ class Upscaler(Protocol):
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+class Classifier(Protocol):
+    """Image classifier (role ``"classifier"``; the downstream arms of :mod:`synthaug.eval`, the recipes' helper
+    classifiers, ``ClassifierModel``).
+
+    ``forward(x)``: (N, in_channels, H, W) in [-1, 1] -> class logits (N, num_classes). ``features(x)``: the
+    penultimate features (N, num_features) the logits are a linear function of (FID/KID encoders, distance checks).
+    A constructor that also takes ``image_size`` (and ``width``) is given them by
+    :func:`synthaug.nets.classifiers.build_classifier`.
+    """
+
+    in_channels: int
+    num_classes: int
+    num_features: int
+
+    def __init__(self, in_channels: int, num_classes: int, **kwargs): ...
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 class ProgressiveGenerator(Protocol):
     """What ``CGANConfig.progressive`` (progressive growing) needs of a generator, beyond :class:`Generator`.
 
@@ -148,7 +170,8 @@ PROGRESSIVE_CONTRACTS: dict[str, type] = {"generator": ProgressiveGenerator, "di
 
 
 CONTRACTS: dict[str, type] = {"generator": Generator, "discriminator": Discriminator, "translator": Translator,
-                              "translation_discriminator": TranslationDiscriminator, "upscaler": Upscaler}
+                              "translation_discriminator": TranslationDiscriminator, "upscaler": Upscaler,
+                              "classifier": Classifier}
 
 
 def _required_methods(protocol: type) -> dict[str, inspect.Signature]:

@@ -16,6 +16,7 @@ __all__ = [
     "SUPPORTED_SIZES",
     "ConditionalBatchNorm2d",
     "MinibatchStdDev",
+    "check_batch",
     "check_image_size",
     "check_images_input",
     "check_labels",
@@ -27,6 +28,7 @@ __all__ = [
     "grow_resolutions",
     "check_z_threshold",
     "maybe_sn",
+    "norm_layer",
     "normalize_spectral_norm_vectors",
     "start_resolution",
     "truncated_normal",
@@ -265,3 +267,24 @@ class MinibatchStdDev(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
+
+
+def check_batch(x, channels: int) -> tuple[int, int]:
+    """Validate a 4-D batch with ``channels`` channels (a translator's, upscaler's or their discriminators'
+    input); return its (H, W)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, found {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"x: expected a 4-D batch (N, C, H, W), found shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(f"x: expected {channels} channel(s), found {x.shape[1]} (shape {tuple(x.shape)})")
+    return int(x.shape[2]), int(x.shape[3])
+
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """The normalisation layer named ``norm``: ``"instance"`` (affine-free), ``"batch"``, anything else none."""
+    if norm == "instance":  # affine-free, as in CycleGAN: statistics per image, nothing to learn
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()

@@ -24,8 +24,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checks import check_choice, check_int
+from .layers import check_batch
 from .registry import register
-from .translators import _check_batch, init_weights
+from .translators import init_weights
 
 __all__ = ["LaplacianPyramid", "LPTNTranslator", "MAX_LEVELS"]
 
@@ -200,7 +201,7 @@ class LPTNTranslator(nn.Module):
 
     def _check_input(self, x: torch.Tensor, extra_levels: int = 0) -> int:
         """Validate ``x`` for ``n_levels + extra_levels`` levels; return that number of levels."""
-        h, w = _check_batch(x, self.in_channels)
+        h, w = check_batch(x, self.in_channels)
         extra = check_int("extra_levels", extra_levels, 0)
         levels = self.n_levels + extra
         m = 2**levels + 1

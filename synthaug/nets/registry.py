@@ -1,4 +1,5 @@
-"""Net registries, one per role, and self-describing nets.
+"""Net registries, one per role (generator, discriminator, translator, translation discriminator, upscaler,
+classifier), and self-describing nets.
 
 ``@register("generator", "dcgan")`` checks the class against the role's contract (:mod:`.contracts`) and makes
 every instance record ``net.spec = {"arch": name, "kwargs": <all constructor arguments>}``: the entry of
@@ -18,7 +19,7 @@ from .contracts import CONTRACTS, check_class, check_instance
 NETS: dict[str, Registry] = {role: Registry(role, functools.partial(check_class, role)) for role in CONTRACTS}
 GENERATORS, DISCRIMINATORS = NETS["generator"], NETS["discriminator"]
 TRANSLATORS, TRANSLATION_DISCRIMINATORS = NETS["translator"], NETS["translation_discriminator"]
-UPSCALERS = NETS["upscaler"]
+UPSCALERS, CLASSIFIERS = NETS["upscaler"], NETS["classifier"]
 
 
 def _record_arguments(cls: type, role: str, name: str) -> None:
@@ -99,3 +100,8 @@ def list_translation_discriminators() -> list[str]:
 def list_upscalers() -> list[str]:
     """Names of the registered super-resolution generators."""
     return UPSCALERS.names()
+
+
+def list_classifiers() -> list[str]:
+    """Names of the registered image classifiers (downstream, helper and task classifiers)."""
+    return CLASSIFIERS.names()

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from ..checks import check_bool, check_choice, check_int
 from ..utils import check_images
+from .layers import check_batch, norm_layer
 from .registry import register
-from .translators import _check_batch, _norm_layer
 
 __all__ = ["SRResNet", "SRDiscriminator", "ContentAutoencoder", "check_scale", "downscale", "bicubic_upscale"]
 
@@ -61,8 +61,8 @@ class _SRBlock(nn.Module):
     def __init__(self, nf: int, norm: str):
         super().__init__()
         bias = norm == "none"
-        self.body = nn.Sequential(nn.Conv2d(nf, nf, 3, padding=1, bias=bias), _norm_layer(norm, nf), nn.PReLU(nf),
-                                  nn.Conv2d(nf, nf, 3, padding=1, bias=bias), _norm_layer(norm, nf))
+        self.body = nn.Sequential(nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf), nn.PReLU(nf),
+                                  nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -97,7 +97,7 @@ class SRResNet(nn.Module):
         bias = norm == "none"
         self.head = nn.Sequential(nn.Conv2d(channels, nf, 9, padding=4), nn.PReLU(nf))
         self.body = nn.Sequential(*[_SRBlock(nf, norm) for _ in range(n_blocks)],
-                                  nn.Conv2d(nf, nf, 3, padding=1, bias=bias), _norm_layer(norm, nf))
+                                  nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf))
         ups = []
         for _ in range(self.scale.bit_length() - 1):
             ups += [nn.Conv2d(nf, nf * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(nf)]
@@ -106,7 +106,7 @@ class SRResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, channels, H, W) in [-1, 1] -> (N, channels, H * scale, W * scale) in [-1, 1]."""
-        _check_batch(x, self.channels)
+        check_batch(x, self.channels)
         h = self.head(x)
         y = self.tail(self.upsample(h + self.body(h)))
         if self.bicubic_skip:
@@ -133,9 +133,9 @@ class SRDiscriminator(nn.Module):
         ch = ndf
         for i in range(n_stages):
             out = ndf * min(2 ** (i + 1), 8)
-            layers += [nn.Conv2d(ch, ch, 3, stride=2, padding=1, bias=bias), _norm_layer(norm, ch),
+            layers += [nn.Conv2d(ch, ch, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch),
                        nn.LeakyReLU(0.2, True),
-                       nn.Conv2d(ch, out, 3, padding=1, bias=bias), _norm_layer(norm, out), nn.LeakyReLU(0.2, True)]
+                       nn.Conv2d(ch, out, 3, padding=1, bias=bias), norm_layer(norm, out), nn.LeakyReLU(0.2, True)]
             ch = out
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, ndf * 16, 1), nn.LeakyReLU(0.2, True),
@@ -143,7 +143,7 @@ class SRDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) -> (N, 1) logits."""
-        h, w = _check_batch(x, self.in_channels)
+        h, w = check_batch(x, self.in_channels)
         m = 2 ** self.n_stages
         if h < m or w < m:
             raise ValueError(f"image too small for the discriminator depth: expected at least {m}x{m} px for "

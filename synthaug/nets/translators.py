@@ -14,6 +14,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..checks import check_bool, check_choice, check_int
+from .layers import check_batch, norm_layer
 from .registry import register
 
 __all__ = [
@@ -30,30 +31,11 @@ NORMS = ("instance", "batch", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 
 
-def _check_batch(x, channels: int) -> tuple[int, int]:
-    """Validate a 4-D tensor with ``channels`` channels; return its (H, W)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x: expected a torch.Tensor, found {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"x: expected a 4-D batch (N, C, H, W), found shape {tuple(x.shape)}")
-    if x.shape[1] != channels:
-        raise ValueError(f"x: expected {channels} channel(s), found {x.shape[1]} (shape {tuple(x.shape)})")
-    return int(x.shape[2]), int(x.shape[3])
-
-
 def _check_divisible(h: int, w: int, factor: int, what: str) -> None:
     if h % factor or w % factor:
         nh, nw = -(-h // factor) * factor, -(-w // factor) * factor
         raise ValueError(f"x: expected height and width divisible by {what} = {factor}, found {h}x{w}; "
                          f"pad or resize to {nh}x{nw}")
-
-
-def _norm_layer(norm: str, channels: int) -> nn.Module:
-    if norm == "instance":  # affine-free, as in CycleGAN: statistics per image, nothing to learn
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    return nn.Identity()
 
 
 # ----------------------------------------------------------------------------- initialisation
@@ -102,7 +84,7 @@ class _StyledNorm(nn.Module):
 
     def __init__(self, norm: str, channels: int):
         super().__init__()
-        self.norm, self.channels, self.style = _norm_layer(norm, channels), channels, None
+        self.norm, self.channels, self.style = norm_layer(norm, channels), channels, None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = self.norm(h)
@@ -118,7 +100,7 @@ class _ResidualBlock(nn.Module):
     def __init__(self, channels: int, norm: str, dropout: bool, styled: bool = False):
         super().__init__()
         bias = norm == "none"  # a bias right before a normalisation is cancelled by it
-        make_norm = _StyledNorm if styled else _norm_layer
+        make_norm = _StyledNorm if styled else norm_layer
         layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), make_norm(norm, channels),
                   nn.ReLU(True)]
         if dropout:
@@ -174,10 +156,10 @@ class ResnetGenerator(nn.Module):
         styled = noise_dim > 0
 
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels + noise_maps, ngf, 7, bias=bias),
-                  _norm_layer(norm, ngf), nn.ReLU(True)]
+                  norm_layer(norm, ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(n_downsampling):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), _norm_layer(norm, ch * 2),
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2),
                        nn.ReLU(True)]
             ch *= 2
         layers += [_ResidualBlock(ch, norm, dropout, styled) for _ in range(n_blocks)]
@@ -187,7 +169,7 @@ class ResnetGenerator(nn.Module):
                            nn.Conv2d(ch, ch // 2, 3, bias=bias)]
             else:
                 layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
-            layers += [(_StyledNorm if styled else _norm_layer)(norm, ch // 2), nn.ReLU(True)]
+            layers += [(_StyledNorm if styled else norm_layer)(norm, ch // 2), nn.ReLU(True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
@@ -239,7 +221,7 @@ class ResnetGenerator(nn.Module):
         return 2**self.n_downsampling
 
     def _check_input(self, x: torch.Tensor) -> None:
-        h, w = _check_batch(x, self.in_channels)
+        h, w = check_batch(x, self.in_channels)
         m = self.min_size
         if h < m or w < m:
             raise ValueError(f"image too small for the network depth: expected at least {m}x{m} px "
@@ -355,7 +337,7 @@ class UNetGenerator(nn.Module):
             down = [] if first else [nn.LeakyReLU(0.2)]  # not in place: its input is also a kept skip
             down.append(nn.Conv2d(c_in, width[i], 4, stride=2, padding=1, bias=bias or not has_norm))
             if has_norm:
-                down.append(_norm_layer(norm, width[i]))
+                down.append(norm_layer(norm, width[i]))
             self.downs.append(nn.Sequential(*down))
 
             up_in = width[i] if innermost else 2 * width[i]
@@ -363,7 +345,7 @@ class UNetGenerator(nn.Module):
                 up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, out_channels, 4, stride=2, padding=1), nn.Tanh()]
             else:
                 up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, c_in, 4, stride=2, padding=1, bias=bias),
-                      _norm_layer(norm, c_in)]
+                      norm_layer(norm, c_in)]
                 if dropout and not innermost and (i >= d - 4 or width[i - 1] == width[i] == ngf * 8):
                     up.append(nn.Dropout(0.5))
             self.ups.append(nn.Sequential(*up))
@@ -371,7 +353,7 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]."""
-        h, w = _check_batch(x, self.in_channels)
+        h, w = check_batch(x, self.in_channels)
         _check_divisible(h, w, 2**self.num_downs, "2**num_downs")
         skips = []
         for down in self.downs:
@@ -438,7 +420,7 @@ class PatchDiscriminator(nn.Module):
         for i in range(1, n_layers + 1):
             out = ndf * min(2**i, 8)
             stride = 2 if i < n_layers else 1  # the last widening conv keeps the resolution
-            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1, bias=bias), _norm_layer(norm, out),
+            layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1, bias=bias), norm_layer(norm, out),
                        nn.LeakyReLU(0.2, True)]
             ch = out
         layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
@@ -451,7 +433,7 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) -> (N, 1, h, w) patch logits (no sigmoid)."""
-        h, w = _check_batch(x, self.in_channels)
+        h, w = check_batch(x, self.in_channels)
         m = min_input_size(self.n_layers)
         if h < m or w < m:
             fits = (min(h, w) // 3).bit_length() - 1  # largest n_layers with 3 * 2**n_layers <= size
@@ -485,7 +467,7 @@ class MultiScaleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(N, in_channels, H, W) -> list of ``num_scales`` (N, 1, h_k, w_k) logits, finest first."""
-        h, w = _check_batch(x, self.in_channels)
+        h, w = check_batch(x, self.in_channels)
         m = self.min_size
         if h < m or w < m:
             raise ValueError(f"image too small for the discriminator depth: expected at least {m}x{m} px for "

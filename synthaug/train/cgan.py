@@ -25,7 +25,7 @@ from .progressive import ProgressiveSchedule, check_progressive_options
 from .sampler import BatchSampler
 from ..utils import ema_with_warmup
 
-# The pseudo-labelling classifier: arguments of synthaug.eval.classifier.train_classifier, plus val_fraction
+# The pseudo-labelling classifier: arguments of synthaug.train.classifier.train_classifier, plus val_fraction
 # (a stratified share of the labelled images held out to pick the step with the lowest validation loss, so
 # the confidences come from a classifier that is not simply fitted to its training images).
 PSEUDO_LABEL_CLASSIFIER = {"arch": "small_cnn", "width": 16, "max_steps": 300, "batch_size": 64, "lr": 1e-3,

@@ -14,14 +14,14 @@ __all__ = ["train_helper_classifier"]
 def train_helper_classifier(data, options: dict, seed: int, device, progress: bool | str | None = False):
     """Train on ``data`` (an ``ImageDataset``) with ``options`` (``train_classifier`` arguments plus
     ``val_fraction`` and ``augment``), deterministically under ``seed``. ``augment``: None, or a classical kind of
-    :func:`~synthaug.eval.classifier.classical_augment` applied (without flips) to its training batches, e.g.
+    :func:`~synthaug.train.classifier.classical_augment` applied (without flips) to its training batches, e.g.
     ``"colour"`` for a task classifier that must read the digit whatever its colours and background -- the
     translations it judges have the target's appearance, not the source's. With ``val_fraction`` > 0 and every
     class present in the held-out part, that part selects the step; otherwise the last step is kept. ``progress``: as
     ``train_classifier``'s (a bar over the steps with the time left; a str labels it). Returns ``(net in eval mode,
     info, train_ds, val_ds or None)``."""
     from ..data import stratified_indices
-    from ..eval.classifier import classical_augment, train_classifier
+    from .classifier import classical_augment, train_classifier
 
     opts = dict(options)
     val_fraction = float(opts.pop("val_fraction"))

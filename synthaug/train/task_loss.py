@@ -31,7 +31,7 @@ from .helper_classifier import train_helper_classifier
 __all__ = ["TASK_CLASSIFIER", "TASK_FIELDS", "TaskLossConfig", "TaskConsistency", "check_task_settings",
            "train_task_classifier"]
 
-# The task classifier trained on the source domain: arguments of synthaug.eval.classifier.train_classifier, plus
+# The task classifier trained on the source domain: arguments of synthaug.train.classifier.train_classifier, plus
 # val_fraction (a stratified share of the source images held out to select the step and to measure the accuracy
 # that min_accuracy is compared with) and augment (None, or a classical_augment kind for its training batches, e.g.
 # "colour": an f_S that reads the class whatever the colours, for a target domain of another appearance).
@@ -68,13 +68,14 @@ def check_task_settings(config) -> None:
     opts = check_options("task_classifier", config.task_classifier, TASK_CLASSIFIER)
     if opts is None:
         return
-    from ..eval.classifier import ARCHS, CLASSICAL_KINDS, SELECT_ON
+    from ..nets import list_classifiers
+    from .classifier import CLASSICAL_KINDS, SELECT_ON
 
     if opts.get("augment") is not None and opts["augment"] not in CLASSICAL_KINDS:
         raise ValueError(f"task_classifier: expected augment None or one of {list(CLASSICAL_KINDS)}, found "
                          f"{opts['augment']!r}")
-    if opts.get("arch", TASK_CLASSIFIER["arch"]) not in ARCHS:
-        raise ValueError(f"task_classifier: expected arch in {list(ARCHS)}, found {opts['arch']!r}")
+    if opts.get("arch", TASK_CLASSIFIER["arch"]) not in list_classifiers():
+        raise ValueError(f"task_classifier: expected arch in {list_classifiers()}, found {opts['arch']!r}")
     if opts.get("select_on", "loss") not in SELECT_ON:
         raise ValueError(f"task_classifier: expected select_on in {list(SELECT_ON)}, found {opts['select_on']!r}")
 
@@ -122,7 +123,7 @@ class TaskConsistency:
             warning says so.
         options: overrides of :data:`TASK_CLASSIFIER` for the classifier trained here.
         classifier: a trained classifier to use instead (a ``ClassifierModel`` or a net of
-            :mod:`synthaug.eval.classifier`); its weights are copied, never changed.
+            :mod:`synthaug.nets.classifiers`); its weights are copied, never changed.
         seed, device: the classifier's training seed and the device the term is computed on.
         progress: a bar over f_S's training steps with the time left; None (default): on, unless a
             :func:`synthaug.utils.progress_default` block turned it off (the recipes build this helper at
@@ -268,7 +269,7 @@ class TaskConsistency:
 
 def _fresh_copy(net: torch.nn.Module, spec: dict) -> torch.nn.Module:
     """A new net of ``spec`` holding ``net``'s weights (the user's module is never frozen or moved)."""
-    from ..eval.classifier import build_classifier
+    from ..nets.classifiers import build_classifier
 
     with torch.random.fork_rng(devices=[]):  # its throw-away init weights come from no RNG of the run
         copy = build_classifier(**spec)

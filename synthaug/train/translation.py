@@ -251,7 +251,7 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
     **Task consistency** (``config.lambda_task > 0``; CyCADA's semantic loss): domain A is the labelled source
     (``domain_a.labels`` and ``.class_names``). A classifier f_S is trained on it at construction (deterministic under
     ``seed``; settings :data:`~synthaug.train.task_loss.TASK_CLASSIFIER` overridden by ``config.task_classifier``),
-    or ``task_classifier`` is used (a ``ClassifierModel`` or a net of :mod:`synthaug.eval.classifier`), then
+    or ``task_classifier`` is used (a ``ClassifierModel`` or a net of :mod:`synthaug.nets.classifiers`), then
     frozen. The generator loss gains ``lambda_task * (CE(f_S(G_A2B(a)), y_a) + CE(f_S(G_B2A(b)), argmax f_S(b)))``
     from step ``task_start_step`` on, provided f_S's held-out accuracy reaches ``task_min_accuracy``. f_S's weights
     and its labels of the B images are checkpointed; the exported model holds f_S as ``task_classifier/`` and
