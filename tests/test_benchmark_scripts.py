@@ -242,3 +242,14 @@ def test_gpu_check_quick_runs_every_check_on_cpu(tmp_path):
     assert r["torchrun"]["nproc"] == 2 and r["torchrun"]["steps_logged"] == 4
     assert r["classifier_resnet18_small"]["loss_last"] < r["classifier_resnet18_small"]["loss_first"]
     assert "| torchrun | passed |" in (tmp_path / "gpu_check.md").read_text()
+
+
+@pytest.mark.slow
+def test_mnistm_pilot_quick_trains_a_noise_translator_and_records_the_pilot(tmp_path, shared_data):
+    from benchmarks import mnistm_pilot
+
+    assert mnistm_pilot.main(["nce1_task", "--quick", "--out", str(tmp_path)]) == 0
+    rec = json.loads((tmp_path / "pilots.jsonl").read_text().splitlines()[-1])
+    assert rec["name"] == "nce1_task" and 0.0 <= rec["dev"] <= 1.0 and rec["translator"]["lambda_diversity"] == 1.0
+    assert (tmp_path / "nce1_task" / "model" / "config.json").is_file()
+    assert (tmp_path / "nce1_task" / "examples.png").stat().st_size > 1000
