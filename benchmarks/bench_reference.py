@@ -344,13 +344,18 @@ def speedups(cases: list[dict]) -> list[dict]:
     return out
 
 
+def met(row: dict | None, target: float = 2.0) -> bool:
+    """A speed target is met only when the paired per-CPU-second interval clears it (the machine is shared, so
+    wall-clock time also counts the other jobs; a mean above the target with an interval below it is not met)."""
+    return bool(row) and row["cpu"]["lo"] == row["cpu"]["lo"] and row["cpu"]["lo"] >= target
+
+
 def verdict(row: dict | None, target: float = 2.0) -> str:
     if row is None:
         return "not measured"
     w, c = row["wall"], row["cpu"]
-    lo = w["lo"] if w["lo"] == w["lo"] else w["mean"]
-    status = ("**met**" if lo >= target else "met on the mean only (the interval reaches below)"
-              if w["mean"] >= target else "**not met**")
+    status = ("**met**" if met(row, target) else "not met: the per-CPU-second mean clears it, its interval does not"
+              if c["mean"] >= target else "**not met**")
     return (f"{status}: {H.fmt_interval(w['mean'], w['lo'], w['hi'], 2)}x wall-clock, "
             f"{H.fmt_interval(c['mean'], c['lo'], c['hi'], 2)}x per CPU-second")
 
@@ -364,7 +369,7 @@ def targets(ratios: list[dict], sizes) -> list[dict]:
                                (f"fastcut_{s}px", f"cyclegan_{s}px", "FastCUT >= 2x synthaug CycleGAN")):
             row = find.get((arm, ref))
             out.append({"target": f"{what} at {s} px", "arm": arm, "reference_arm": ref,
-                        "met": bool(row and row["wall"]["mean"] >= 2.0), "verdict": verdict(row)})
+                        "met": met(row), "verdict": verdict(row)})
     return out
 
 
