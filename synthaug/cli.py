@@ -16,219 +16,179 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import re
 import sys
+import typing
 from pathlib import Path
 
 # ``train --steps`` for a recipe whose config has no run length (cgan); the others default to their config's steps
 STEPS_WITHOUT_SCHEDULE = 3000
 
 
-def _default(fn, name: str):
-    """The default of parameter ``name`` of ``fn`` (a function or class), so an option repeats no default."""
-    return inspect.signature(fn).parameters[name].default
+# --------------------------------------------------------------------------------------------- train <recipe>
+def _option_meta(config_class, name: str) -> dict:
+    """The command-line metadata of config field ``name`` (:func:`synthaug.train.recipe.option`): the field's own,
+    else that of the same field in a base dataclass (a subclass that only changes a default keeps the help)."""
+    for klass in config_class.__mro__:
+        for f in getattr(klass, "__dataclass_fields__", {}).values():
+            if f.name == name and f.metadata:
+                return dict(f.metadata)
+    return {}
 
 
-def _add_common_train(p: argparse.ArgumentParser, recipe_cls) -> None:
+def _field_kind(hint) -> tuple[type, bool]:
+    """(base type, optional) of a config field's annotation: ``int | None`` -> (int, True)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
+    base = args[0] if optional and len(args) == 1 else hint
+    return (typing.get_origin(base) or base), optional
+
+
+def config_options(config_class) -> list[tuple[dataclasses.Field, list[str], dict]]:
+    """The options of a config dataclass, one per field: ``(field, option strings, add_argument keywords)``.
+
+    ``--field-name`` (plus the metadata's ``flags``), the field as ``dest``; bool fields get ``--x / --no-x``;
+    int, float and str fields their type; dict fields a JSON object (parsed and merged over the default by
+    :func:`config_values`); tuple fields a comma-separated list; other types, ``steps`` (the run length: the shared
+    ``--steps``) and fields with ``cli=False`` no option. The help is the metadata's, with the default."""
+    hints = typing.get_type_hints(config_class)
+    out = []
+    for f in dataclasses.fields(config_class):
+        meta = _option_meta(config_class, f.name)
+        if f.name == "steps" or not meta.get("cli", True):
+            continue
+        base, optional = _field_kind(hints.get(f.name, str))
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        flags = [f"--{f.name.replace('_', '-')}", *meta.get("flags", ())]
+        kw: dict = {"dest": f.name}
+        help_text = meta.get("help", "")
+        if base is bool:
+            kw.update(action=argparse.BooleanOptionalAction, default=default)
+            shown = "on" if default else "off"
+        elif base in (int, float, str):
+            kw.update(type=base, default=default)
+            choices = meta.get("choices")
+            if choices is not None:  # listed once in the help, not after every option string
+                kw["choices"] = list(choices() if callable(choices) else choices)
+                kw["metavar"] = "NAME"
+                help_text = f"{help_text}: {', '.join(kw['choices'])}"
+            shown = default
+        elif base is dict:
+            kw.update(default=None, metavar="JSON")
+            shown = json.dumps(default) if default is not None else None
+        elif base is tuple:
+            kw.update(default=None, metavar="A,B,...")
+            shown = ",".join(str(v) for v in default) if default else default
+        else:
+            continue
+        if shown is None and optional:
+            shown = "none"
+        if "(default" in help_text:  # the help says what the default means
+            kw["help"] = help_text
+        else:
+            kw["help"] = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
+        kw["help"] = kw["help"].replace("%", "%%")
+        out.append((f, flags, kw))
+    return out
+
+
+def config_values(args, config_class) -> dict:
+    """The config field values of parsed ``args`` (see :func:`config_options`): a JSON dict option parsed (and stored
+    back on ``args`` as a dict) and merged over the field's default dict; a comma-separated list split into a tuple
+    of the default's element type; a dict or list not given left out (the field keeps its default)."""
+    hints = typing.get_type_hints(config_class)
+    values = {}
+    for f, flags, _ in config_options(config_class):
+        base, _ = _field_kind(hints[f.name])
+        value = getattr(args, f.name)
+        if base is dict:
+            value = _json_dict(value, flags[0])
+            setattr(args, f.name, value)
+            if value is None:
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            value = {**default, **value} if isinstance(default, dict) else value
+        elif base is tuple:
+            if value is None:
+                continue
+            cast = type(f.default[0]) if isinstance(f.default, tuple) and f.default else str
+            value = tuple(cast(v.strip()) for v in value.split(",") if v.strip())
+        values[f.name] = value
+    if getattr(config_class, "steps", None) is not None:  # a config with its own run length takes --steps
+        values["steps"] = args.steps
+    return values
+
+
+def _add_train_command(train, name: str, recipe_cls) -> None:
+    """``synthaug train <name>``: the recipe's own options (:meth:`~synthaug.train.recipe.Recipe.add_arguments`: its
+    data), its config's fields (:func:`config_options`) and the run options every recipe shares."""
     from .train import Trainer
 
     config_class = recipe_cls.config_class
-    p.add_argument("--out", required=True, help="output folder (checkpoints, samples, metrics, model/)")
-    p.add_argument("--steps", type=int, default=getattr(config_class, "steps", None) or STEPS_WITHOUT_SCHEDULE,
-                   help="run length (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=config_class.batch_size)
-    p.add_argument("--seed", type=int, default=_default(recipe_cls, "seed"))
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
-    p.add_argument("--ckpt-every", type=int, default=_default(Trainer, "ckpt_every"))
-    p.add_argument("--sample-every", type=int, default=_default(Trainer, "sample_every"))
-    p.add_argument("--log-every", type=int, default=_default(Trainer, "log_every"))
-    p.add_argument("--no-resume", action="store_true", help="start over even if out/ has a checkpoint")
-    p.add_argument("--no-progress", action="store_true")
+    doc = (vars(recipe_cls).get("__doc__") or "").strip().split("\n")[0]
+    help_text = vars(recipe_cls).get("cli_help") or doc or name  # the class's own, not a base recipe's
+    p = train.add_parser(name, help=help_text, description=f"{help_text}: recipe {name!r}, settings of "
+                                                             f"{config_class.__name__}")
+    recipe_cls.add_arguments(p.add_argument_group("data and recipe options"))
+    group = p.add_argument_group(f"settings ({config_class.__name__})")
+    for _, flags, kw in config_options(config_class):
+        group.add_argument(*flags, **kw)
+    trainer = inspect.signature(Trainer).parameters
+    run = p.add_argument_group("run")
+    run.add_argument("--out", required=True, help="output folder (checkpoints, samples, metrics, model/)")
+    run.add_argument("--steps", type=int, default=getattr(config_class, "steps", None) or STEPS_WITHOUT_SCHEDULE,
+                     help="run length (default: %(default)s)")
+    run.add_argument("--seed", type=int, default=inspect.signature(recipe_cls).parameters["seed"].default
+                     if "seed" in inspect.signature(recipe_cls).parameters else 0)
+    run.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    for opt in ("ckpt_every", "sample_every", "log_every"):
+        run.add_argument(f"--{opt.replace('_', '-')}", type=int, default=trainer[opt].default)
+    run.add_argument("--no-resume", action="store_true", help="start over even if out/ has a checkpoint")
+    run.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_train)
 
 
 def _train(args) -> int:
-    """``synthaug train <recipe>``: the registered recipe of that name, built from the arguments by its command's
-    builder (:data:`_TRAIN_COMMANDS`), run by the Trainer."""
+    """``synthaug train <recipe>``: the registered recipe of that name, its config from the options
+    (:meth:`~synthaug.train.recipe.Recipe.config_from_arguments`), built from its data
+    (:meth:`~synthaug.train.recipe.Recipe.from_arguments`), run by the Trainer."""
     import contextlib
     import io
 
     from .train import Trainer, get_recipe
     from .train.distributed import init_distributed
+    from .train.engine import check_out_dir
     from .utils import progress_default, seed_everything
+
+    recipe_cls = get_recipe(args.recipe)
+
+    def refuse_other_settings(config, **attributes) -> None:
+        """Before building the recipe (which may train a task classifier, a pseudo-labeller or a content encoder
+        first): refuse an output folder whose checkpoint holds another recipe's run or other settings, as the
+        Trainer would when it resumes, unless --no-resume starts over."""
+        if args.no_resume:
+            return
+        try:
+            check_out_dir(args.out, recipe_cls.name, recipe_cls.planned_config_dict(config, **attributes))
+        except ValueError as e:
+            raise ValueError(f"--out: {e} (checked before training anything; --no-resume starts over in this "
+                             "folder)") from None
 
     info = init_distributed(args.device)  # a no-op unless started by torchrun
     seed_everything(args.seed)
+    config = recipe_cls.config_from_arguments(config_values(args, recipe_cls.config_class), args)
     # under torchrun only rank 0 reports (the data summary, the helper classifiers, the result); every rank builds
     quiet = contextlib.redirect_stdout(io.StringIO()) if not info.is_main else contextlib.nullcontext()
     with quiet, progress_default(not args.no_progress):  # helper classifiers trained while building follow the flag
-        recipe = args.build(args, get_recipe(args.recipe))
+        recipe = recipe_cls.from_arguments(args, config, refuse_other_settings)
         result = Trainer(recipe, args.out, args.steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
                          log_every=args.log_every, progress=not args.no_progress).fit(resume=not args.no_resume)
         _report(result)
     return 0
-
-
-def _refuse_other_settings(args, recipe_cls, config, **attributes) -> None:
-    """Before building a recipe (which may train a task classifier, a pseudo-labeller or a content encoder first):
-    refuse an output folder whose checkpoint holds another recipe's run or other settings, as the Trainer would when
-    it resumes, unless --no-resume starts over."""
-    from .train.engine import check_out_dir
-
-    if args.no_resume:
-        return
-    try:
-        check_out_dir(args.out, recipe_cls.name, recipe_cls.planned_config_dict(config, **attributes))
-    except ValueError as e:
-        raise ValueError(f"--out: {e} (checked before training anything; --no-resume starts over in this folder)") \
-            from None
-
-
-def _cgan_recipe(args, recipe_cls):
-    from .data import load_labelled_and_rest, load_training_data, load_unlabelled
-
-    kw = dict(split=args.split, size=args.size, channels=args.channels, fraction=args.fraction,
-              n_per_class=args.n_per_class, seed=args.seed)
-    unlabelled = None
-    if args.unlabelled == "rest":
-        data, unlabelled = load_labelled_and_rest(args.data, **kw)
-    else:
-        data = load_training_data(args.data, **kw)
-        if args.unlabelled:
-            unlabelled = load_unlabelled(args.unlabelled, data, split=args.unlabelled_split, size=args.size,
-                                         channels=args.channels)
-    print(data.summary())
-    if unlabelled is not None:
-        print(f"unlabelled: {len(unlabelled)} images {tuple(unlabelled.images.shape[1:])} from {args.unlabelled!r}")
-    elif args.pseudo_label_threshold is not None:
-        raise ValueError("--pseudo-label-threshold: needs --unlabelled (the pool to pseudo-label), found none")
-    cfg = recipe_cls.config_class(
-        generator=args.arch, loss=args.loss, batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d,
-        n_critic=args.n_critic, diffaug="" if args.no_diffaug else args.diffaug, ada=args.ada, r1_gamma=args.r1,
-        label_smoothing=args.label_smoothing, ema_decay=args.ema_decay, sync_batchnorm=args.sync_batchnorm,
-        g_kwargs=json.loads(args.g_kwargs), d_kwargs=json.loads(args.d_kwargs), ortho_reg=args.ortho_reg,
-        pseudo_label_threshold=args.pseudo_label_threshold,
-        pseudo_label_classifier=json.loads(args.pseudo_label_classifier) if args.pseudo_label_classifier else None,
-        progressive=None if args.progressive is None else _json_dict(args.progressive, "--progressive"))
-    _refuse_other_settings(args, recipe_cls, cfg, seed=args.seed, image_size=int(data.images.shape[-1]),
-                           unlabelled=unlabelled)
-    recipe = recipe_cls(data, cfg, device=args.device, seed=args.seed, unlabelled=unlabelled)
-    semi = recipe.pseudo_label_summary()
-    if semi is not None and semi["pseudo_label_threshold"] is not None:
-        print(f"pseudo-labelled: {semi['n_pseudo_labelled']} of {semi['n_unlabelled']} unlabelled images at "
-              f"probability >= {semi['pseudo_label_threshold']} {semi['pseudo_labels_per_class']}")
-    return recipe
-
-
-def _translation_config(args, config_class, **fields):
-    """The translation settings every translation command shares, plus ``fields``."""
-    defaults = config_class()
-    # the config's default generator arguments are sized for its default generator; another --arch starts from its own
-    g_defaults = defaults.g_kwargs if args.arch == defaults.generator else {}
-    return config_class(steps=args.steps, generator=args.arch, loss=args.loss, batch_size=args.batch_size,
-                        lr=args.lr, g_kwargs={**g_defaults, **_json_dict(args.g_kwargs, "--g-kwargs")},
-                        d_kwargs={**defaults.d_kwargs, **_json_dict(args.d_kwargs, "--d-kwargs")},
-                        cpu_bf16=args.cpu_bf16, **fields)
-
-
-def _unpaired_recipe(args, recipe_cls, **fields):
-    """An unpaired recipe (CycleGAN, CUT) from --a, --b, the task-loss arguments and the recipe's own ``fields``."""
-    from .data import load_domain
-
-    task = args.lambda_task > 0
-    if not task and (args.task_classifier is not None or args.task_min_accuracy is not None):
-        raise ValueError(f"--lambda-task: --task-classifier / --task-min-accuracy set the task loss, found "
-                         f"--lambda-task {args.lambda_task}; set it > 0")
-    a = load_domain(args.a, args.size, args.channels, labelled=task, arg="--a")
-    b = load_domain(args.b, args.size, args.channels, arg="--b")
-    print(f"domain A: {len(a)} images {tuple(a.images.shape[1:])}; domain B: {len(b)} images "
-          f"{tuple(b.images.shape[1:])}")
-    if task:
-        print(f"task loss: domain A's labels {a.class_counts()}")
-    cfg = _translation_config(args, recipe_cls.config_class, lambda_task=args.lambda_task,
-                              task_start_step=args.task_start_step, task_min_accuracy=args.task_min_accuracy,
-                              task_classifier=_json_dict(args.task_classifier, "--task-classifier"),
-                              lambda_structure=args.lambda_structure, **fields)
-    _refuse_other_settings(args, recipe_cls, cfg)
-    recipe = recipe_cls(a, b, cfg, device=args.device, seed=args.seed,
-                        names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
-    if recipe.task is not None:
-        info = recipe.task.info
-        print(f"task classifier: accuracy {info['accuracy']:.3f} ({info['accuracy_on']}); the task loss is "
-              + (f"on from step {cfg.task_start_step}" if recipe.task.reliable
-                 else f"OFF (below --task-min-accuracy {cfg.task_min_accuracy})"))
-    return recipe
-
-
-def _cyclegan_recipe(args, recipe_cls):
-    return _unpaired_recipe(args, recipe_cls, lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity)
-
-
-def _nce_layers(args, config_class) -> tuple[str, ...]:
-    """``--nce-layers``, or the config's default when it names maps of the generator chosen by ``--arch``; for another
-    generator the maps must be named (the default ones are a ResNet's): refused naming that generator's maps."""
-    if args.nce_layers is not None:
-        return tuple(n.strip() for n in args.nce_layers.split(",") if n.strip())
-    default = tuple(config_class.nce_layers)
-    if args.arch == config_class.generator:
-        return default
-    from .nets import create_net
-
-    kwargs = {**_json_dict(args.g_kwargs, "--g-kwargs"), "in_channels": args.channels, "out_channels": args.channels}
-    try:
-        maps = list(create_net(args.arch, **kwargs).feature_layers)
-    except (TypeError, ValueError, AttributeError):
-        maps = None
-    named = f"its maps are {', '.join(maps)}; e.g. --nce-layers {','.join(maps[:4])}" if maps else \
-        "name maps of its encoder"
-    raise ValueError(f"--nce-layers: expected the {args.arch} generator's maps for PatchNCE, found none given (the "
-                     f"default {','.join(default)} names maps of the {config_class.generator} generator); {named}")
-
-
-def _cut_recipe(args, recipe_cls):
-    return _unpaired_recipe(args, recipe_cls, lambda_gan=args.lambda_gan, lambda_nce=args.lambda_nce,
-                            nce_idt=args.nce_idt, nce_layers=_nce_layers(args, recipe_cls.config_class),
-                            num_patches=args.num_patches, flip_equivariance=args.flip_equivariance)
-
-
-def _pix2pix_recipe(args, recipe_cls):
-    from .data import load_paired
-
-    pairs = load_paired(args.data, size=args.size, channels=args.channels)
-    print(f"pairs: {len(pairs)}")
-    cfg = _translation_config(args, recipe_cls.config_class, lambda_l1=args.lambda_l1)
-    _refuse_other_settings(args, recipe_cls, cfg)
-    return recipe_cls(pairs, cfg, device=args.device, seed=args.seed)
-
-
-def _srgan_recipe(args, recipe_cls):
-    from .data import load_domain
-
-    data = load_domain(args.data, args.size, args.channels, split=args.split, arg="--data")
-    print(f"high-resolution images: {len(data)} {tuple(data.images.shape[1:])} from {args.data!r}")
-    defaults = recipe_cls.config_class()
-    cfg = recipe_cls.config_class(
-        steps=args.steps, scale=args.scale, crop=args.crop, generator=args.arch, discriminator=args.discriminator,
-        g_kwargs={**defaults.g_kwargs, **_json_dict(args.g_kwargs, "--g-kwargs")},
-        d_kwargs={**defaults.d_kwargs, **_json_dict(args.d_kwargs, "--d-kwargs")}, loss=args.loss,
-        pixel_loss=args.pixel_loss, lambda_pixel=args.lambda_pixel, lambda_content=args.lambda_content,
-        lambda_adv=args.lambda_adv, adv_start_step=args.adv_start_step,
-        content_encoder=_json_dict(args.content_encoder, "--content-encoder"), flip=args.flip,
-        batch_size=args.batch_size, lr=args.lr, decay_start=args.decay_start, cpu_bf16=args.cpu_bf16)
-    _refuse_other_settings(args, recipe_cls, cfg)
-    recipe = recipe_cls(data, cfg, device=args.device, seed=args.seed, encoder=args.encoder)
-    info = recipe.content_info
-    if info is None:
-        print("content loss: off (--lambda-content 0)")
-    elif info.get("source") == "trained":
-        print(f"content encoder: autoencoder trained on the crops ({info['steps']} steps, reconstruction L1 "
-              f"{info['reconstruction_l1']:.4f})")
-    else:
-        print(f"content encoder: {info['source']}")
-    print(f"adversarial term from step {recipe.adv_start} (of {cfg.steps}); learning rate x0.1 from step "
-          f"{recipe.decay_at}")
-    return recipe
 
 
 def _json_dict(text: str | None, arg: str) -> dict | None:
@@ -493,185 +453,18 @@ def _info(args) -> int:
     return 0
 
 
-def _cgan_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    from .losses import list_losses
-    from .nets import list_generators
-
-    p.add_argument("--data", required=True, help="'breastmnist', an .npz file, or a folder root/<class>/*.png")
-    p.add_argument("--split", default="train")
-    p.add_argument("--size", type=int, default=None, help="image size for folders (and digits npz)")
-    p.add_argument("--channels", type=int, default=None, help="1 or 3 for folders")
-    p.add_argument("--fraction", type=float, default=None)
-    p.add_argument("--n-per-class", type=int, default=None)
-    p.add_argument("--arch", default=config_class.generator, choices=list_generators(),
-                   help="generator architecture")
-    p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
-    p.add_argument("--lr-g", type=float, default=config_class.lr_g)
-    p.add_argument("--lr-d", type=float, default=config_class.lr_d)
-    p.add_argument("--n-critic", type=int, default=config_class.n_critic)
-    p.add_argument("--diffaug", default=config_class.diffaug)
-    p.add_argument("--no-diffaug", action="store_true")
-    p.add_argument("--ada", action=argparse.BooleanOptionalAction, default=config_class.ada,
-                   help="adaptive augmentation strength")
-    p.add_argument("--r1", type=float, default=config_class.r1_gamma, help="R1 penalty gamma")
-    p.add_argument("--label-smoothing", type=float, default=config_class.label_smoothing)
-    p.add_argument("--ema-decay", type=float, default=config_class.ema_decay)
-    p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments")
-    p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments")
-    p.add_argument("--ortho-reg", type=float, default=config_class.ortho_reg,
-                   help="BigGAN's orthogonal regularisation weight on the generator (default: the generator's own, "
-                        "1e-4 for biggan, 0 otherwise)")
-    p.add_argument("--sync-batchnorm", action=argparse.BooleanOptionalAction, default=config_class.sync_batchnorm,
-                   help="under torchrun on CUDA: SyncBatchNorm")
-    p.add_argument("--unlabelled", default=None, metavar="PATH_OR_SPEC",
-                   help="semi-supervised: unlabelled images for the unconditional part of D. 'rest' (the --data "
-                        "images left out by --fraction/--n-per-class), 'breastmnist', an .npz file, or an image "
-                        "folder (flat or class folders; labels ignored; read at --size or the labelled size)")
-    p.add_argument("--unlabelled-split", default="train", help="split of 'breastmnist' / an .npz for --unlabelled")
-    p.add_argument("--pseudo-label-threshold", type=float, default=config_class.pseudo_label_threshold,
-                   help="unlabelled images a classifier trained on the labelled set gives this probability or more "
-                        "join the conditional set with that class (default: off)")
-    p.add_argument("--pseudo-label-classifier", default=None,
-                   help="JSON dict overriding the pseudo-labelling classifier's settings (e.g. max_steps, width)")
-    p.add_argument("--progressive", default=None, metavar="JSON",
-                   help="progressive growing from a low resolution: a JSON dict of start / fade_steps / stable_steps "
-                        "('{}' for the defaults); default off")
-
-
-def _translation_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    from .losses import list_losses
-    from .nets import list_translators
-
-    p.add_argument("--arch", default=config_class.generator, choices=list_translators(),
-                   help="generator architecture")
-    p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
-    p.add_argument("--size", type=int, default=None, help="image size (resize shorter side + center crop)")
-    p.add_argument("--channels", type=int, default=3)
-    p.add_argument("--lr", type=float, default=config_class.lr)
-    p.add_argument("--g-kwargs", default="{}", help="JSON dict of generator arguments (e.g. ngf, n_blocks)")
-    p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_layers)")
-    p.add_argument("--cpu-bf16", action="store_true",
-                   help="bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX): about 1.5x faster "
-                        "steps; ignored on other CPUs and on GPUs")
-
-
-def _unpaired_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    p.add_argument("--a", required=True, help="domain A: image folder or .npz")
-    p.add_argument("--b", required=True, help="domain B: image folder or .npz")
-    p.add_argument("--name-a", default=None)
-    p.add_argument("--name-b", default=None)
-    p.add_argument("--lambda-task", type=float, default=config_class.lambda_task,
-                   help="task-consistency weight (CyCADA): > 0 reads domain A WITH its labels (class folders "
-                        "or a labelled .npz), trains a classifier on them and makes translations keep "
-                        "their label (default: %(default)s, off)")
-    p.add_argument("--task-start-step", type=int, default=config_class.task_start_step,
-                   help="first step of the task loss")
-    p.add_argument("--task-min-accuracy", type=float, default=config_class.task_min_accuracy,
-                   help="the task loss is used only if the classifier's held-out accuracy reaches this")
-    p.add_argument("--task-classifier", default=None,
-                   help="JSON dict overriding the task classifier's settings (arch, width, max_steps, "
-                        "val_fraction, ...)")
-    p.add_argument("--lambda-structure", type=float, default=config_class.lambda_structure,
-                   help="structure weight: translations keep the input's local patterns (SSIM's structure "
-                        "term), whatever they do to brightness and contrast (default: %(default)s, off)")
-
-
-def _cyclegan_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    _unpaired_arguments(p, config_class)
-    p.add_argument("--lambda-cycle", type=float, default=config_class.lambda_cycle)
-    p.add_argument("--lambda-identity", type=float, default=config_class.lambda_identity)
-    _translation_arguments(p, config_class)
-
-
-def _cut_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    _unpaired_arguments(p, config_class)
-    p.add_argument("--lambda-gan", type=float, default=config_class.lambda_gan)
-    p.add_argument("--lambda-nce", type=float, default=config_class.lambda_nce)
-    p.add_argument("--nce-idt", action=argparse.BooleanOptionalAction, default=config_class.nce_idt,
-                   help="identity PatchNCE term on domain B images")
-    p.add_argument("--nce-layers", default=None,
-                   help="comma-separated encoder maps of the generator for PatchNCE (resnet: input, stem, down1, "
-                        f"..., block1, ...; lptn: low, stem, block1, ...); default for {config_class.generator}: "
-                        f"{','.join(config_class.nce_layers)}; needed with another --arch")
-    p.add_argument("--num-patches", type=int, default=config_class.num_patches, help="patches per map and image")
-    p.add_argument("--flip-equivariance", action=argparse.BooleanOptionalAction,
-                   default=config_class.flip_equivariance, help="translate the flipped batch at random (FastCUT)")
-    _translation_arguments(p, config_class)
-
-
-def _pix2pix_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    p.add_argument("--data", required=True, help="folder with A/ and B/ holding same-named images")
-    p.add_argument("--lambda-l1", type=float, default=config_class.lambda_l1)
-    _translation_arguments(p, config_class)
-
-
-def _srgan_arguments(p: argparse.ArgumentParser, config_class) -> None:
-    from .losses import list_losses
-    from .nets import list_translation_discriminators, list_upscalers
-
-    p.add_argument("--data", required=True,
-                   help="high-resolution images: an image folder (flat or class folders, labels ignored) or an .npz")
-    p.add_argument("--split", default="train", help="split of an .npz --data")
-    p.add_argument("--size", type=int, default=None,
-                   help="read the images at this size (shorter side resized, centre cropped); required for folders")
-    p.add_argument("--channels", type=int, default=3)
-    p.add_argument("--scale", type=int, default=config_class.scale, help="upscaling factor, a power of 2")
-    p.add_argument("--crop", type=int, default=config_class.crop,
-                   help="side of the random high-resolution training crops (the input is crop / scale)")
-    p.add_argument("--arch", default=config_class.generator, choices=list_upscalers(), help="upscaler architecture")
-    p.add_argument("--discriminator", default=config_class.discriminator, choices=list_translation_discriminators())
-    p.add_argument("--loss", default=config_class.loss, choices=list_losses(), help="GAN loss")
-    p.add_argument("--pixel-loss", default=config_class.pixel_loss, choices=["mse", "l1"])
-    p.add_argument("--lambda-pixel", type=float, default=config_class.lambda_pixel)
-    p.add_argument("--lambda-content", type=float, default=config_class.lambda_content,
-                   help="weight of the content loss in a domain encoder's feature space (0: off)")
-    p.add_argument("--lambda-adv", type=float, default=config_class.lambda_adv)
-    p.add_argument("--adv-start-step", type=int, default=config_class.adv_start_step,
-                   help="first step of the adversarial term (default: half the run; before it, pixel + content only)")
-    p.add_argument("--decay-start", type=int, default=config_class.decay_start,
-                   help="step from which the learning rate is 10x lower (default: three quarters of the run)")
-    p.add_argument("--lr", type=float, default=config_class.lr)
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=config_class.flip,
-                   help="flip training crops left-right at random")
-    p.add_argument("--g-kwargs", default="{}", help="JSON dict of upscaler arguments (e.g. nf, n_blocks, norm)")
-    p.add_argument("--d-kwargs", default="{}", help="JSON dict of discriminator arguments (e.g. ndf, n_stages)")
-    p.add_argument("--content-encoder", default=None,
-                   help="JSON dict overriding the settings of the content autoencoder trained on the crops (width, "
-                        "steps, batch_size, lr)")
-    p.add_argument("--encoder", default=None,
-                   help="use the content encoder of an earlier run instead (its model directory or "
-                        "content_encoder.safetensors)")
-    p.add_argument("--cpu-bf16", action="store_true",
-                   help="bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX); ignored elsewhere")
-
-
-# ``synthaug train <name>``: one command per registered recipe with a command line (help, its arguments, the
-# builder of the recipe from them); the recipe and its config class come from the recipe registry.
-_TRAIN_COMMANDS = {
-    "cgan": ("class-conditional GAN", _cgan_arguments, _cgan_recipe),
-    "cyclegan": ("unpaired translation (CycleGAN)", _cyclegan_arguments, _cyclegan_recipe),
-    "pix2pix": ("paired translation (Pix2Pix)", _pix2pix_arguments, _pix2pix_recipe),
-    "cut": ("one-sided unpaired translation (CUT)", _cut_arguments, _cut_recipe),
-    "fastcut": ("one-sided unpaired translation, lighter (FastCUT)", _cut_arguments, _cut_recipe),
-    "srgan": ("super-resolution (SRGAN)", _srgan_arguments, _srgan_recipe),
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .models import UPSCALE_MEMORY_MB
-    from .train import get_recipe
+    from .train import get_recipe, list_recipes
 
     parser = argparse.ArgumentParser(prog="synthaug", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help=f"train a model with a recipe: {', '.join(_TRAIN_COMMANDS)}") \
+    # one command per registered recipe, its options from the recipe (its data) and its config dataclass
+    train = sub.add_parser("train", help=f"train a model with a recipe: {', '.join(list_recipes())}") \
         .add_subparsers(dest="recipe", required=True)
-    for name, (help_text, add_arguments, build) in _TRAIN_COMMANDS.items():
-        recipe_cls = get_recipe(name)
-        p = train.add_parser(name, help=help_text)
-        add_arguments(p, recipe_cls.config_class)
-        _add_common_train(p, recipe_cls)
-        p.set_defaults(func=_train, build=build)
+    for name in list_recipes():
+        _add_train_command(train, name, get_recipe(name))
 
     p = sub.add_parser("translate", help="translate a folder of images (or, with --labels, a labelled set checked "
                                          "by a classifier) with a trained translator")

@@ -275,7 +275,7 @@ def _write_folder(folder, arrays):
 
 def test_cli_train_srgan_and_upscale(tmp_path, capsys):
     args = build_parser().parse_args(["train", "srgan", "--data", "x", "--out", "o"])
-    assert (args.scale, args.crop, args.arch, args.discriminator, args.lambda_adv) == (4, 64, "srresnet",
+    assert (args.scale, args.crop, args.generator, args.discriminator, args.lambda_adv) == (4, 64, "srresnet",
                                                                                       "srgan_vgg", 1e-3)
     rng = np.random.default_rng(0)
     _write_folder(tmp_path / "hr", [rng.uniform(0, 1, (SIZE, SIZE)) for _ in range(4)])

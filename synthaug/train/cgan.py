@@ -6,7 +6,7 @@ confident pseudo-labels can add some of them to the class-conditional set (see :
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,10 +15,10 @@ from torch.optim.swa_utils import AveragedModel
 from ..checks import check_choice, check_int, check_number, check_options, check_probability
 from ..io import write_nets
 from ..losses import GANLoss, list_losses, orthogonal_regularisation
-from ..nets import DISCRIMINATORS, GENERATORS
+from ..nets import DISCRIMINATORS, GENERATORS, list_discriminators, list_generators
 from ..nets.layers import normalize_spectral_norm_vectors
 from . import distributed
-from .recipe import Recipe, register_recipe
+from .recipe import Recipe, option, register_recipe
 from ..utils import global_rng_kept, progress_enabled, quick_steps
 from .helper_classifier import train_helper_classifier
 from .progressive import ProgressiveSchedule, check_progressive_options
@@ -45,42 +45,49 @@ class CGANConfig:
     so a finished run can be resumed for more steps with ``Trainer(recipe, out_dir, steps=...)``.
     """
 
-    steps: int | None = None
+    steps: int | None = option(None, "run length (None: the Trainer's)", cli=False)  # the command line's --steps
 
-    generator: str = "dcgan"
-    discriminator: str = "projection"
-    g_kwargs: dict = field(default_factory=dict)
-    d_kwargs: dict = field(default_factory=dict)
-    loss: str = "hinge"
-    batch_size: int = 64
-    lr_g: float = 2e-4            # TTUR: set lr_d != lr_g (e.g. 1e-4 / 4e-4)
-    lr_d: float = 2e-4
-    betas: tuple = (0.0, 0.99)
-    n_critic: int = 1
-    label_smoothing: float = 0.0  # one-sided, real targets 1 - s (minimax, nonsaturating, lsgan)
-    gp_weight: float = 10.0       # WGAN-GP weight, used with loss="wgan"
-    r1_gamma: float = 0.0
-    grad_clip: float = 0.0
-    diffaug: str = "color,translation,cutout"  # "" turns DiffAugment off
-    diffaug_p: float = 1.0
-    ada: bool = False             # adaptive augmentation strength from the overfitting heuristic
-    ada_target: float = 0.6
-    ac_weight: float = 0.0        # > 0 adds an AC-GAN classification loss (needs d_kwargs ac_head=True)
-    ema_decay: float = 0.999
-    sync_batchnorm: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
-    amp: bool = True
+    generator: str = option("dcgan", "generator architecture", flags=("--arch",), choices=list_generators)
+    discriminator: str = option("projection", "discriminator architecture", choices=list_discriminators)
+    g_kwargs: dict = option(help="JSON dict of generator arguments", factory=dict)
+    d_kwargs: dict = option(help="JSON dict of discriminator arguments", factory=dict)
+    loss: str = option("hinge", "GAN loss", choices=list_losses)
+    batch_size: int = option(64, "images per step")
+    lr_g: float = option(2e-4, "generator learning rate (TTUR: set lr_d != lr_g, e.g. 1e-4 / 4e-4)")
+    lr_d: float = option(2e-4, "discriminator learning rate")
+    betas: tuple = option((0.0, 0.99), "Adam's betas")
+    n_critic: int = option(1, "discriminator steps per generator step")
+    label_smoothing: float = option(0.0, "one-sided: real targets 1 - s (minimax, nonsaturating, lsgan)")
+    gp_weight: float = option(10.0, "WGAN-GP weight, used with --loss wgan")
+    r1_gamma: float = option(0.0, "R1 penalty gamma", flags=("--r1",))
+    grad_clip: float = option(0.0, "gradient norm clipping (0: off)")
+    diffaug: str = option("color,translation,cutout", "DiffAugment policies ('' or --no-diffaug: off)")
+    diffaug_p: float = option(1.0, "probability of DiffAugment per batch")
+    ada: bool = option(False, "adaptive augmentation strength (from the overfitting heuristic)")
+    ada_target: float = option(0.6, "ADA's target overfitting heuristic")
+    ac_weight: float = option(0.0, "> 0 adds an AC-GAN classification loss (needs --d-kwargs '{\"ac_head\": true}')")
+    ema_decay: float = option(0.999, "EMA decay of the generator's weights")
+    sync_batchnorm: bool = option(False, "under torchrun on CUDA: SyncBatchNorm (statistics over the global batch)")
+    amp: bool = option(True, "float16 autocast on CUDA")
     # semi-supervised (CGANRecipe(..., unlabelled=...)): unlabelled images whose pseudo-label probability is
     # >= this join the class-conditional set (None: off); pseudo_label_classifier overrides entries of
     # PSEUDO_LABEL_CLASSIFIER (None: those defaults)
-    pseudo_label_threshold: float | None = None
-    pseudo_label_classifier: dict | None = None
+    pseudo_label_threshold: float | None = option(
+        None, "unlabelled images a classifier trained on the labelled set gives this probability or more join the "
+              "conditional set with that class (default: off)")
+    pseudo_label_classifier: dict | None = option(
+        None, "JSON dict overriding the pseudo-labelling classifier's settings (e.g. max_steps, width)")
     # progressive growing (synthaug.train.progressive): None = off; a dict of PROGRESSIVE_DEFAULTS keys
     # ("start", "fade_steps", "stable_steps"; {} = those defaults) grows G and D from "start" px to the image size
     # (start None, the default: the nets' resolution nearest 8 px, so 8 px for 32 or 64 px images, 7 px for 28 px)
-    progressive: dict | None = None
+    progressive: dict | None = option(
+        None, "progressive growing from a low resolution: a JSON dict of start / fade_steps / stable_steps ('{}' "
+              "for the defaults) (default: off)")
     # BigGAN's orthogonal regularisation of the generator's weights (losses.orthogonal_regularisation), weight beta;
     # None: the generator class's default_ortho_reg (1e-4 for "biggan"), else 0
-    ortho_reg: float | None = None
+    ortho_reg: float | None = option(
+        None, "BigGAN's orthogonal regularisation weight on the generator (default: the generator's own, 1e-4 for "
+              "biggan, 0 otherwise)")
 
     def validate(self) -> None:
         if self.steps is not None:
@@ -212,6 +219,59 @@ class CGANRecipe(Recipe):
     """
 
     exports = "generator"
+
+    cli_help = "class-conditional GAN"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--data", required=True, help="'breastmnist', an .npz file, or a folder root/<class>/*.png")
+        parser.add_argument("--split", default="train")
+        parser.add_argument("--size", type=int, default=None, help="image size for folders (and digits npz)")
+        parser.add_argument("--channels", type=int, default=None, help="1 or 3 for folders")
+        parser.add_argument("--fraction", type=float, default=None)
+        parser.add_argument("--n-per-class", type=int, default=None)
+        parser.add_argument("--unlabelled", default=None, metavar="PATH_OR_SPEC",
+                            help="semi-supervised: unlabelled images for the unconditional part of D. 'rest' (the "
+                                 "--data images left out by --fraction/--n-per-class), 'breastmnist', an .npz file, or "
+                                 "an image folder (flat or class folders; labels ignored; read at --size or the "
+                                 "labelled size)")
+        parser.add_argument("--unlabelled-split", default="train",
+                            help="split of 'breastmnist' / an .npz for --unlabelled")
+        parser.add_argument("--no-diffaug", action="store_true", help="DiffAugment off (--diffaug '')")
+
+    @classmethod
+    def config_from_arguments(cls, values: dict, args):
+        if args.no_diffaug:
+            values = {**values, "diffaug": ""}
+        return cls.config_class(**values)
+
+    @classmethod
+    def from_arguments(cls, args, config, check):
+        from ..data import load_labelled_and_rest, load_training_data, load_unlabelled
+
+        kw = dict(split=args.split, size=args.size, channels=args.channels, fraction=args.fraction,
+                  n_per_class=args.n_per_class, seed=args.seed)
+        unlabelled = None
+        if args.unlabelled == "rest":
+            data, unlabelled = load_labelled_and_rest(args.data, **kw)
+        else:
+            data = load_training_data(args.data, **kw)
+            if args.unlabelled:
+                unlabelled = load_unlabelled(args.unlabelled, data, split=args.unlabelled_split, size=args.size,
+                                             channels=args.channels)
+        print(data.summary())
+        if unlabelled is not None:
+            print(f"unlabelled: {len(unlabelled)} images {tuple(unlabelled.images.shape[1:])} from "
+                  f"{args.unlabelled!r}")
+        elif config.pseudo_label_threshold is not None:
+            raise ValueError("--pseudo-label-threshold: needs --unlabelled (the pool to pseudo-label), found none")
+        check(config, seed=args.seed, image_size=int(data.images.shape[-1]), unlabelled=unlabelled)
+        recipe = cls(data, config, device=args.device, seed=args.seed, unlabelled=unlabelled)
+        semi = recipe.pseudo_label_summary()
+        if semi is not None and semi["pseudo_label_threshold"] is not None:
+            print(f"pseudo-labelled: {semi['n_pseudo_labelled']} of {semi['n_unlabelled']} unlabelled images at "
+                  f"probability >= {semi['pseudo_label_threshold']} {semi['pseudo_labels_per_class']}")
+        return recipe
 
     def __init__(self, data, config: CGANConfig | None = None, device=None, seed: int = 0, *, unlabelled=None,
                  progress: bool | None = None):

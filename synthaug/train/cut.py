@@ -11,7 +11,7 @@ import torch
 from ..checks import check_bool, check_int, check_number
 from ..nets import TRANSLATORS
 from ..nets.patchnce import PatchProjector, patch_nce_loss, sample_patches
-from .recipe import register_recipe
+from .recipe import option, register_recipe
 from .sampler import BatchSampler
 from .translation import UnpairedTranslationConfig, UnpairedTranslationRecipe
 
@@ -41,15 +41,18 @@ class CUTConfig(UnpairedTranslationConfig):
     otherwise settles on. It costs one more generator pass over the A batch (0: off, left out of config.json).
     """
 
-    lambda_gan: float = 1.0
-    lambda_nce: float = 1.0
-    nce_idt: bool = True
-    nce_layers: tuple = ("input", "down1", "down2", "block1", "block5")
-    num_patches: int = 256
-    nce_temperature: float = 0.07
-    mlp_dim: int = 256
-    flip_equivariance: bool = False
-    lambda_diversity: float = 0.0
+    lambda_gan: float = option(1.0, "GAN weight")
+    lambda_nce: float = option(1.0, "PatchNCE weight")
+    nce_idt: bool = option(True, "identity PatchNCE term on domain B images")
+    nce_layers: tuple = option(("input", "down1", "down2", "block1", "block5"),
+                               "comma-separated encoder maps of the generator for PatchNCE (resnet: input, stem, "
+                               "down1, ..., block1, ...; lptn: low, stem, block1, ...); the default names the "
+                               "resnet's, so another --arch needs them named")
+    num_patches: int = option(256, "patches per map and image")
+    nce_temperature: float = option(0.07, "PatchNCE temperature")
+    mlp_dim: int = option(256, "units of the projection MLP")
+    flip_equivariance: bool = option(False, "translate the flipped batch at random (FastCUT)")
+    lambda_diversity: float = option(0.0, "mode-seeking term for a stochastic generator (MSGAN / DRIT++; 0: off)")
     decay_fraction: ClassVar[float] = 0.5  # where the decay starts when decay_start is None
 
 
@@ -58,9 +61,9 @@ class FastCUTConfig(CUTConfig):
     """FastCUT: CUT without the identity NCE term, ``lambda_nce`` 10, flip equivariance, and the decay over the last
     quarter of the run (the paper's 150 + 50 epochs)."""
 
-    lambda_nce: float = 10.0
-    nce_idt: bool = False
-    flip_equivariance: bool = True
+    lambda_nce: float = option(10.0, "PatchNCE weight")
+    nce_idt: bool = option(False, "identity PatchNCE term on domain B images")
+    flip_equivariance: bool = option(True, "translate the flipped batch at random (FastCUT)")
     decay_fraction: ClassVar[float] = 0.75
 
 
@@ -97,6 +100,30 @@ class CUTRecipe(UnpairedTranslationRecipe):
         recipe = CUTRecipe(horses, zebras, CUTConfig(steps=4000), names=("horse", "zebra"))
         Trainer(recipe, "runs/h2z").fit()
     """
+
+    cli_help = "one-sided unpaired translation (CUT)"
+
+    @classmethod
+    def config_from_arguments(cls, values: dict, args):
+        """``--nce-layers``, or the config's default when it names maps of the generator chosen by ``--arch``; for
+        another generator the maps must be named (the default ones are a ResNet's): refused naming its maps."""
+        default = cls.config_class()
+        arch = values.get("generator", default.generator)
+        if "nce_layers" not in values and arch != default.generator:
+            from ..nets import create_net
+
+            kwargs = {**(getattr(args, "g_kwargs", None) or {}), "in_channels": args.channels,
+                      "out_channels": args.channels}
+            try:
+                maps = list(create_net(arch, **kwargs).feature_layers)
+            except (TypeError, ValueError, AttributeError):
+                maps = None
+            named = f"its maps are {', '.join(maps)}; e.g. --nce-layers {','.join(maps[:4])}" if maps else \
+                "name maps of its encoder"
+            raise ValueError(f"--nce-layers: expected the {arch} generator's maps for PatchNCE, found none given (the "
+                             f"default {','.join(default.nce_layers)} names maps of the {default.generator} "
+                             f"generator); {named}")
+        return super().config_from_arguments(values, args)
 
     def __init__(self, domain_a, domain_b, config: CUTConfig | None = None, device=None, seed: int = 0,
                  names: tuple[str, str] = ("A", "B"), *, task_classifier=None):
@@ -217,3 +244,5 @@ class CUTRecipe(UnpairedTranslationRecipe):
 @register_recipe("fastcut", FastCUTConfig)
 class FastCUTRecipe(CUTRecipe):
     """FastCUT: :class:`CUTRecipe` with :class:`FastCUTConfig`'s settings by default (model kind ``"fastcut"``)."""
+
+    cli_help = "one-sided unpaired translation, lighter (FastCUT)"

@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,11 +47,11 @@ import torch.nn.functional as F
 from ..checks import check_bool, check_choice, check_int, check_number
 from ..io import load_safetensors, save_safetensors, write_nets
 from ..losses import GANLoss, list_losses
-from ..nets import TRANSLATION_DISCRIMINATORS, UPSCALERS
+from ..nets import TRANSLATION_DISCRIMINATORS, UPSCALERS, list_translation_discriminators, list_upscalers
 from ..nets.superres import ContentAutoencoder, bicubic_upscale, check_scale, downscale
 from ..utils import CONVERT_HINT, check_images, check_value_range, global_rng_kept, progress_bar, quick_steps
 from . import distributed
-from .recipe import Recipe, register_recipe
+from .recipe import Recipe, option, register_recipe
 from .sampler import BatchSampler
 
 __all__ = ["SRGANConfig", "SRGANRecipe", "CONTENT_ENCODER", "CONTENT_ENCODER_FILE", "train_content_encoder",
@@ -71,27 +71,34 @@ class SRGANConfig:
     CPU by default (SRGAN's own: ``g_kwargs={"nf": 64, "n_blocks": 16}``, ``d_kwargs={"ndf": 64, "n_stages": 4}``,
     ``crop=96``, ``batch_size=16``)."""
 
-    steps: int = 2000
-    scale: int = 4
-    crop: int = 64
-    generator: str = "srresnet"
-    discriminator: str = "srgan_vgg"
-    g_kwargs: dict = field(default_factory=lambda: {"nf": 32, "n_blocks": 4})
-    d_kwargs: dict = field(default_factory=lambda: {"ndf": 16, "n_stages": 3})
-    loss: str = "nonsaturating"
-    pixel_loss: str = "mse"
-    lambda_pixel: float = 1.0
-    lambda_content: float = 1.0
-    lambda_adv: float = 1e-3
-    adv_start_step: int | None = None
-    content_encoder: dict | None = None
-    flip: bool = True
-    batch_size: int = 8
-    lr: float = 1e-4
-    betas: tuple = (0.9, 0.999)
-    decay_start: int | None = None
-    amp: bool = True
-    cpu_bf16: bool = False  # bfloat16 autocast on a CPU with native bf16 (AVX512-BF16/AMX); ignored elsewhere
+    steps: int = option(2000, "run length", cli=False)  # the command line's --steps
+    scale: int = option(4, "upscaling factor, a power of 2")
+    crop: int = option(64, "side of the random high-resolution training crops (the input is crop / scale)")
+    generator: str = option("srresnet", "upscaler architecture", flags=("--arch",), choices=list_upscalers)
+    discriminator: str = option("srgan_vgg", "discriminator architecture", choices=list_translation_discriminators)
+    g_kwargs: dict = option(help="JSON dict of upscaler arguments (e.g. nf, n_blocks, norm)",
+                            factory=lambda: {"nf": 32, "n_blocks": 4})
+    d_kwargs: dict = option(help="JSON dict of discriminator arguments (e.g. ndf, n_stages)",
+                            factory=lambda: {"ndf": 16, "n_stages": 3})
+    loss: str = option("nonsaturating", "GAN loss", choices=list_losses)
+    pixel_loss: str = option("mse", "pixel loss", choices=PIXEL_LOSSES)
+    lambda_pixel: float = option(1.0, "pixel loss weight")
+    lambda_content: float = option(1.0, "weight of the content loss in a domain encoder's feature space (0: off)")
+    lambda_adv: float = option(1e-3, "adversarial weight")
+    adv_start_step: int | None = option(
+        None, "first step of the adversarial term (default: half the run; before it, pixel + content only)")
+    content_encoder: dict | None = option(
+        None, "JSON dict overriding the settings of the content autoencoder trained on the crops (width, steps, "
+              "batch_size, lr)")
+    flip: bool = option(True, "flip training crops left-right at random")
+    batch_size: int = option(8, "crops per step")
+    lr: float = option(1e-4, "learning rate")
+    betas: tuple = option((0.9, 0.999), "Adam's betas")
+    decay_start: int | None = option(
+        None, "step from which the learning rate is 10x lower (default: three quarters of the run)")
+    amp: bool = option(True, "float16 autocast on CUDA")
+    cpu_bf16: bool = option(False, "bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX); ignored "
+                                   "elsewhere")
 
 
 def _check_config(cfg: SRGANConfig) -> None:
@@ -257,6 +264,40 @@ class SRGANRecipe(Recipe):
     """
 
     exports = "upscaler"
+
+    cli_help = "super-resolution (SRGAN)"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--data", required=True, help="high-resolution images: an image folder (flat or class "
+                                                          "folders, labels ignored) or an .npz")
+        parser.add_argument("--split", default="train", help="split of an .npz --data")
+        parser.add_argument("--size", type=int, default=None, help="read the images at this size (shorter side "
+                                                                   "resized, centre cropped); required for folders")
+        parser.add_argument("--channels", type=int, default=3)
+        parser.add_argument("--encoder", default=None,
+                            help="use the content encoder of an earlier run instead (its model directory or "
+                                 "content_encoder.safetensors)")
+
+    @classmethod
+    def from_arguments(cls, args, config, check):
+        from ..data import load_domain
+
+        data = load_domain(args.data, args.size, args.channels, split=args.split, arg="--data")
+        print(f"high-resolution images: {len(data)} {tuple(data.images.shape[1:])} from {args.data!r}")
+        check(config)
+        recipe = cls(data, config, device=args.device, seed=args.seed, encoder=args.encoder)
+        info = recipe.content_info
+        if info is None:
+            print("content loss: off (--lambda-content 0)")
+        elif info.get("source") == "trained":
+            print(f"content encoder: autoencoder trained on the crops ({info['steps']} steps, reconstruction L1 "
+                  f"{info['reconstruction_l1']:.4f})")
+        else:
+            print(f"content encoder: {info['source']}")
+        print(f"adversarial term from step {recipe.adv_start} (of {config.steps}); learning rate x0.1 from step "
+              f"{recipe.decay_at}")
+        return recipe
 
     def __init__(self, data, config: SRGANConfig | None = None, device=None, seed: int = 0, *, encoder=None,
                  progress: bool | None = None):

@@ -27,6 +27,7 @@ from ..checks import check_int, check_number, check_options
 from . import distributed
 from ..utils import progress_enabled
 from .helper_classifier import train_helper_classifier
+from .recipe import option
 
 __all__ = ["TASK_CLASSIFIER", "TASK_FIELDS", "TaskLossConfig", "TaskConsistency", "check_task_settings",
            "train_task_classifier"]
@@ -51,10 +52,15 @@ class TaskLossConfig:
     out of config.json and checkpoints (training is unchanged).
     """
 
-    lambda_task: float = 0.0
-    task_start_step: int = 0
-    task_min_accuracy: float | None = None
-    task_classifier: dict | None = None
+    lambda_task: float = option(
+        0.0, "task-consistency weight (CyCADA): > 0 reads domain A WITH its labels (class folders or a labelled "
+             ".npz), trains a classifier on them and makes translations keep their label (0: off)")
+    task_start_step: int = option(0, "first step of the task loss")
+    task_min_accuracy: float | None = option(
+        None, "the task loss is used only if the classifier's held-out accuracy reaches this")
+    task_classifier: dict | None = option(
+        None, "JSON dict overriding the task classifier's settings (arch, width, max_steps, val_fraction, augment, "
+              "...)")
 
 
 TASK_FIELDS = tuple(f.name for f in fields(TaskLossConfig))

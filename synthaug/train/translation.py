@@ -4,7 +4,7 @@ the translation recipes share (:class:`TranslationRecipe`, :class:`UnpairedTrans
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from ..checks import check_choice, check_int, check_number
 from ..io import write_nets
 from ..losses import GANLoss, list_losses, structure_loss
-from ..nets import TRANSLATION_DISCRIMINATORS, TRANSLATORS
+from ..nets import (TRANSLATION_DISCRIMINATORS, TRANSLATORS, list_translation_discriminators,
+                    list_translators)
 from . import distributed
-from .recipe import Recipe, register_recipe
+from .recipe import Recipe, option, register_recipe
 from .sampler import BatchSampler
 from .task_loss import TASK_FIELDS, TaskConsistency, TaskLossConfig, check_task_settings
 
@@ -27,21 +28,27 @@ class UnpairedTranslationConfig(TaskLossConfig):
     runs that many steps, and the learning-rate decay starts at ``decay_start`` (None: half way, or the config
     class's ``decay_fraction``) and reaches 0 at the last step. The task fields: :class:`TaskLossConfig`."""
 
-    steps: int = 2000
-    generator: str = "resnet"
-    discriminator: str = "patchgan"
-    g_kwargs: dict = field(default_factory=lambda: {"ngf": 32, "n_blocks": 9})
-    d_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
-    loss: str = "lsgan"
-    batch_size: int = 1
-    lr: float = 2e-4
-    betas: tuple = (0.5, 0.999)
-    decay_start: int | None = None
-    amp: bool = True
-    cpu_bf16: bool = False  # bfloat16 autocast on a CPU with native bf16 (AVX512-BF16/AMX); ignored elsewhere
+    steps: int = option(2000, "run length", cli=False)  # the command line's --steps
+    generator: str = option("resnet", "generator architecture", flags=("--arch",), choices=list_translators)
+    discriminator: str = option("patchgan", "discriminator architecture", choices=list_translation_discriminators)
+    g_kwargs: dict = option(help="JSON dict of generator arguments (e.g. ngf, n_blocks), over the defaults of the "
+                                 "default generator", factory=lambda: {"ngf": 32, "n_blocks": 9})
+    d_kwargs: dict = option(help="JSON dict of discriminator arguments (e.g. ndf, n_layers)",
+                            factory=lambda: {"ndf": 32, "n_layers": 3})
+    loss: str = option("lsgan", "GAN loss", choices=list_losses)
+    batch_size: int = option(1, "images per step")
+    lr: float = option(2e-4, "learning rate")
+    betas: tuple = option((0.5, 0.999), "Adam's betas")
+    decay_start: int | None = option(None, "step from which the learning rate decays linearly to 0 (default: half "
+                                           "way)")
+    amp: bool = option(True, "float16 autocast on CUDA")
+    cpu_bf16: bool = option(False, "bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX): about 1.5x "
+                                   "faster steps; ignored on other CPUs and on GPUs")
     # > 0: add lambda_structure * synthaug.losses.structure_loss(input, translation) to the generator loss, for
     # every direction trained: a content term blind to brightness and contrast (0: off, left out of config.json)
-    lambda_structure: float = 0.0
+    lambda_structure: float = option(
+        0.0, "structure weight: translations keep the input's local patterns (SSIM's structure term), whatever they "
+             "do to brightness and contrast (0: off)")
 
 
 @dataclass
@@ -51,9 +58,9 @@ class CycleGANConfig(UnpairedTranslationConfig):
     :class:`~synthaug.train.task_loss.TaskLossConfig`) apply to both directions: B->A translations must keep f_S's
     label of the real B image."""
 
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5   # relative to lambda_cycle, as in the CycleGAN paper
-    pool_size: int = 50
+    lambda_cycle: float = option(10.0, "cycle-consistency weight")
+    lambda_identity: float = option(0.5, "identity weight, relative to lambda_cycle (as in the CycleGAN paper)")
+    pool_size: int = option(50, "pool of past fakes the discriminators see")
 
 
 @dataclass
@@ -61,19 +68,23 @@ class Pix2PixConfig:
     """Pix2Pix settings: U-Net generator, PatchGAN on (input, output) pairs, GAN + lambda_l1 * L1. ``steps`` is the
     run length, as for :class:`CycleGANConfig`."""
 
-    steps: int = 2000
-    generator: str = "unet"
-    discriminator: str = "patchgan"
-    g_kwargs: dict = field(default_factory=lambda: {"ngf": 32})
-    d_kwargs: dict = field(default_factory=lambda: {"ndf": 32, "n_layers": 3})
-    loss: str = "nonsaturating"
-    lambda_l1: float = 100.0
-    batch_size: int = 4
-    lr: float = 2e-4
-    betas: tuple = (0.5, 0.999)
-    decay_start: int | None = None
-    amp: bool = True
-    cpu_bf16: bool = False
+    steps: int = option(2000, "run length", cli=False)  # the command line's --steps
+    generator: str = option("unet", "generator architecture", flags=("--arch",), choices=list_translators)
+    discriminator: str = option("patchgan", "discriminator architecture", choices=list_translation_discriminators)
+    g_kwargs: dict = option(help="JSON dict of generator arguments (e.g. ngf), over the defaults of the default "
+                                 "generator", factory=lambda: {"ngf": 32})
+    d_kwargs: dict = option(help="JSON dict of discriminator arguments (e.g. ndf, n_layers)",
+                            factory=lambda: {"ndf": 32, "n_layers": 3})
+    loss: str = option("nonsaturating", "GAN loss", choices=list_losses)
+    lambda_l1: float = option(100.0, "L1 weight")
+    batch_size: int = option(4, "pairs per step")
+    lr: float = option(2e-4, "learning rate")
+    betas: tuple = option((0.5, 0.999), "Adam's betas")
+    decay_start: int | None = option(None, "step from which the learning rate decays linearly to 0 (default: half "
+                                           "way)")
+    amp: bool = option(True, "float16 autocast on CUDA")
+    cpu_bf16: bool = option(False, "bfloat16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX): about 1.5x "
+                                   "faster steps; ignored on other CPUs and on GPUs")
 
 
 def _linear_decay(steps: int, decay_start: int | None, default_fraction: float = 0.5):
@@ -104,6 +115,21 @@ class TranslationRecipe(Recipe):
     ``config.decay_start``; None: at the config class's ``decay_fraction`` of the run, default half way), export."""
 
     exports = "translator"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--size", type=int, default=None, help="image size (resize shorter side + center crop)")
+        parser.add_argument("--channels", type=int, default=3)
+
+    @classmethod
+    def config_from_arguments(cls, values: dict, args):
+        """The config's default generator arguments are sized for its default generator: another ``--arch`` starts
+        from its own defaults, plus ``--g-kwargs``."""
+        default = cls.config_class()
+        if values.get("generator", default.generator) != default.generator:
+            given = getattr(args, "g_kwargs", None)
+            values = {**values, "g_kwargs": dict(given or {})}
+        return cls.config_class(**values)
 
     def __init__(self, config, device=None, seed: int = 0):
         check_int("steps", config.steps, 1)
@@ -186,6 +212,39 @@ class UnpairedTranslationRecipe(TranslationRecipe):
     optional task-consistency loss on domain A's labels (config fields of
     :class:`~synthaug.train.task_loss.TaskLossConfig`; :meth:`_init_task` after the nets are built)."""
 
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--a", required=True, help="domain A: image folder or .npz")
+        parser.add_argument("--b", required=True, help="domain B: image folder or .npz")
+        parser.add_argument("--name-a", default=None)
+        parser.add_argument("--name-b", default=None)
+        super().add_arguments(parser)
+
+    @classmethod
+    def from_arguments(cls, args, config, check):
+        """Domains A and B from ``--a`` / ``--b`` (A with its labels when the task loss is on), then the recipe."""
+        from ..data import load_domain
+
+        task = config.lambda_task > 0
+        if not task and (config.task_classifier is not None or config.task_min_accuracy is not None):
+            raise ValueError(f"--lambda-task: --task-classifier / --task-min-accuracy set the task loss, found "
+                             f"--lambda-task {config.lambda_task}; set it > 0")
+        a = load_domain(args.a, args.size, args.channels, labelled=task, arg="--a")
+        b = load_domain(args.b, args.size, args.channels, arg="--b")
+        print(f"domain A: {len(a)} images {tuple(a.images.shape[1:])}; domain B: {len(b)} images "
+              f"{tuple(b.images.shape[1:])}")
+        if task:
+            print(f"task loss: domain A's labels {a.class_counts()}")
+        check(config)
+        recipe = cls(a, b, config, device=args.device, seed=args.seed,
+                     names=(args.name_a or Path(args.a).stem, args.name_b or Path(args.b).stem))
+        if recipe.task is not None:
+            info = recipe.task.info
+            print(f"task classifier: accuracy {info['accuracy']:.3f} ({info['accuracy_on']}); the task loss is "
+                  + (f"on from step {config.task_start_step}" if recipe.task.reliable
+                     else f"OFF (below --task-min-accuracy {config.task_min_accuracy})"))
+        return recipe
+
     def __init__(self, domain_a, domain_b, config, device, seed: int, names: tuple[str, str], task_classifier):
         check_task_settings(config)
         check_number("lambda_structure", config.lambda_structure, 0.0, what="a weight")
@@ -265,6 +324,8 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
         Trainer(CycleGANRecipe(a, b, cfg, names=("mnist", "usps")), "runs/m2u").fit()  # 4000 steps: cfg.steps
     """
 
+    cli_help = "unpaired translation (CycleGAN)"
+
     def __init__(self, domain_a, domain_b, config: CycleGANConfig | None = None, device=None, seed: int = 0,
                  names: tuple[str, str] = ("A", "B"), *, task_classifier=None):
         from ..image_pool import ImagePool
@@ -340,6 +401,22 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
 @register_recipe("pix2pix", Pix2PixConfig)
 class Pix2PixRecipe(TranslationRecipe):
     """Paired translation A -> B: conditional PatchGAN on (A, B) pairs plus an L1 term."""
+
+    cli_help = "paired translation (Pix2Pix)"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--data", required=True, help="folder with A/ and B/ holding same-named images")
+        super().add_arguments(parser)
+
+    @classmethod
+    def from_arguments(cls, args, config, check):
+        from ..data import load_paired
+
+        pairs = load_paired(args.data, size=args.size, channels=args.channels)
+        print(f"pairs: {len(pairs)}")
+        check(config)
+        return cls(pairs, config, device=args.device, seed=args.seed)
 
     def __init__(self, pairs, config: Pix2PixConfig | None = None, device=None, seed: int = 0):
         config = config or Pix2PixConfig()
