@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint readme bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n auto -m "not slow"
+
+# The README's benchmark tables are generated from benchmarks/results/headline.json (which the studies write);
+# `make test` fails while they differ (tests/test_studies.py runs readme_tables.py --check).
+readme: $(STAMP)
+	$(PY) benchmarks/readme_tables.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synthaug tests benchmarks examples

@@ -9,7 +9,7 @@ convergence with early stopping on validation; test scored once per arm):
   5-seed synthetic arm), and its count-matched control ``real_copies_balance`` (copies of real images).
 
 Writes to ``demo_out/`` (or ``--out``): ``real_vs_synthetic.png``, ``comparison.png`` (this run's test AUC next
-to the 5-seed study's means and 95% intervals when ``benchmarks/results/medical_breast.json`` is at hand),
+to the 5-seed study's means and 95% intervals, shipped as ``synthaug/data/assets/demo_reference.json``),
 ``demo_report.{md,json}``, the cGAN run ``cgan/`` (checkpoints, sample grids, ``model/``) and ``arms/`` (one
 result per classifier). Killed, it resumes: the cGAN from its last checkpoint, finished arms from ``arms/``.
 Uses only the BreastMNIST copy inside the package. ``--quick`` runs a few steps of everything (for tests).
@@ -29,8 +29,12 @@ import torch
 GAN_STEPS = 700  # the breast study's generator run (benchmarks/studies/medical.py)
 CLASSICAL = ("flips_shifts", "randaugment")
 QUICK = dict(gan_steps=20, classifier=dict(max_steps=12, eval_every=4, patience=2))
-STUDY_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "medical_breast.json"
 STUDY_CMD = "python -m benchmarks.studies.medical --study breast"
+# The 5-seed breast study's test-AUC comparison, shipped with the package (package data, so an installed wheel has
+# it): written by that study when it writes its report (write_reference), never read from the repository tree.
+REFERENCE_JSON = Path(__file__).resolve().parent / "data" / "assets" / "demo_reference.json"
+REFERENCE_KEYS = ("metric", "seeds", "baseline", "classical", "best_classical", "summary", "vs_baseline",
+                  "vs_best_classical")
 
 
 def comparison_grid(real, model, path, n_per_class: int = 8, seed: int = 0) -> Path:
@@ -70,11 +74,24 @@ class Progress:
             self.times.append(seconds)
 
 
-def study_auc(path: Path = STUDY_JSON) -> dict:
+def write_reference(study_report: dict, path: Path = REFERENCE_JSON) -> Path:
+    """Write the demo's reference numbers from the breast study's report (``medical_breast.json`` as a dict): its
+    test-AUC comparison's :data:`REFERENCE_KEYS` (``summary`` rows, ``vs_baseline``, ``vs_best_classical``, ...), the
+    package data :func:`study_auc` reads. ``benchmarks/studies/medical.py`` calls it when it writes that report."""
+    from .io import atomic_write_bytes
+
+    auc = study_report["comparisons"]["test_auc"]
+    ref = {"source": "benchmarks/results/medical_breast.json (comparisons.test_auc)", "command": STUDY_CMD,
+           "test_auc": {k: auc[k] for k in REFERENCE_KEYS if k in auc}}
+    atomic_write_bytes(Path(path), (json.dumps(ref, indent=1) + "\n").encode())
+    return Path(path)
+
+
+def study_auc(path: Path = REFERENCE_JSON) -> dict:
     """The 5-seed breast study's test-AUC comparison (``summary`` rows, ``vs_baseline``, ``vs_best_classical``,
-    ``best_classical``), or ``{}`` when it is not at hand (an installed package without the repository)."""
+    ``best_classical``) from the package's reference file, or ``{}`` when it is missing or unreadable."""
     try:
-        return json.loads(path.read_text())["comparisons"]["test_auc"]
+        return json.loads(Path(path).read_text())["test_auc"]
     except (OSError, KeyError, ValueError):
         return {}
 

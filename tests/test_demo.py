@@ -52,9 +52,25 @@ def test_cached_arm_reruns_when_settings_change(tmp_path):
 def test_study_text_reads_the_report(tmp_path):
     assert "not at hand" in demo.study_text(demo.study_auc(tmp_path / "missing.json"))
     auc = demo.study_auc()
-    if not auc:
-        pytest.skip("benchmarks/results/medical_breast.json is not in this checkout")
+    assert auc, "synthaug/data/assets/demo_reference.json: the package data the demo compares with"
     text = demo.study_text(auc)
     d = auc["vs_baseline"]["synthetic_balance"]
     assert f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" in text
     assert auc["best_classical"] in text
+
+
+def test_demo_reference_is_the_studys_numbers(tmp_path):
+    """The demo's reference numbers ship inside the package (an installed wheel has no benchmarks/ tree), written
+    from the breast study's report by demo.write_reference, which the study calls: they agree with the committed
+    report."""
+    import json
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "medical_breast.json"
+    if not study.is_file():
+        pytest.skip("benchmarks/results/medical_breast.json is not in this checkout")
+    report = json.loads(study.read_text())
+    written = demo.write_reference(report, tmp_path / "ref.json")
+    assert json.loads(written.read_text()) == json.loads(demo.REFERENCE_JSON.read_text())
+    assert demo.study_auc(written)["summary"] == report["comparisons"]["test_auc"]["summary"]
+    assert "benchmarks" not in str(demo.REFERENCE_JSON.relative_to(Path(demo.__file__).parent))
