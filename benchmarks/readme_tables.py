@@ -31,7 +31,7 @@ BLOCKS = {"headline": lambda r: bool(r.get("readme")), "headline:task": lambda r
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
 STUDY_ORDER = ("breast", "pneumonia5", "pneumonia10", "pneumonia100", "pneumonia5_long", "breast_resnet18_small",
                "pneumonia5_resnet18_small", "pneumonia_labels1", "pneumonia_labels5", "breast_labels25", "digits",
-               "mnistm", "weather", "driving", "speed")
+               "mnistm", "weather", "driving", "speed", "efficiency")
 STUDY_TITLE = {
     "breast": "BreastMNIST (546 images)", "pneumonia5": "PneumoniaMNIST 5% (236)",
     "pneumonia10": "PneumoniaMNIST 10% (470)", "pneumonia100": "PneumoniaMNIST 100% (4,708)",
@@ -41,6 +41,7 @@ STUDY_TITLE = {
     "weather": "weather (shine -> rain)", "driving": "driving (clear -> fog patches)",
     "pneumonia_labels1": "PneumoniaMNIST 1% labels + pool", "pneumonia_labels5": "PneumoniaMNIST 5% labels + pool",
     "breast_labels25": "BreastMNIST 25% labels + pool", "speed": "CPU training speed",
+    "efficiency": "CPU efficiency (fraction of GEMM rate)",
     "superres": "4x super-resolution", "translation_quality": "translators at equal CPU time",
 }
 

@@ -265,3 +265,48 @@ def test_bench_reference_declares_a_target_met_only_from_the_per_cpu_second_inte
     row["wall"] = {"mean": 1.5, "lo": 1.2, "hi": 1.8}  # the wall clock (other jobs' time too) does not decide
     assert B.met(row)
     assert not B.met(None) and not B.met({"wall": row["wall"], "cpu": {"mean": 3.0, "lo": float("nan"), "hi": 9}})
+
+
+@pytest.mark.slow
+def test_bench_cpu_efficiency_quick_writes_its_report_and_leaves_the_headline(tmp_path):
+    from benchmarks import bench_cpu_efficiency as B
+    from benchmarks import harness as H
+
+    before = H.HEADLINE.read_bytes() if H.HEADLINE.exists() else None
+    # a process of its own: OMP_WAIT_POLICY is read when OpenMP starts (spinning threads make 2-thread steps several
+    # times slower on a shared machine; the Makefile exports PASSIVE, a bare pytest may not)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    subprocess.run([sys.executable, str(BENCHMARKS / "bench_cpu_efficiency.py"), "--quick", "--out", str(tmp_path)],
+                   cwd=REPO, env=env, check=True, timeout=300)
+    assert (H.HEADLINE.read_bytes() if H.HEADLINE.exists() else None) == before  # --quick never writes it
+    res = json.loads((tmp_path / "cpu_efficiency.json").read_text())
+    assert res["quick"] and res["rounds"] == 2 and res["threads"] == [1, 2]
+    assert {c["key"] for c in res["cases"]} == {"cgan", "cyclegan", "fastcut", "small_cnn", "lenet",
+                                                "resnet18_small", "gemm"}
+    for c in res["cases"]:
+        assert c["flops"] > 0 and c["steps"] >= 1, c["key"]
+        assert set(c["by_threads"]) == {"1", "2"}, c["key"]
+        for t, b in c["by_threads"].items():
+            assert len(c["wall_s"][t]) == len(c["cpu_s"][t]) == 2, (c["key"], t)
+            for kind in ("efficiency_wall", "efficiency_cpu"):
+                assert 0 < b[kind]["mean"] < 2 and all(0 < e < 2 for e in b[f"per_round_{kind}"]), (c["key"], t)
+    gemm = next(c for c in res["cases"] if c["key"] == "gemm")
+    assert gemm["flops"] == 2 * res["gemm_n"]**3
+    assert gemm["by_threads"]["1"]["efficiency_wall"]["mean"] == pytest.approx(1)
+    flags = res["cpu_features"]["flags"]
+    assert {"avx2", "avx512f", "avx512_bf16", "amx_bf16"} <= set(flags) and all(isinstance(v, bool)
+                                                                                for v in flags.values())
+    assert res["machine"]["cpu"] and len(res["load_average_end"]) == 3
+    assert ("avx2" in res["vector_extensions"]) == flags["avx2"]
+    md = (tmp_path / "cpu_efficiency.md").read_text()
+    assert md.count("Machine: ") == 1 and "| gemm |" in md and "Smoke run" in md
+    assert (tmp_path / "cpu_efficiency.png").stat().st_size > 1000
+    # the records a full run would write: one per case and thread count, against the GEMM at that thread count
+    for c in res["cases"]:
+        c["by_threads"] = {int(t): b for t, b in c["by_threads"].items()}
+    recs = B.headline_records(res["cases"], res["gemm_n"])
+    assert len(recs) == 2 * 6 and {r["study"] for r in recs} == {"efficiency"}
+    assert {r["metric"] for r in recs} == {"gemm_fraction"}
+    assert {r["reference_arm"] for r in recs} == {f"gemm_{res['gemm_n']}_{t}threads" for t in (1, 2)}
+    H.update_headline("efficiency", recs, path=tmp_path / "headline.json")  # checks the record keys
+    assert len(json.loads((tmp_path / "headline.json").read_text())["records"]) == 12
