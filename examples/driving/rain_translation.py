@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no online version check at import
 
 import albumentations as A  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
@@ -31,7 +32,8 @@ from synthaug.augment import GANTranslate, reseed_transform  # noqa: E402
 from synthaug.data import load_image_dir, shared_data_dir  # noqa: E402
 from synthaug.models import TranslatorModel  # noqa: E402
 from synthaug.train import CycleGANConfig, CycleGANRecipe, Trainer  # noqa: E402
-from synthaug.utils import get_device, save_grid, seed_everything, seed_worker, to_uint8_images  # noqa: E402
+from synthaug.utils import (get_device, save_grid, seed_everything, seed_worker, to_tensor_images,  # noqa: E402
+                            to_uint8_images)
 
 
 class Photos(Dataset):
@@ -86,8 +88,7 @@ def main():
     gan_rain = TranslatorModel.from_pretrained(model_dir).translate(held_out, direction="A2B")
     random_rain = A.RandomRain(drop_length=size // 8, blur_value=3, brightness_coefficient=0.8, p=1.0)
     random_rain.set_random_seed(args.seed)
-    albu = torch.stack([torch.from_numpy(random_rain(image=img)["image"]) for img in to_uint8_images(held_out)])
-    albu = albu.permute(0, 3, 1, 2).float() / 127.5 - 1
+    albu = to_tensor_images(np.stack([random_rain(image=img)["image"] for img in to_uint8_images(held_out)]))
     grid = save_grid(torch.cat([held_out, gan_rain, albu, test_rain.images[:8]]), out / "rain_comparison.png",
                      nrow=8, row_labels=["shine", "GAN rain", "RandomRain", "real rain"])
 

@@ -16,6 +16,7 @@ Outputs in ``--out``: ``albumentations_pipeline.png`` and the translator run.
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,9 +27,11 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from synthaug.augment import GANTranslate, reseed_transform  # noqa: E402
-from synthaug.data import ImageDataset, load_breastmnist  # noqa: E402
-from synthaug.train import CycleGANConfig, CycleGANRecipe, Trainer  # noqa: E402
+from synthaug.data import load_breastmnist  # noqa: E402
 from synthaug.utils import get_device, save_grid, seed_everything, seed_worker, to_uint8_images  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for _common
+from _common import train_toy_translator  # noqa: E402
 
 
 class AlbumentationsDataset(Dataset):
@@ -48,18 +51,6 @@ class AlbumentationsDataset(Dataset):
         reseed_transform(self.transform, seed)
 
 
-def train_toy_translator(train, out, quick, device, seed):
-    half = len(train) // 2
-    raw = train.subset(range(half))
-    dark = ((train.images[half:] + 1) / 2) ** 2.0 * 2 - 1  # gamma 2, on the other half of the images
-    dark = ImageDataset(dark, train.labels[half:], train.class_names, name="gamma2")
-    size = dict(ngf=8, n_blocks=2) if quick else dict(ngf=16, n_blocks=3)
-    cfg = CycleGANConfig(steps=15 if quick else 600, batch_size=1 if quick else 4, g_kwargs=size,
-                         d_kwargs={"ndf": size["ngf"], "n_layers": 2})
-    recipe = CycleGANRecipe(raw, dark, cfg, device=device, seed=seed, names=("raw", "gamma2"))
-    return Trainer(recipe, out, steps=cfg.steps, progress=not quick).fit().model_dir
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny translator, few steps (smoke test)")
@@ -71,8 +62,9 @@ def main():
     out, device = Path(args.out), get_device(args.device)
     seed_everything(args.seed)
     train = load_breastmnist("train")
-    model_dir = args.model or train_toy_translator(train, out / ("translator_quick" if args.quick else "translator"),
-                                                   args.quick, device, args.seed)
+    # The toy translator (examples/_common.py): raw images <-> the other half of them gamma-darkened.
+    model_dir = args.model or train_toy_translator(train, out, gamma=2.0, quick=args.quick, device=device,
+                                                   seed=args.seed)
 
     augment = A.Compose([
         GANTranslate(str(model_dir), p=0.5),   # runs on CPU in the workers; serialisable (A.to_dict)

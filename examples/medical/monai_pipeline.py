@@ -14,6 +14,7 @@ then a loader batch from each of two epochs) and the translator run.
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -24,21 +25,11 @@ from monai.transforms import (Compose, EnsureChannelFirstd, LoadImaged, RandFlip
                               SqueezeDimd)
 
 from synthaug.augment import RandGANTranslate, RandGANTranslated
-from synthaug.data import ImageDataset, load_breastmnist
-from synthaug.train import CycleGANConfig, CycleGANRecipe, Trainer
+from synthaug.data import load_breastmnist
 from synthaug.utils import get_device, save_grid, seed_everything, seed_worker
 
-
-def train_toy_translator(train, out, quick, device, seed):
-    half = len(train) // 2
-    raw = train.subset(range(half))
-    bright = ((train.images[half:] + 1) / 2) ** 0.5 * 2 - 1  # gamma 0.5, on the other half of the images
-    bright = ImageDataset(bright, train.labels[half:], train.class_names, name="gamma0.5")
-    size = dict(ngf=8, n_blocks=2) if quick else dict(ngf=16, n_blocks=3)
-    cfg = CycleGANConfig(steps=15 if quick else 600, batch_size=1 if quick else 4, g_kwargs=size,
-                         d_kwargs={"ndf": size["ngf"], "n_layers": 2})
-    recipe = CycleGANRecipe(raw, bright, cfg, device=device, seed=seed, names=("raw", "gamma0.5"))
-    return Trainer(recipe, out, steps=cfg.steps, progress=not quick).fit().model_dir
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for _common
+from _common import train_toy_translator  # noqa: E402
 
 
 def main():
@@ -52,8 +43,9 @@ def main():
     out, device = Path(args.out), get_device(args.device)
     seed_everything(args.seed)
     train = load_breastmnist("train")
-    model_dir = args.model or train_toy_translator(train, out / ("translator_quick" if args.quick else "translator"),
-                                                   args.quick, device, args.seed)
+    # The toy translator (examples/_common.py): raw slices <-> the other half of them gamma-brightened.
+    model_dir = args.model or train_toy_translator(train, out, gamma=0.5, quick=args.quick, device=device,
+                                                   seed=args.seed)
 
     # 1. Write toy volumes: each NIfTI file stacks `depth` slices of one class, shape (28, 28, depth).
     (out / "volumes").mkdir(parents=True, exist_ok=True)
