@@ -151,11 +151,14 @@ def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", ena
     the library shows (training, helper classifiers, bulk translation and upscaling, downstream arms). It is
     disabled when ``enabled`` is False (the ``progress=`` switch of the calling function; None: the default of
     :func:`progress_default`, on unless a block turned it off), under torchrun on every rank but 0 (``RANK``), and
-    everywhere by tqdm's own ``TQDM_DISABLE=1``. ``kwargs`` go to ``tqdm``."""
+    everywhere by tqdm's own ``TQDM_DISABLE=1``. Written to a file or pipe (a background job's log), it redraws at
+    most every 30 s instead of many times a second. ``kwargs`` go to ``tqdm``."""
     from tqdm.auto import tqdm
 
     enabled = progress_enabled(enabled)
     main_rank = int(os.environ.get("RANK", "0") or 0) == 0
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        kwargs.setdefault("mininterval", 30.0)
     return tqdm(total=total, desc=desc, unit=unit, disable=not (enabled and main_rank), dynamic_ncols=True,
                 **kwargs)
 
