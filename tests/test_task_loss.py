@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from synthaug.augment import translated_dataset
 from synthaug.data import from_arrays
 from synthaug.models import ClassifierModel, TranslatorModel, load_model
 from synthaug.train import CycleGANConfig, CycleGANRecipe, Trainer, read_metrics
@@ -292,7 +293,7 @@ def test_label_checked_translations_feed_synthetic_and_mixed_datasets():
     model, clf = identity_translator(), FirstRowLogits()
     x, y = fake_set()
     data = from_arrays(x, labels=y, class_names=["a", "b", "c"], value_range=(-1, 1), channels_last=False)
-    pool = model.translated_dataset(data, "A2B", classifier=clf)
+    pool = translated_dataset(model, data, "A2B", classifier=clf)
     expect = clf(x).argmax(1) == y
     assert len(pool) == int(expect.sum()) and torch.equal(pool.labels, y[expect])
     assert pool.filter_report["a"]["checked"] == int((y == 0).sum())

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from synthaug.augment import translated_dataset
 from synthaug.cli import main
 from synthaug.data import from_arrays, load_breastmnist
 from synthaug.models import TranslatorModel
@@ -98,9 +99,9 @@ def test_run_arms_and_translated_dataset_show_progress_by_default(capsys, tmp_pa
     result = Trainer(recipe, tmp_path / "run", progress=False).fit()
     model = TranslatorModel.from_pretrained(result.model_dir)
     capsys.readouterr()
-    model.translated_dataset(a, classifier=None, batch_size=4)
+    translated_dataset(model, a, classifier=None, batch_size=4)
     assert "translate A2B" in capsys.readouterr().err
-    model.translated_dataset(a, classifier=None, progress=False)
+    translated_dataset(model, a, classifier=None, progress=False)
     assert capsys.readouterr().err == ""
 
 

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import harness as H  # noqa: E402
 from benchmarks.studies import domain_common as C  # noqa: E402
-from synthaug.augment import SyntheticDataset  # noqa: E402
+from synthaug.augment import SyntheticDataset, translated_dataset  # noqa: E402
 from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import ImageDataset, load_digits, stratified_indices  # noqa: E402
 from synthaug.eval import (bar_chart, compare_results, evaluate, markdown_table, real_copies, run_arm,  # noqa: E402
@@ -121,7 +121,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
         task_model().translate(src.images, "A2B", batch_size=256), src.labels, src.class_names,
         source={"source": "CycleGAN + task loss MNIST->USPS", "seed": seed}))
     # label check by the translator's own f_S (trained on MNIST labels only: no USPS label is used)
-    checked_pool = C.lazy(lambda: task_model().translated_dataset(src, "A2B", batch_size=256))
+    checked_pool = C.lazy(lambda: translated_dataset(task_model(), src, "A2B", batch_size=256))
     task_key = H.config_hash(task_conf)
     # geometry first, then style: the task-loss translator trained on the box-fitted MNIST (see box_fit)
     bsrc = C.lazy(lambda: ImageDataset(box_fit(src.images), src.labels, src.class_names))

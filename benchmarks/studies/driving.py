@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import harness as H  # noqa: E402
 from benchmarks.studies import domain_common as C  # noqa: E402
-from synthaug.augment import SyntheticDataset  # noqa: E402
+from synthaug.augment import SyntheticDataset, translated_dataset  # noqa: E402
 from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import ImageDataset  # noqa: E402
 from synthaug.eval import bar_chart, compare_results, markdown_table, real_copies, run_arm  # noqa: E402
@@ -233,7 +233,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
         return SyntheticDataset.from_tensors(crops.images, crops.labels, CLASSES, source={"source": "RandomFog"})
 
     def filtered_arm() -> dict:
-        pool = task_model().translated_dataset(train, "A2B", batch_size=256)  # f_S: clear labels only
+        pool = translated_dataset(task_model(), train, "A2B", batch_size=256)  # f_S: clear labels only
         r = run_arm("translated_task_filtered", train, val, test, synthetic=pool, ratio=RATIO, allow_short=True, **kw)
         return {**r, "label_check": pool.model_config.get("label_check")}
 

@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import harness as H  # noqa: E402
 from benchmarks.studies import domain_common as C  # noqa: E402
-from synthaug.augment import SyntheticDataset  # noqa: E402
+from synthaug.augment import SyntheticDataset, translated_dataset  # noqa: E402
 from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import ImageDataset, load_digits, stratified_indices  # noqa: E402
 from synthaug.eval import (bar_chart, classical_augment, compare_results, evaluate, markdown_table,  # noqa: E402
@@ -172,7 +172,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list]:
                 run_arm(a, tsrc(), tval(), test, classical=classical(best_k), **kw))
             if tcfg.lambda_task > 0:
                 def filtered(a=f"{name}:translated_filtered", model=model, tval=tval):
-                    checked = model().translated_dataset(src, "A2B", batch_size=256)
+                    checked = translated_dataset(model(), src, "A2B", batch_size=256)
                     r = run_arm(a, ImageDataset(checked.images, checked.labels, src.class_names), tval(), test, **kw)
                     return {**r, "label_check": checked.model_config.get("label_check")}
 

@@ -291,15 +291,3 @@ class TranslatorModel(ModelDirectory):
         if value_range is not None and parse_value_range(value_range) == (0.0, 1.0):
             out = (out + 1.0) * 0.5
         return out, y[keep], report
-
-    def translated_dataset(self, data, direction: str = "A2B", classifier="task",
-                           min_confidence: float | None = None, batch_size: int = 16, size_policy: str | None = None,
-                           *, progress: bool = True):
-        """:func:`synthaug.augment.translated_dataset` of this model: a
-        :class:`~synthaug.augment.SyntheticDataset` of the label-checked translations of ``data``, arguments as
-        there. Kept for the code that calls it as a method; the dataset is augment's to build, so this method, the
-        one import of :mod:`synthaug.augment` from :mod:`synthaug.models`, imports it only when called."""
-        from ..augment.translated import translated_dataset  # the one upward import, allowed by name in the tests
-
-        return translated_dataset(self, data, direction, classifier=classifier, min_confidence=min_confidence,
-                                  batch_size=batch_size, size_policy=size_policy, progress=progress)
