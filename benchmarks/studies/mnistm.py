@@ -126,14 +126,32 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list]:
     copies = real_copies(src, synthetic_counts(src.labels.numpy(), src.num_classes, ratio=ratio))
     oracle_dir = st.cache.directory("mnistm_oracle", {**base, "arm": "target_oracle"})
 
-    def oracle() -> dict:  # its weights are kept, so the reader diagnostics below can follow any translator
+    weights = oracle_dir / "weights.safetensors"
+
+    def train_oracle():  # deterministic under the seed on a CPU; its weights are kept for the reader records
         from safetensors.torch import save_file
-        from synthaug.eval import score_arm, train_arm
+        from synthaug.eval import train_arm
 
         model_, info_, train_set = train_arm(d["o_train"], d["o_val"], **kw)
-        save_file({k: v.contiguous() for k, v in model_.state_dict().items()}, str(oracle_dir / "weights.safetensors"))
+        save_file({k: v.contiguous() for k, v in model_.state_dict().items()}, str(weights))
+        return model_, info_, train_set
+
+    def oracle() -> dict:
+        from synthaug.eval import score_arm
+
+        model_, info_, train_set = train_oracle()
         r = score_arm("target_oracle", model_, info_, train_set, test, seed=seed, device="cpu")
         return {**r, "reader_original_mnist": evaluate(model_, src, "cpu")["accuracy"]}
+
+    def oracle_net():  # the cached oracle's net: its saved weights, or trained again (same weights) if they are gone
+        from safetensors.torch import load_file
+        from synthaug.eval.classifier import build_classifier
+
+        if not weights.is_file():
+            return train_oracle()[0]
+        net = build_classifier(clf["arch"], 3, 10, cfg["size"])
+        net.load_state_dict(load_file(str(weights)))
+        return net
 
     computes[f"real_copies@{ratio}"] = ({"ratio": ratio}, lambda: run_arm(
         f"real_copies@{ratio}", src, val, test, synthetic=copies, ratio=ratio, **kw))
@@ -181,11 +199,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list]:
         out.update({a: C.cached_arm(st, seed, base, a, s, fn, METRIC) for a, (s, fn) in arms.items()})
 
         def read(tr=tr) -> dict:  # does the translation keep the digit, as the MNIST-M-trained oracle reads it?
-            from safetensors.torch import load_file
-            from synthaug.eval.classifier import build_classifier
-
-            net = build_classifier(clf["arch"], 3, 10, cfg["size"])
-            net.load_state_dict(load_file(str(oracle_dir / "weights.safetensors")))
+            net = oracle_net()
             return {"accuracy": evaluate(net, ImageDataset(tr()[0], src.labels, src.class_names), "cpu")["accuracy"]}
 
         reader = st.cache.result("mnistm_reader", {**base, "oracle": "target_oracle", "translator": tkey}, read)
