@@ -67,9 +67,11 @@ FULL = dict(
     # 4,000 steps: in a pilot the colour-jitter arm still improved at 2,000 (its selected step was the last)
     classifier=dict(arch="lenet", max_steps=4000, eval_every=200, patience=8, batch_size=64, lr=1e-3,
                     select_on="accuracy"))
-QUICK = dict(FULL, n_train_cap=300, n_pool_cap=300, n_eval_cap=200,
-             translators={k: {**v, "steps": 4} for k, v in FULL["translators"].items()},
-             classifier=dict(FULL["classifier"], max_steps=12, eval_every=4, patience=2))
+# --quick: tiny subsets and nets (5 blocks: FastCUT's default PatchNCE layers reach block5), a few steps
+QUICK = dict(FULL, n_train_cap=120, n_pool_cap=120, n_eval_cap=100,
+             translators={k: {**v, "steps": 2, "g_kwargs": {**v["g_kwargs"], "ngf": 8, "n_blocks": 5},
+                              "d_kwargs": {"ndf": 8, "n_layers": 2}} for k, v in FULL["translators"].items()},
+             classifier=dict(FULL["classifier"], max_steps=8, eval_every=4, patience=2))
 CLASSICAL = ("colour", "randaugment", "augmix")
 METRIC = "test_accuracy"
 LITERATURE = ("MNIST -> MNIST-M target accuracy: DANN (Ganin et al. 2016) source-only 52.3, DANN 76.7; PixelDA "
