@@ -23,6 +23,7 @@ from ..models import GeneratorModel
 from ..nets.layers import check_z_threshold, truncated_normal
 from ..utils import CONVERT_HINT, check_images, check_value_range
 from .handle import ModelHandle, block_seed, reseed_transform
+from .plan import per_class_counts
 from .shards import load_shards, write_all_shards, write_rank_shards
 
 __all__ = ["SyntheticDataset", "write_shards"]
@@ -47,18 +48,7 @@ def _class_counts(n, per_class, class_names: list[str]) -> list[int]:
         n = check_int("n", n, 0)
         return [n // c + (i < n % c) for i in range(c)]
     if isinstance(per_class, Mapping):
-        counts = [0] * c
-        for key, k in per_class.items():
-            if isinstance(key, str):
-                if key not in class_names:
-                    raise ValueError(f"per_class: expected class names from {class_names}, found {key!r}")
-                idx = class_names.index(key)
-            else:
-                idx = check_int("per_class key", key, 0)
-                if idx >= c:
-                    raise ValueError(f"per_class: expected class indices in [0, {c - 1}], found {idx}")
-            counts[idx] = check_int(f"per_class[{key!r}]", k, 0)
-        return counts
+        return per_class_counts(per_class, class_names, "per_class")
     return [check_int("per_class", per_class, 0)] * c
 
 

@@ -6,11 +6,15 @@ harness (:mod:`synthaug.eval.downstream`), so a study measures exactly the path 
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Mapping, Sequence
 
+import numpy as np
+import torch
+
+from ..checks import check_int
 from ..utils import allocate_counts
 
-__all__ = ["CLASS_MIXES", "synthetic_counts", "pick_synthetic"]
+__all__ = ["CLASS_MIXES", "synthetic_counts", "pick_synthetic", "per_class_counts"]
 
 CLASS_MIXES = ("real", "balanced")
 
@@ -76,3 +80,40 @@ def pick_synthetic(pool_labels, counts, seed: int, class_names=None, allow_short
                              f"generator itself")
         picked.append(rng.choice(members, size=int(k), replace=False))
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
+def per_class_counts(counts, class_names: Sequence[str], name: str = "counts") -> list[int]:
+    """``counts`` as one int >= 0 per class of ``class_names``: from a sequence with one count per class index (list,
+    tuple, 1-D numpy array or tensor), or a dict keyed by class index or by class name (missing classes: 0).
+    Anything else raises ``TypeError``; a wrong length, an unknown class or a negative count ``ValueError``, each
+    naming ``name``, what was expected and what was found."""
+    names = [str(c) for c in class_names]
+    k = len(names)
+    expected = (f"one count per class ({k}: {names}) as a sequence, or a dict by class index (0..{k - 1}) or by "
+                f"class name (as ImageDataset.class_counts() returns)")
+    if isinstance(counts, Mapping):
+        out = [0] * k
+        for key, value in counts.items():
+            if isinstance(key, str):
+                if key not in names:
+                    raise ValueError(f"{name}: expected class names from {names}, found {key!r}")
+                idx = names.index(key)
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+                if not 0 <= int(key) < k:
+                    raise ValueError(f"{name}: expected class indices in [0, {k - 1}], found {int(key)}")
+                idx = int(key)
+            else:
+                raise TypeError(f"{name}: expected dict keys that are class indices or class names, found "
+                                f"{type(key).__name__} {key!r}")
+            out[idx] = check_int(f"{name}[{key!r}]", value, 0)
+        return out
+    if isinstance(counts, torch.Tensor):
+        counts = counts.tolist() if counts.ndim == 1 else counts
+    elif isinstance(counts, np.ndarray):
+        counts = counts.tolist() if counts.ndim == 1 else counts
+    if isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)):
+        shape = f" of shape {tuple(counts.shape)}" if hasattr(counts, "shape") else f" {counts!r}"
+        raise TypeError(f"{name}: expected {expected}, found {type(counts).__name__}{shape}")
+    if len(counts) != k:
+        raise ValueError(f"{name}: expected {k} counts (one per class: {names}), found {len(counts)}")
+    return [check_int(f"{name}[{i}]", v, 0) for i, v in enumerate(counts)]
