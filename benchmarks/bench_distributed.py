@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import harness as H  # noqa: E402
 
+RETRIES: list[dict] = []  # failed launches that were relaunched (reported in the JSON)
+
 
 def run_once(nproc: int, steps: int, out: Path) -> float:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1" if nproc > 1 else "2"}
@@ -34,7 +37,17 @@ def run_once(nproc: int, steps: int, out: Path) -> float:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *cli]
     else:
         cmd = [sys.executable, *cli]
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=1800)
+    for attempt in (1, 2):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+        if done.returncode == 0:
+            break
+        # A launch can lose its rendezvous port to another process between torchrun picking it and binding it
+        # (other torchrun jobs on the machine, e.g. tests in a parallel worker): relaunch once from scratch.
+        RETRIES.append({"nproc": nproc, "returncode": done.returncode, "stderr_tail": done.stderr[-3000:]})
+        if attempt == 2:
+            raise RuntimeError(f"{' '.join(cmd)} failed twice (exit {done.returncode}); its stderr ends:\n"
+                               + done.stderr[-6000:])
+        shutil.rmtree(out, ignore_errors=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return (rows[-1]["step"] - rows[0]["step"]) / (rows[-1]["time"] - rows[0]["time"])
 
@@ -53,6 +66,7 @@ def main(argv=None) -> int:
 
     t0, load0 = time.time(), os.getloadavg()[0]
     rates = {1: [], 2: []}
+    RETRIES.clear()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):  # interleaved so both see the same machine load
             for n in ((1, 2) if r % 2 == 0 else (2, 1)):
@@ -62,7 +76,7 @@ def main(argv=None) -> int:
     ratio = mean_ci(np.array(rates[2]) / np.array(rates[1]))
     meta = {"command": "python benchmarks/bench_distributed.py " + " ".join(sys.argv[1:] if argv is None else argv),
             **H.machine(), "wall_seconds": round(time.time() - t0, 1),
-            "load_average_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)]}
+            "load_average_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)], "relaunched": RETRIES}
     (out_dir / "distributed.json").write_text(json.dumps(
         {"meta": meta, "steps_per_s": {str(k): v for k, v in rates.items()},
          "summary": {str(k): v for k, v in summary.items()}, "ratio_2_over_1": ratio, "paired": speedup},
