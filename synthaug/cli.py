@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
 import re
 import sys
 import typing
@@ -453,6 +454,25 @@ def _info(args) -> int:
     return 0
 
 
+def _study(args) -> int:
+    import torch
+
+    from .study import StudyConfig, run
+
+    torch.set_num_threads(args.threads)
+    cfg = StudyConfig(generator=None if args.generator == "none" else args.generator, translator=args.translator,
+                      seeds=args.seeds, budget=args.budget, classical=tuple(args.classical), shares=tuple(args.shares),
+                      metric=args.metric, arch=args.arch, versions=args.versions, progress=args.progress)
+    report = run(args.data, out=args.out, config=cfg, val=args.val, test=args.test, unlabelled=args.unlabelled,
+                 target=args.target, size=args.size, channels=args.channels, split_seed=args.split_seed,
+                 command="synthaug study " + " ".join(args.argv))
+    print("\nVerdict:")
+    for line in report["headline_verdicts"] or report["verdicts"][:3]:
+        print(f"  On this data, {line}.")
+    print(f"Report: {report['paths']['markdown']}\nPlot:   {report['paths']['plot']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import UPSCALE_MEMORY_MB
     from .train import get_recipe, list_recipes
@@ -545,6 +565,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder")
     p.set_defaults(func=_merge_shards)
 
+    p = sub.add_parser("study", help="does a generator make a classifier better on your images than real data alone, "
+                                     "the best classical augmentation and as many real copies? (every choice on "
+                                     "validation, a generator per seed, paired intervals, resumable)")
+    p.add_argument("--data", required=True,
+                   help="labelled images: a folder data/<class>/<image>, an .npz or 'breastmnist'")
+    p.add_argument("--val", default=None, help="validation images (same kinds); default: made from --data")
+    p.add_argument("--test", default=None, help="test images (same kinds); default: made from --data")
+    p.add_argument("--unlabelled", default=None, help="unlabelled images of the same domain (adds self-training)")
+    p.add_argument("--target", default=None,
+                   help="unlabelled images of the domain --test comes from (adds a translator and translated arms)")
+    p.add_argument("--size", type=int, default=None, help="resize and centre-crop every image to this size "
+                                                          "(16, 28, 32, 64 or 128; default: the images' own)")
+    p.add_argument("--channels", type=int, default=None, choices=(1, 3), help="convert every image to 1 or 3 channels")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the val/test splits made from --data")
+    p.add_argument("--generator", default="cgan", choices=("cgan", "none"), help="class-conditional generator")
+    p.add_argument("--translator", default="fastcut", choices=("fastcut", "cut", "cyclegan"),
+                   help="translator used with --target")
+    p.add_argument("--seeds", type=int, default=5, help="seeds, each retraining its generator (default 5)")
+    p.add_argument("--budget", default="standard", choices=("quick", "standard"),
+                   help="step budgets: quick (a first look in minutes) or standard")
+    p.add_argument("--classical", nargs="+", default=["flips_shifts", "randaugment"],
+                   help="classical augmentation kinds tried (the best on validation is the reference)")
+    p.add_argument("--shares", nargs="+", type=float, default=[0.25, 0.5], help="synthetic shares of the training set")
+    p.add_argument("--metric", default="auc", choices=("auc", "accuracy", "balanced_accuracy"),
+                   help="test metric reported, and validation metric of every choice")
+    p.add_argument("--arch", default="small_cnn", help="classifier architecture")
+    p.add_argument("--versions", default="refuse", choices=("refuse", "mix", "rerun"),
+                   help="cached results of another synthaug version in --out: refuse to start (default), report "
+                        "them together (each version listed) or recompute them")
+    p.add_argument("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="torch threads")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar on stderr")
+    p.add_argument("--out", default="study_out", help="report, cache and models (default: study_out)")
+    p.set_defaults(func=_study)
+
     p = sub.add_parser("info", help="print a model directory's config")
     p.add_argument("model")
     p.set_defaults(func=_info)
@@ -553,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, OSError) as e:

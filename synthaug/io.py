@@ -75,6 +75,23 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def lock_folder(folder: str | Path, message: str) -> int | None:
+    """An exclusive, non-blocking flock on ``folder/.lock`` (the folder is created); returns its descriptor (None
+    without fcntl, on Windows). Held by another process: ``RuntimeError(message)``. ``os.close`` releases it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(folder) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(message) from None
+    return fd
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to memory, then :func:`atomic_write_bytes`."""
     buf = io.BytesIO()

@@ -20,6 +20,7 @@ FLOORS = [
     ("train", ["synthaug.train"]),
     ("augment", ["synthaug.augment"]),
     ("eval", ["synthaug.eval"]),
+    ("study", ["synthaug.study"]),
     ("app", ["synthaug.cli", "synthaug.demo", "synthaug.__main__"]),
 ]
 

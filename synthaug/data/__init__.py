@@ -10,6 +10,7 @@ from .dataset import ImageDataset, from_arrays, resize_square, stratified_indice
 from .folders import (
     IMAGE_EXTENSIONS,
     PairedDataset,
+    class_folder_files,
     load_image_dir,
     load_image_folder,
     load_paired,
@@ -40,6 +41,7 @@ __all__ = [
     "shared_data_dir",
     "read_image",
     "load_image_folder",
+    "class_folder_files",
     "load_image_dir",
     "load_unpaired",
     "load_paired",

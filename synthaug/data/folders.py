@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 from ..checks import check_path
 from .dataset import ImageDataset, validate_images
 
-__all__ = ["read_image", "load_image_folder", "load_image_dir", "load_unpaired", "load_paired", "PairedDataset",
-           "IMAGE_EXTENSIONS"]
+__all__ = ["read_image", "load_image_folder", "class_folder_files", "load_image_dir", "load_unpaired", "load_paired",
+           "PairedDataset", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -233,6 +233,19 @@ def load_image_folder(root, size, channels: int = 3, extensions: Sequence[str] =
     root = check_path("root", root, "folder")
     channels, on_error = _check_channels(channels), _check_on_error(on_error)
     _target_size(size)
+    files, labels, names = class_folder_files(root, class_names, extensions)
+    images, kept = _read_many(files, size, channels, on_error)
+    kept_set = set(kept)
+    labels = [lab for f, lab in zip(files, labels) if f in kept_set]
+    _check_no_empty_class(labels, [root / n for n in names])
+    return ImageDataset(_stack(images, kept, root), labels, names, name=_display_name(root))
+
+
+def class_folder_files(root, class_names: Sequence[str] | None = None,
+                       extensions: Sequence[str] = IMAGE_EXTENSIONS) -> tuple[list[Path], list[int], list[str]]:
+    """``(files, labels, class_names)`` of ``root/<class>/<image>``, in the order :func:`load_image_folder` reads
+    them (classes as there; files sorted by name within each class). An empty class folder raises ``ValueError``."""
+    root = check_path("root", root, "folder")
     folders = _class_folders(root, class_names)
     files, labels = [], []
     for label, folder in enumerate(folders):
@@ -242,11 +255,7 @@ def load_image_folder(root, size, channels: int = 3, extensions: Sequence[str] =
                              "found none")
         files += found
         labels += [label] * len(found)
-    images, kept = _read_many(files, size, channels, on_error)
-    kept_set = set(kept)
-    labels = [lab for f, lab in zip(files, labels) if f in kept_set]
-    _check_no_empty_class(labels, folders)
-    return ImageDataset(_stack(images, kept, root), labels, [f.name for f in folders], name=_display_name(root))
+    return files, labels, [f.name for f in folders]
 
 
 def _class_folders(root: Path, class_names) -> list[Path]:

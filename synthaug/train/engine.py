@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..checks import check_int, check_number
-from ..io import atomic_torch_save, atomic_write_bytes, safe_torch_load
+from ..io import atomic_torch_save, atomic_write_bytes, lock_folder, safe_torch_load
 from ..utils import quick_steps, save_grid
 from . import distributed
 from .recipe import Recipe
@@ -220,18 +220,8 @@ class Trainer:
 
     def _lock_out_dir(self) -> int | None:
         """An exclusive, non-blocking flock on ``out_dir/.lock``; returns its descriptor (None without fcntl)."""
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            return None
-        fd = os.open(self.out_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RuntimeError(f"out_dir: {str(self.out_dir)!r} is in use by another training process; wait for it "
-                               "to finish (or stop it) before resuming, or use another folder") from None
-        return fd
+        return lock_folder(self.out_dir, f"out_dir: {str(self.out_dir)!r} is in use by another training process; "
+                                         "wait for it to finish (or stop it) before resuming, or use another folder")
 
     def _remove_orphaned_temp_files(self) -> None:
         """Delete the temp files of atomic writes that a killed run left half-way."""
