@@ -9,23 +9,21 @@ name derived from a hash of its *full* configuration, so a changed setting can n
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from synthaug.study.cache import ResultCache, config_hash, read_json, to_jsonable, write_json  # noqa: E402,F401
+from synthaug.study.report import RECORD_KEYS as HEADLINE_KEYS  # noqa: E402,F401
+from synthaug.study.report import fmt_diff, fmt_interval, headline_record, record  # noqa: E402,F401
 
 RESULTS = ROOT / "benchmarks" / "results"
 RESULT_CACHE = RESULTS / "cache"  # per (study, seed, arm) results: small JSON, committed so studies resume
@@ -35,8 +33,6 @@ DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
 HEADLINE = RESULTS / "headline.json"
-HEADLINE_KEYS = ("study", "arm", "reference_arm", "metric", "mean", "ci_low", "ci_high", "n_seeds",
-                 "n_generator_seeds", "diff", "diff_ci_low", "diff_ci_high", "p")
 
 
 # --- machine and files -------------------------------------------------------------------------------------
@@ -92,90 +88,8 @@ def machine_line(m: dict, extra: str = "") -> str:
             + (f"; commit {commit}" if commit else "") + (f"; {extra}" if extra else "") + ".")
 
 
-def to_jsonable(x):
-    """Plain JSON types; NaN/Inf become None."""
-    if isinstance(x, dict):
-        return {str(k): to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [to_jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return to_jsonable(x.tolist())
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
-def write_json(path: Path, obj) -> Path:
-    """Atomic JSON write (temp file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(to_jsonable(obj), indent=1))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return path
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def config_hash(config) -> str:
-    """16 hex digits of the sha256 of the canonical JSON of ``config``."""
-    canon = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()[:16]
-
-
-class Cache:
-    """Artefacts keyed by a hash of their full configuration: JSON results under ``results_root/<kind>/<hash>.json``,
-    model folders under ``models_root/<kind>/<hash>/`` (default: both under ``root``).
-
-    ``result(kind, config, compute)`` returns the saved result of an identical configuration or computes,
-    saves (atomically) and returns it; ``has(kind, config)`` says whether it is saved; ``directory(kind,
-    config)`` is a folder for a model whose ``study_config.json`` records the configuration that made it.
-    """
-
-    def __init__(self, root: Path, models_root: Path | None = None):
-        self.root = Path(root)
-        self.models_root = Path(models_root) if models_root is not None else self.root
-
-    def _saved(self, kind: str, config: dict) -> dict | None:
-        saved = read_json(self.root / kind / f"{config_hash(config)}.json")
-        return saved if saved and saved.get("config") == to_jsonable(config) else None
-
-    def has(self, kind: str, config: dict) -> bool:
-        return self._saved(kind, config) is not None
-
-    def result(self, kind: str, config: dict, compute: Callable[[], dict]) -> dict:
-        path = self.root / kind / f"{config_hash(config)}.json"
-        saved = self._saved(kind, config)
-        if saved:
-            return {**saved["result"], "cached": True}
-        t0 = time.perf_counter()
-        result = compute()
-        result.setdefault("seconds", round(time.perf_counter() - t0, 2))
-        write_json(path, {"config": config, "result": result})
-        return result
-
-    def directory(self, kind: str, config: dict) -> Path:
-        d = self.models_root / kind / config_hash(config)
-        saved = read_json(d / "study_config.json")
-        if saved is not None and saved != to_jsonable(config):
-            shutil.rmtree(d)  # a hash collision with another configuration: never reuse it
-        d.mkdir(parents=True, exist_ok=True)
-        write_json(d / "study_config.json", config)
-        return d
+# The result cache, its JSON helpers and the interval formats are the package's study engine's (synthaug.study).
+Cache = ResultCache
 
 
 def trained_cgan(cache: Cache, kind: str, key: dict, train, config, seed: int, steps: int, unlabelled=None):
@@ -275,33 +189,6 @@ def report_head(title: str, res: dict, smoke: str, warnings=()) -> list[str]:
 
 
 # --- formatting --------------------------------------------------------------------------------------------
-def fmt_interval(mean, lo=None, hi=None, digits: int = 3, signed: bool = False, scale: float = 1.0) -> str:
-    """``mean [lo, hi]``, the one interval format of every report and README table (``–`` for a missing mean;
-    the interval left out when it is missing or NaN); ``signed`` for differences."""
-    def num(v) -> str:
-        return f"{v * scale:+.{digits}f}" if signed else f"{v * scale:.{digits}f}"
-
-    if mean is None:
-        return "–"
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return num(mean)
-    return f"{num(mean)} [{num(lo)}, {num(hi)}]"
-
-
-def fmt_ci(row: dict | None, digits: int = 3, scale: float = 1.0) -> str:
-    """``mean [lo, hi]`` of a summary row (``mean``/``lo``/``hi``)."""
-    return fmt_interval(row["mean"], row["lo"], row["hi"], digits, scale=scale) if row else "-"
-
-
-def fmt_diff(t: dict | None, digits: int = 3, scale: float = 1.0) -> str:
-    """A paired difference ``+d [lo, hi], p = ...``, or why no test is reported."""
-    if not t:
-        return "-"
-    if t.get("no_test_reason") or t["p_value"] is None or math.isnan(t["p_value"]):
-        return f"{t['mean_diff'] * scale:+.{digits}f} (no test: {t.get('no_test_reason') or 'undefined'})"
-    return f"{fmt_interval(t['mean_diff'], t['lo'], t['hi'], digits, True, scale)}, p = {t['p_value']:.3f}"
-
-
 def selection_line(results: dict[str, list[dict]]) -> str:
     """How often the selected step was in the last 10% of the budget (above 20% means the budget is short)."""
     rows = [r for rs in results.values() for r in rs if "best_in_last_10pct" in r]
@@ -315,37 +202,17 @@ def selection_line(results: dict[str, list[dict]]) -> str:
 
 
 # --- headline records --------------------------------------------------------------------------------------
-def headline_record(study: str, arm: str, reference_arm: str | None, metric: str, summary_row: dict,
-                    paired: dict | None, n_generator_seeds: int | None) -> dict:
-    """One README number: an arm's mean and CI, and its paired difference to ``reference_arm``."""
-    def num(v):
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-    p = paired or {}
-    return {"study": study, "arm": arm, "reference_arm": reference_arm, "metric": metric,
-            "mean": num(summary_row["mean"]), "ci_low": num(summary_row["lo"]), "ci_high": num(summary_row["hi"]),
-            "n_seeds": int(summary_row["n"]), "n_generator_seeds": n_generator_seeds,
-            "diff": num(p.get("mean_diff")), "diff_ci_low": num(p.get("lo")), "diff_ci_high": num(p.get("hi")),
-            "p": num(p.get("p_value")), **({"note": p["no_test_reason"]} if p.get("no_test_reason") else {})}
-
-
 def pair_records(study: str, results: dict[str, list[dict]], metric: str, pairs, readme=(),
                  generator_arms=(), n_generator_seeds: int | None = None) -> list[dict]:
     """Headline records for ``pairs`` of (arm, reference arm or None): the arm's mean and interval over seeds and
-    its paired difference to the reference (``synthaug.eval.compare_results``). Pairs whose arms are missing are
+    its paired difference to the reference (:func:`synthaug.study.report.record`). Pairs whose arms are missing are
     skipped; pairs listed in ``readme`` are flagged for the README table, in that order."""
-    from synthaug.eval import compare_results, mean_ci
-
     readme = list(readme)
     out = []
     for arm, ref in pairs:
         if not results.get(arm) or (ref is not None and not results.get(ref)):
             continue
-        row = {"arm": arm, **mean_ci([r[metric] for r in results[arm]])}
-        paired = None if ref is None else compare_results({ref: results[ref], arm: results[arm]}, metric=metric,
-                                                          baseline=ref, classical=[])["vs_baseline"].get(arm)
-        rec = headline_record(study, arm, ref, metric, row, paired,
-                              n_generator_seeds if arm in generator_arms else None)
+        rec, _ = record(study, arm, ref, metric, results, n_generator_seeds if arm in generator_arms else None)
         if (arm, ref) in readme:
             rec.update(readme=True, readme_order=readme.index((arm, ref)))
         out.append(rec)

@@ -97,22 +97,18 @@ def study_auc(path: Path = REFERENCE_JSON) -> dict:
 
 
 def study_text(auc: dict) -> str:
-    """What the 5-seed study says about ``synthetic_balance`` (read from its report, not typed in here)."""
+    """What the 5-seed study says about ``synthetic_balance`` (read from its report, not typed in here), in the
+    verdict wording of every study report (:func:`synthaug.study.verdict`)."""
+    from .study import verdict
+
     if not auc:
         return f"The 5-seed study is not at hand here; run `{STUDY_CMD}` in the repository."
-
-    def diff(d):
-        return f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}], p = {d['p_value']:.2f}"
-
     sd = next(r["std"] for r in auc["summary"] if r["arm"] == "real_only")
-    vs_real = auc["vs_baseline"]["synthetic_balance"]
-    vs_best = auc["vs_best_classical"]["synthetic_balance"]
-    supported = vs_real["lo"] > 0 and vs_best["lo"] > 0
+    vs_real = verdict("synthetic_balance", "real_only", auc["vs_baseline"]["synthetic_balance"])
+    vs_best = verdict("synthetic_balance", auc["best_classical"], auc["vs_best_classical"]["synthetic_balance"])
     return (f"In the study, real_only's test AUC varies by {sd:.3f} (standard deviation) from seed to seed. "
-            f"The {len(auc['seeds'])}-seed study (each seed retrains its cGAN) finds synthetic_balance "
-            f"{diff(vs_real)} against real_only and {diff(vs_best)} against {auc['best_classical']}: "
-            + ("a gain the intervals support." if supported else "no gain over both that the intervals support.")
-            + f" See benchmarks/results/medical_breast.md (`{STUDY_CMD}`).")
+            f"The {len(auc['seeds'])}-seed study (each seed retrains its cGAN) finds: {vs_real}; {vs_best}. "
+            f"See benchmarks/results/medical_breast.md (`{STUDY_CMD}`).")
 
 
 def comparison_plot(results: dict[str, dict], study: dict[str, dict], path: Path, title: str) -> Path:
@@ -169,12 +165,14 @@ def cached_arm(folder: Path, name: str, key: dict, run) -> tuple[dict, bool]:
     return result, False
 
 
-def verdict(results: dict[str, dict], best: str) -> list[str]:
-    syn, real = results["synthetic_balance"]["test_auc"], results["real_only"]["test_auc"]
-    cla, cop = results[best]["test_auc"], results["real_copies_balance"]["test_auc"]
-    return [f"- synthetic_balance - real_only: {syn - real:+.3f}",
-            f"- synthetic_balance - {best} (best classical on validation): {syn - cla:+.3f}",
-            f"- synthetic_balance - real_copies_balance (same number of extra images, real copies): {syn - cop:+.3f}"]
+def one_seed_differences(results: dict[str, dict], best: str) -> list[str]:
+    """This run's differences in test AUC: synthetic_balance against real only, the best classical arm (chosen on
+    validation) and the count-matched real copies. One seed has no interval, so none is called better or worse."""
+    syn = results["synthetic_balance"]["test_auc"]
+    refs = [("real_only", "real_only"), (best, f"{best} (best classical on validation)"),
+            ("real_copies_balance", "real_copies_balance (as many extra images, copies of real ones)")]
+    return [f"- synthetic_balance - {label}: {syn - results[arm]['test_auc']:+.3f}" for arm, label in refs] + [
+        "- one seed gives no interval: these differences are neither better nor worse, only an indication"]
 
 
 def main(argv=None) -> int:
@@ -247,7 +245,7 @@ def main(argv=None) -> int:
         s = study.get(a)
         ci = f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]" if s else "-"
         lines.append(f"| {a} | {r['test_auc']:.3f} | {r['test_balanced_accuracy']:.3f} | {ci} |")
-    lines += ["", *verdict(results, best), "",
+    lines += ["", *one_seed_differences(results, best), "",
               "One seed is an indication, not a result. " + study_text(auc),
               "",
               f"Pictures: {grid}, {plot}. This invocation: {total / 60:.1f} min on {device} "

@@ -54,9 +54,17 @@ def test_study_text_reads_the_report(tmp_path):
     auc = demo.study_auc()
     assert auc, "synthaug/data/assets/demo_reference.json: the package data the demo compares with"
     text = demo.study_text(auc)
-    d = auc["vs_baseline"]["synthetic_balance"]
-    assert f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" in text
-    assert auc["best_classical"] in text
+    from synthaug.study import verdict
+
+    assert verdict("synthetic_balance", "real_only", auc["vs_baseline"]["synthetic_balance"]) in text
+    assert verdict("synthetic_balance", auc["best_classical"], auc["vs_best_classical"]["synthetic_balance"]) in text
+
+
+def test_one_seed_differences_name_every_reference_and_no_winner():
+    rows = {"real_only": 0.90, "classical_flips_shifts": 0.89, "real_copies_balance": 0.91, "synthetic_balance": 0.92}
+    lines = demo.one_seed_differences({a: {"test_auc": v} for a, v in rows.items()}, "classical_flips_shifts")
+    assert [ln.split(":")[-1].strip() for ln in lines[:3]] == ["+0.020", "+0.030", "+0.010"]
+    assert "real_copies_balance" in lines[2] and "neither better nor worse" in lines[3]
 
 
 def test_demo_reference_is_the_studys_numbers(tmp_path):

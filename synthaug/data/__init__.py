@@ -16,6 +16,7 @@ from .folders import (
     load_paired,
     load_unpaired,
     read_image,
+    save_image_folder,
 )
 from .loading import load_domain, load_labelled_and_rest, load_training_data, load_unlabelled
 from .npz import (
@@ -41,6 +42,7 @@ __all__ = [
     "shared_data_dir",
     "read_image",
     "load_image_folder",
+    "save_image_folder",
     "class_folder_files",
     "load_image_dir",
     "load_unpaired",

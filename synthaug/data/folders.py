@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 from ..checks import check_path
 from .dataset import ImageDataset, validate_images
 
-__all__ = ["read_image", "load_image_folder", "class_folder_files", "load_image_dir", "load_unpaired", "load_paired",
-           "PairedDataset", "IMAGE_EXTENSIONS"]
+__all__ = ["read_image", "load_image_folder", "save_image_folder", "class_folder_files", "load_image_dir",
+           "load_unpaired", "load_paired", "PairedDataset", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -256,6 +256,22 @@ def class_folder_files(root, class_names: Sequence[str] | None = None,
         files += found
         labels += [label] * len(found)
     return files, labels, [f.name for f in folders]
+
+
+def save_image_folder(ds: ImageDataset, root, prefix: str = "") -> Path:
+    """Write ``ds`` as PNG files ``root/<class>/<prefix><index>.png``, the layout :func:`load_image_folder` reads
+    (``/`` in a class name becomes ``_``). 8-bit, so reading them back gives the images to within 1/255. Returns
+    ``root``."""
+    if not isinstance(ds, ImageDataset):
+        raise TypeError(f"ds: expected an ImageDataset, found {type(ds).__name__}")
+    root = Path(root).expanduser()
+    pixels = ((ds.images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    folders = [root / name.replace("/", "_") for name in ds.class_names]
+    for f in folders:
+        f.mkdir(parents=True, exist_ok=True)
+    for i, (arr, y) in enumerate(zip(pixels, ds.labels.tolist())):
+        Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(folders[y] / f"{prefix}{i:05d}.png")
+    return root
 
 
 def _class_folders(root: Path, class_names) -> list[Path]:

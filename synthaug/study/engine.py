@@ -36,8 +36,9 @@ from ..io import lock_folder
 from ..utils import progress_bar
 from .cache import ResultCache, check_versions, code_version, config_hash, write_json
 from .data import StudyData, fingerprint, load_study_data
+from .report import analyse, write_report
 
-__all__ = ["StudyConfig", "BUDGETS", "run", "plan_arms", "chosen_on_validation", "ENGINE_VERSION"]
+__all__ = ["StudyConfig", "BUDGETS", "run", "plan_arms", "ENGINE_VERSION"]
 
 ENGINE_VERSION = 1  # bump when a change of code (not of settings) must invalidate cached results
 METRICS = ("auc", "accuracy", "balanced_accuracy")
@@ -142,23 +143,6 @@ def plan_arms(data: StudyData, cfg: StudyConfig) -> dict[str, dict]:
         specs["translated"] = dict(extra="translator", ratio=1.0, classical=None)
         specs["source+translated"] = dict(extra="translator", ratio=0.5, classical=None)
     return specs
-
-
-def chosen_on_validation(results: dict[str, list[dict]], candidates: list[tuple[float, str]],
-                         name: str = "synthetic") -> tuple[list[dict], list[float]]:
-    """The derived arm ``name``: per seed, the candidate ``(share, arm)`` with the best validation score (ties to
-    the smaller share), taken as it is -- nothing retrained, no test value read. Returns its rows (with
-    ``chosen_share``) and the chosen shares; seeds missing a candidate are left out."""
-    by_seed = {a: {r["seed"]: r for r in results.get(a, [])} for _, a in candidates}
-    rows, shares = [], []
-    sign = -1.0 if any(r.get("select_on") == "loss" for rs in results.values() for r in rs) else 1.0
-    for seed in sorted(by_seed[candidates[0][1]]):
-        if not all(seed in by_seed[a] for _, a in candidates):
-            continue
-        share, a = max(candidates, key=lambda c: (sign * by_seed[c[1]][seed]["val_score"], -c[0]))
-        rows.append({**by_seed[a][seed], "arm": name, "chosen_share": share})
-        shares.append(share)
-    return rows, shares
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
@@ -428,8 +412,6 @@ def run(data, *, out="study_out", config: StudyConfig | None = None, val=None, t
     :class:`StudyConfig` or its fields (``seeds=5, budget="quick", generator="cgan"`` ...). ``log``: a
     callable taking a line (default: print). Returns the report's dict (``verdicts`` holds the plain-language
     answers, ``paths`` the files written)."""
-    from .report import analyse, write_report
-
     log = log or (lambda line: print(line, flush=True))
     cfg = config if config is not None else StudyConfig(**settings)
     if config is not None and settings:

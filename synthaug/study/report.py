@@ -15,7 +15,8 @@ import numpy as np
 
 from .cache import to_jsonable, version_label, write_json
 
-__all__ = ["verdict", "fmt_interval", "fmt_diff", "analyse", "write_report", "record"]
+__all__ = ["verdict", "fmt_interval", "fmt_diff", "chosen_on_validation", "analyse", "write_report", "record",
+           "headline_record", "RECORD_KEYS"]
 
 RECORD_KEYS = ("study", "arm", "reference_arm", "metric", "mean", "ci_low", "ci_high", "n_seeds",
                "n_generator_seeds", "diff", "diff_ci_low", "diff_ci_high", "p")
@@ -64,28 +65,52 @@ def verdict(arm: str, reference: str, paired: dict | None, metric: str = "auc", 
     return f"{arm} is {word} {reference}: {d:+.1f} {what} [{lo:+.1f}, {hi:+.1f}], p = {paired['p_value']:.3f}"
 
 
+def headline_record(study: str, arm: str, reference_arm: str | None, metric: str, summary_row: dict,
+                    paired: dict | None, n_generator_seeds: int | None = None) -> dict:
+    """One headline number (the README tables' schema, :data:`RECORD_KEYS`): an arm's mean and interval
+    (``summary_row`` of :func:`synthaug.eval.mean_ci`) and its paired difference to ``reference_arm``."""
+    p = paired or {}
+    return {"study": study, "arm": arm, "reference_arm": reference_arm, "metric": metric,
+            "mean": _num(summary_row["mean"]), "ci_low": _num(summary_row["lo"]), "ci_high": _num(summary_row["hi"]),
+            "n_seeds": int(summary_row["n"]), "n_generator_seeds": n_generator_seeds,
+            "diff": _num(p.get("mean_diff")), "diff_ci_low": _num(p.get("lo")), "diff_ci_high": _num(p.get("hi")),
+            "p": _num(p.get("p_value")), **({"note": p["no_test_reason"]} if p.get("no_test_reason") else {})}
+
+
 def record(study: str, arm: str, reference: str | None, metric: str, results: dict[str, list[dict]],
-           n_generator_seeds: int | None = None) -> dict:
-    """One headline record (the README tables' schema): ``arm``'s mean and t-interval over seeds and its paired
-    difference to ``reference`` (None: no difference)."""
+           n_generator_seeds: int | None = None) -> tuple[dict, dict | None]:
+    """``(headline record, paired difference)`` of ``arm`` against ``reference`` (None: no difference) over the
+    seeds of ``results`` (paired by seed)."""
     from ..eval import compare_results, mean_ci
 
     row = mean_ci([r[metric] for r in results[arm]])
-    p = {} if reference is None else compare_results({reference: results[reference], arm: results[arm]},
-                                                     metric=metric, baseline=reference,
-                                                     classical=[])["vs_baseline"].get(arm) or {}
-    return {"study": study, "arm": arm, "reference_arm": reference, "metric": metric, "mean": _num(row["mean"]),
-            "ci_low": _num(row["lo"]), "ci_high": _num(row["hi"]), "n_seeds": int(row["n"]),
-            "n_generator_seeds": n_generator_seeds, "diff": _num(p.get("mean_diff")),
-            "diff_ci_low": _num(p.get("lo")), "diff_ci_high": _num(p.get("hi")), "p": _num(p.get("p_value")),
-            **({"note": p["no_test_reason"]} if p.get("no_test_reason") else {}), "_paired": p or None}
+    paired = None if reference is None else compare_results(
+        {reference: results[reference], arm: results[arm]}, metric=metric, baseline=reference,
+        classical=[])["vs_baseline"].get(arm)
+    return headline_record(study, arm, reference, metric, row, paired, n_generator_seeds), paired
+
+
+def chosen_on_validation(results: dict[str, list[dict]], candidates: list[tuple[float, str]],
+                         name: str = "synthetic") -> tuple[list[dict], list[float]]:
+    """The derived arm ``name``: per seed, the candidate ``(share, arm)`` with the best validation score (ties to
+    the smaller share), taken as it is -- nothing retrained, no test value read. Returns its rows (with
+    ``chosen_share``) and the chosen shares; seeds missing a candidate are left out."""
+    by_seed = {a: {r["seed"]: r for r in results.get(a, [])} for _, a in candidates}
+    rows, shares = [], []
+    sign = -1.0 if any(r.get("select_on") == "loss" for rs in results.values() for r in rs) else 1.0
+    for seed in sorted(by_seed[candidates[0][1]]):
+        if not all(seed in by_seed[a] for _, a in candidates):
+            continue
+        share, a = max(candidates, key=lambda c: (sign * by_seed[c[1]][seed]["val_score"], -c[0]))
+        rows.append({**by_seed[a][seed], "arm": name, "chosen_share": share})
+        shares.append(share)
+    return rows, shares
 
 
 def analyse(per_seed: dict[int, dict[str, dict]], cfg, specs: dict[str, dict], study: str = "study") -> dict:
     """Results by arm (the validation-chosen ``synthetic`` arm derived), the comparison table, the paired
     comparisons that answer the study's question, their records and verdicts."""
     from ..eval import compare_results
-    from .engine import chosen_on_validation
 
     seeds = sorted(per_seed)
     results: dict[str, list[dict]] = {}
@@ -118,11 +143,11 @@ def analyse(per_seed: dict[int, dict[str, dict]], cfg, specs: dict[str, dict], s
         if a in complete:
             pairs += [(a, ref)] + ([(a, "real_only")] if best_c else [])
     gen_arms = {a for a, s in specs.items() if s["extra"] in ("generator", "translator")} | {"synthetic"}
-    records = [record(study, "real_only", None, metric, complete)]
-    records += [record(study, a, r, metric, complete, len(seeds) if a in gen_arms else None) for a, r in pairs]
-    verdicts = [verdict(rec["arm"], rec["reference_arm"], rec["_paired"], cfg.metric) for rec in records[1:]]
+    made = [record(study, "real_only", None, metric, complete)]
+    made += [record(study, a, r, metric, complete, len(seeds) if a in gen_arms else None) for a, r in pairs]
+    records = [rec for rec, _ in made]
+    verdicts = [verdict(rec["arm"], rec["reference_arm"], paired, cfg.metric) for rec, paired in made[1:]]
     for rec in records:
-        rec.pop("_paired")
         if rec["arm"] == "synthetic":
             rec["chosen_share_0"] = f"{shares.count(0.0)}/{len(shares)}"
     return {"seeds": seeds, "metric": metric, "results": results, "complete": sorted(complete), "table": table,
