@@ -16,7 +16,7 @@ stopping on val): FID, KID, precision / recall, density / coverage; the Classifi
 classifier trained on the real images; the pixel memorization audit. Differences to dcgan are paired by seed.
 
 Every trained generator (``runs/studies/gan_family_models/``) and every result (``benchmarks/results/cache/``) is
-cached under a hash of its full configuration (``harness.Cache``), so a rerun resumes. Writes
+cached under a hash of its full configuration (``synthaug.study.ResultCache``), so a rerun resumes. Writes
 ``gan_family.{md,json,png}``, one sample grid per data set (``gan_family_<data>_samples.png``) and, for full runs
 of at least 3 seeds, the records of study ``gan_family`` in headline.json. ``--quick`` writes under
 runs/studies_quick (or ``--out`` / ``--runs-dir``) and never touches headline.json.
@@ -67,7 +67,7 @@ def settings(cfg: CGANConfig) -> dict:
 
 
 # --- equal CPU time --------------------------------------------------------------------------------------------
-def calibrate(cache: H.Cache, train, generators, plan: dict, threads: int) -> dict:
+def calibrate(cache: H.ResultCache, train, generators, plan: dict, threads: int) -> dict:
     """Seconds per training step of each generator on this machine, measured interleaved (round-robin rounds of a
     few steps each, median over rounds) so a change of load hits all alike; cached, so reruns keep their steps."""
     from synthaug.train import CGANRecipe
@@ -99,7 +99,7 @@ def calibrate(cache: H.Cache, train, generators, plan: dict, threads: int) -> di
 
 
 # --- one (data set, generator, seed) -----------------------------------------------------------------------------
-def train_generator(cache: H.Cache, train, gen_cfg: dict):
+def train_generator(cache: H.ResultCache, train, gen_cfg: dict):
     return H.trained_cgan(cache, "gan_family_models", gen_cfg, train, gan_config(gen_cfg["generator"]),
                           gen_cfg["seed"], gen_cfg["steps"])
 
@@ -113,7 +113,7 @@ def generator_config(data: str, generator: str, seed: int, n_train: int, steps: 
             "s_per_step_calibrated": calib["s_per_step"][generator]}
 
 
-def run_one(cache: H.Cache, data: str, generator: str, seed: int, splits, steps: int, calib: dict, meta: dict,
+def run_one(cache: H.ResultCache, data: str, generator: str, seed: int, splits, steps: int, calib: dict, meta: dict,
             encoder) -> dict:
     """Train (or reuse) one generator and evaluate its samples; the record is cached by its full configuration."""
     from synthaug.augment import SyntheticDataset
@@ -144,7 +144,7 @@ def run_one(cache: H.Cache, data: str, generator: str, seed: int, splits, steps:
     return cache.result(STEM, rec_cfg, compute)
 
 
-def real_reference(cache: H.Cache, data: str, seed: int, splits, meta: dict) -> dict:
+def real_reference(cache: H.ResultCache, data: str, seed: int, splits, meta: dict) -> dict:
     """The CAS classifier trained on the real training images (the scale CAS is read against)."""
     train, val, test = splits
     cfg = {"benchmark": STEM, "harness": HARNESS_VERSION, "study_data": DATA[data], "seed": seed,
@@ -178,7 +178,7 @@ def summarise(rows: list[dict], generators) -> tuple[dict, list[dict]]:
     return summary, records
 
 
-def pictures(rows: list[dict], splits: dict, out: Path, cache: H.Cache, generators, steps: dict) -> list[str]:
+def pictures(rows: list[dict], splits: dict, out: Path, cache: H.ResultCache, generators, steps: dict) -> list[str]:
     """Per data set: real images and each generator's samples, one row per (source, class), first seed."""
     from synthaug.models import GeneratorModel
     from synthaug.utils import save_grid
@@ -316,8 +316,8 @@ def main(argv=None) -> int:
     generators = list(dict.fromkeys(args.generators))
     torch.set_num_threads(args.threads)
     out = H.report_dir(args)
-    cache = (H.Cache(args.runs_dir or H.QUICK_DIR) if args.quick
-             else H.Cache(H.RESULT_CACHE, args.runs_dir or H.RUNS))
+    cache = (H.ResultCache(args.runs_dir or H.QUICK_DIR) if args.quick
+             else H.ResultCache(H.RESULT_CACHE, args.runs_dir or H.RUNS))
     t0, machine = time.perf_counter(), H.machine()
     clf = classifier_settings("small_cnn", args.quick)
     meta = {"minutes": minutes, "classifier": clf, "encoder_steps": plan["encoder_steps"]}

@@ -24,7 +24,7 @@ stopping on the held-out split; one encoder per data set, so every arm and seed 
 FID, KID, precision / recall, density / coverage; the held-out real images give the reference values. Paired
 differences ``progressive - full`` by seed.
 
-Every run is cached by a hash of its full configuration (``harness.Cache``: results in
+Every run is cached by a hash of its full configuration (``synthaug.study.ResultCache``: results in
 ``benchmarks/results/cache/``, checkpoints and models under ``runs/studies/``; a killed run resumes from its
 checkpoint, but its timing then covers the resumed part only and is flagged). Writes
 ``benchmarks/results/progressive.{md,json,png}`` and ``progressive_samples.png``, and study ``progressive`` in
@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import harness as H  # noqa: E402
 from synthaug.eval.stats import mean_ci, paired_test  # noqa: E402
+from synthaug.study import direction  # noqa: E402
 
 STEM = "progressive"
 VERSION = 1  # bump when a change of code (not of settings) must invalidate cached runs
@@ -104,7 +105,7 @@ def settings(config) -> dict:
     return {k: v for k, v in asdict(config).items() if v is not None}
 
 
-def calibrate(cfg: dict, name: str, arch: str, train, cache: H.Cache) -> dict:
+def calibrate(cfg: dict, name: str, arch: str, train, cache: H.ResultCache) -> dict:
     """CPU seconds per step at 64 px and at every stage of the progressive schedule (cached)."""
     from synthaug.train import CGANRecipe
     from synthaug.train.progressive import ProgressiveSchedule
@@ -153,7 +154,7 @@ def plan(cfg: dict, calib: dict) -> dict:
             "planned_cpu_s": {"full": max(1, int(budget / t_full)) * t_full, "progressive": k * per_k + rest * t_full}}
 
 
-def run(cfg: dict, name: str, arch: str, arm: str, seed: int, d: dict, p: dict, encoder, cache: H.Cache) -> dict:
+def run(cfg: dict, name: str, arch: str, arm: str, seed: int, d: dict, p: dict, encoder, cache: H.ResultCache) -> dict:
     """Train (or resume) one generator, sample and score it; cached by its full configuration."""
     from synthaug.eval import distribution_metrics
     from synthaug.models import GeneratorModel
@@ -210,7 +211,7 @@ def lazy_encoder(cfg: dict, d: dict):
     return get
 
 
-def reference(cfg: dict, name: str, d: dict, encoder, cache: H.Cache) -> dict:
+def reference(cfg: dict, name: str, d: dict, encoder, cache: H.ResultCache) -> dict:
     """The held-out real images scored like the samples: what a perfect generator would reach."""
     from synthaug.eval import distribution_metrics
 
@@ -245,21 +246,21 @@ def summarise(rows: list[dict]) -> tuple[dict, list[dict]]:
     return summary, records
 
 
-def verdict(summary: dict, name: str, arch: str, metric: str = "fid") -> str:
-    """``helps`` / ``hurts`` (the paired interval excludes 0, in the metric's better / worse direction) or ``no
-    distinguishable difference``; ``n/a`` without paired seeds."""
+def effect(summary: dict, name: str, arch: str, metric: str = "fid") -> str:
+    """``helps`` / ``hurts`` (the paired interval excludes 0 in the metric's better / worse direction:
+    :func:`synthaug.study.direction`, the one rule) or ``no distinguishable difference``; ``n/a`` without paired
+    seeds."""
     t = summary.get(f"{name}/{arch}/diff/{metric}")
     if not t or t.get("lo") is None or np.isnan(t["lo"]):
         return "n/a"
-    sign = -1 if metric in LOWER_IS_BETTER else 1
-    lo, hi = sorted((sign * t["lo"], sign * t["hi"]))
-    return "helps" if lo > 0 else "hurts" if hi < 0 else "no distinguishable difference"
+    return {"better": "helps", "worse": "hurts"}.get(direction(t, higher_is_better=metric not in LOWER_IS_BETTER),
+                                                     "no distinguishable difference")
 
 
 def overall(summary: dict) -> str:
     """The report's plain answer, by FID (KID alongside)."""
     cells = [(n, a) for n in DATASETS for a in ARCHS if f"{n}/{a}/diff/fid" in summary]
-    words = {c: verdict(summary, *c) for c in cells}
+    words = {c: effect(summary, *c) for c in cells}
     helps = [c for c in cells if words[c] == "helps"]
     hurts = [c for c in cells if words[c] == "hurts"]
     if not cells or all(w == "n/a" for w in words.values()):
@@ -306,7 +307,7 @@ def plot(summary: dict, path: Path) -> None:
 
 
 @torch.no_grad()
-def sample_grid(rows: list[dict], data: dict, path: Path, cache: H.Cache) -> bool:
+def sample_grid(rows: list[dict], data: dict, path: Path, cache: H.ResultCache) -> bool:
     """Real training images and 8 samples of each generator (smallest seed) per data set; False if no model is
     on disk (results cached on another machine)."""
     from synthaug.models import GeneratorModel
@@ -383,7 +384,7 @@ def write_markdown(path: Path, res: dict) -> None:
                 continue
             diffs = {m: s[f"{name}/{arch}/diff/{m}"] for m in METRICS[:4]}
             cells = [H.fmt_diff(t, 4 if m == "kid_mean" else 3) if t else "n/a (one seed)" for m, t in diffs.items()]
-            L.append(f"| {name} | {arch} | " + " | ".join(cells) + f" | {verdict(s, name, arch)} |")
+            L.append(f"| {name} | {arch} | " + " | ".join(cells) + f" | {effect(s, name, arch)} |")
     resumed = [r for r in res["rows"] if r.get("resumed")]
     L += ["", f"**Verdict.** {res['verdict']}", "",
           f"Measured CPU time, progressive / full (mean over runs): {res['cpu_ratio']:.2f}."
@@ -416,8 +417,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--grow-fraction: expected a value in (0, 1), found {cfg['grow_fraction']}")
     torch.set_num_threads(1)
     out = H.report_dir(args)
-    cache = (H.Cache(args.runs_dir or H.QUICK_DIR / STEM) if args.quick
-             else H.Cache(H.RESULT_CACHE, args.runs_dir or H.RUNS))
+    cache = (H.ResultCache(args.runs_dir or H.QUICK_DIR / STEM) if args.quick
+             else H.ResultCache(H.RESULT_CACHE, args.runs_dir or H.RUNS))
     t0, machine = time.perf_counter(), H.machine()
     data = {k: v for k, v in load(cfg).items() if k in args.data}
     rows, plans, calibration, refs = [], {}, {}, {}

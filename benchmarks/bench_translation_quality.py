@@ -215,7 +215,7 @@ def cached_judge(runs: Path, name: str, config: dict, make_sets) -> tuple:
     from synthaug.eval import train_arm
     from synthaug.models import ClassifierModel
 
-    d = H.Cache(runs).directory(name, config)
+    d = H.ResultCache(runs).directory(name, config)
     if (d / "config.json").is_file():
         model = ClassifierModel.from_pretrained(d, device="cpu")
         return model, {**model.config["info"], "cached": True}, d

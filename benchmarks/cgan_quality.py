@@ -12,8 +12,9 @@ classifier trained on the real subsample; and the pixel memorization audit. Brea
 medical study (medical_breast.md).
 
 Generators and each seed's record are cached under ``runs/studies/`` by a hash of their full configuration
-(``harness.Cache``; the generator key is the medical study's, so ``--steps 600`` reuses the pneumonia10 study's
-own generators): a rerun resumes, a changed setting retrains. Writes benchmarks/results/cgan_quality.{md,json}.
+(``synthaug.study.ResultCache``; the generator key is the medical study's, so ``--steps 600`` reuses the
+pneumonia10 study's own generators): a rerun resumes, a changed setting retrains. Writes
+benchmarks/results/cgan_quality.{md,json}.
 ``--quick`` (seeds 0 1, a few steps) caches and writes under ``runs/studies_quick/``.
 """
 
@@ -43,7 +44,7 @@ ENCODER_STEPS = 1500
 KEYS = ("fid", "kid_mean", "precision", "recall", "density", "coverage")
 
 
-def run_seed(seed: int, cfg: dict, clf: dict, encoder_steps: int, cache: H.Cache) -> dict:
+def run_seed(seed: int, cfg: dict, clf: dict, encoder_steps: int, cache: H.ResultCache) -> dict:
     train, val, test = load_splits(cfg, seed)
     gen_cfg = generator_config(cfg, seed, len(train))
     gen_key = H.config_hash(gen_cfg)
@@ -129,10 +130,10 @@ def main(argv=None) -> int:
     if args.quick:
         seeds, steps = args.seeds or [0, 1], args.steps or QUICK["gan_steps"]
         root, encoder_steps = H.ROOT / "runs" / "studies_quick", QUICK["encoder_steps"]
-        cache, out_prefix = H.Cache(root), root / "cgan_quality"
+        cache, out_prefix = H.ResultCache(root), root / "cgan_quality"
     else:
         seeds, steps, encoder_steps = args.seeds or [0, 1, 2, 3, 4], args.steps or DEFAULT_STEPS, ENCODER_STEPS
-        cache, out_prefix = H.Cache(H.RUNS), H.RESULTS / "cgan_quality"
+        cache, out_prefix = H.ResultCache(H.RUNS), H.RESULTS / "cgan_quality"
     cfg = {**STUDIES[STUDY], "gan_steps": steps}
     clf = classifier_settings("small_cnn", args.quick)
     recs = [run_seed(s, cfg, clf, encoder_steps, cache) for s in seeds]

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
 
 from synthaug.study.cache import ResultCache, config_hash, read_json, to_jsonable, write_json  # noqa: E402,F401
 from synthaug.study.report import RECORD_KEYS as HEADLINE_KEYS  # noqa: E402,F401
-from synthaug.study.report import fmt_diff, fmt_interval, headline_record, record  # noqa: E402,F401
+from synthaug.study.report import fmt_ci, fmt_diff, fmt_interval, headline_record, record  # noqa: E402,F401
 
 RESULTS = ROOT / "benchmarks" / "results"
 RESULT_CACHE = RESULTS / "cache"  # per (study, seed, arm) results: small JSON, committed so studies resume
@@ -88,11 +88,7 @@ def machine_line(m: dict, extra: str = "") -> str:
             + (f"; commit {commit}" if commit else "") + (f"; {extra}" if extra else "") + ".")
 
 
-# The result cache, its JSON helpers and the interval formats are the package's study engine's (synthaug.study).
-Cache = ResultCache
-
-
-def trained_cgan(cache: Cache, kind: str, key: dict, train, config, seed: int, steps: int, unlabelled=None):
+def trained_cgan(cache: ResultCache, kind: str, key: dict, train, config, seed: int, steps: int, unlabelled=None):
     """The cGAN of ``key`` as ``(GeneratorModel, info)``: loaded from ``cache.directory(kind, key)/model`` or
     trained there first (``CGANRecipe`` + ``Trainer``; a killed run resumes from its checkpoint). ``info`` holds
     the steps, seconds and last losses of the training run (``{}`` for a model trained before it was recorded)."""
@@ -145,10 +141,10 @@ class Study:
         self.seeds = self.args.seeds or ([0, 1] if self.quick else [0, 1, 2, 3, 4])
         if self.quick:
             self.results_dir = self.args.runs_dir or QUICK_DIR
-            self.cache = Cache(self.results_dir)
+            self.cache = ResultCache(self.results_dir)
         else:
             self.results_dir = RESULTS
-            self.cache = Cache(RESULT_CACHE, self.args.runs_dir or RUNS)
+            self.cache = ResultCache(RESULT_CACHE, self.args.runs_dir or RUNS)
         self.report_prefix = report_prefix
         self.prefix = self.prefix_for(module)
         words = sys.argv[1:] if argv is None else [str(a) for a in argv]
@@ -158,6 +154,14 @@ class Study:
     def prefix_for(self, study: str) -> Path:
         """The report path without suffix, e.g. ``benchmarks/results/domain_digits``."""
         return self.results_dir / f"{self.report_prefix}{'quick_' if self.quick else ''}{study}"
+
+    def arm(self, seed: int, base: dict, name: str, spec: dict, compute, metric: str) -> dict:
+        """One arm of one seed from the study's cache (computed and saved first when missing), keyed by ``base``
+        (data, seed, classifier) + its name and ``spec``, with its log line."""
+        r = self.cache.result("arms", {**base, "arm": name, "spec": spec}, compute)
+        self.log(f"seed {seed} {name:36s} {metric} {r[metric]:.4f} (val {r['val_score']:.4f}, step {r['best_step']}/"
+                 f"{r['max_steps']}, {r.get('seconds', 0):.0f} s{', cached' if r.get('cached') else ''})")
+        return r
 
     def log(self, msg: str) -> None:
         print(f"[{self.name} {time.perf_counter() - self.t0:6.0f} s] {msg}", flush=True)
@@ -219,16 +223,20 @@ def pair_records(study: str, results: dict[str, list[dict]], metric: str, pairs,
     return out
 
 
-def update_headline(study: str, records: list[dict], path: Path = HEADLINE) -> Path:
-    """Replace ``study``'s records in ``headline.json`` (other studies' records are kept)."""
+def update_headline(study: str, records: list[dict], path: Path | None = None) -> Path:
+    """Replace ``study``'s records in ``headline.json`` (default :data:`HEADLINE`; other studies' records are
+    kept)."""
+    path = HEADLINE if path is None else path
     for r in records:
         missing = [k for k in HEADLINE_KEYS if k not in r]
         if missing:
             raise ValueError(f"headline record: expected keys {list(HEADLINE_KEYS)}, missing {missing} in {r}")
     old = read_json(path) or {"records": []}
-    kept = [r for r in old["records"] if r["study"] != study]
+    at = next((i for i, r in enumerate(old["records"]) if r["study"] == study), len(old["records"]))
+    before = [r for r in old["records"][:at] if r["study"] != study]
+    kept = before + [r for r in old["records"][at:] if r["study"] != study]
     out = {"about": "Every number the README's benchmark tables show; written by the study harness "
                     "(benchmarks/harness.py), read by benchmarks/readme_tables.py.",
-           "records": kept + [to_jsonable(r) for r in records]}
+           "records": before + [to_jsonable(r) for r in records] + kept[len(before):]}  # in the study's place
     write_json(path, out)  # the README's tables follow it by an explicit step: `make readme` (checked by the tests)
     return path

@@ -259,9 +259,9 @@ def test_bench_reference_declares_a_target_met_only_from_the_per_cpu_second_inte
     from benchmarks import bench_reference as B
 
     row = {"wall": {"mean": 2.5, "lo": 2.1, "hi": 2.9}, "cpu": {"mean": 2.2, "lo": 1.9, "hi": 2.5}}
-    assert not B.met(row) and "not met" in B.verdict(row)  # wall-clock interval clears 2x, CPU interval does not
+    assert not B.met(row) and "not met" in B.target_status(row)  # wall-clock interval clears 2x, CPU interval does not
     row["cpu"]["lo"] = 2.05
-    assert B.met(row) and B.verdict(row).startswith("**met**")
+    assert B.met(row) and B.target_status(row).startswith("**met**")
     row["wall"] = {"mean": 1.5, "lo": 1.2, "hi": 1.8}  # the wall clock (other jobs' time too) does not decide
     assert B.met(row)
     assert not B.met(None) and not B.met({"wall": row["wall"], "cpu": {"mean": 3.0, "lo": float("nan"), "hi": 9}})

@@ -37,6 +37,7 @@ from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import ImageDataset, load_digits, stratified_indices  # noqa: E402
 from synthaug.eval import (bar_chart, compare_results, evaluate, markdown_table, real_copies, run_arm,  # noqa: E402
                            score_arm, train_arm)
+from synthaug.study.report import verdict_of  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
 # Budgets, measured with 25-150 steps through this module's own code on the 2 cores shared with other CPU jobs
@@ -175,7 +176,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
                                                                    synthetic=copies, ratio=RATIO, **kw)),
         "target_oracle": ({"translator": tkey, "reader": True}, oracle),
     }
-    out = {a: C.cached_arm(st, seed, base, a, spec, fn, METRIC) for a, (spec, fn) in computes.items()}
+    out = {a: st.arm(seed, base, a, spec, fn, METRIC) for a, (spec, fn) in computes.items()}
     if seed == st.seeds[0] and C.translator_on_disk(st, tconf):
         tm = model()
         first = [int(np.flatnonzero(src.labels.numpy() == c)[0]) for c in range(10)]
@@ -260,7 +261,7 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
                                  ("source+translated_task_filtered", best_c),
                                  ("source+translated_task_filtered", "source+translated_task")], METRIC), "",
          "Reading:", "",
-         *(f"- {C.verdict(results, a, r, METRIC)}." for a, r in
+         *(f"- {verdict_of(results, a, r, METRIC)}." for a, r in
            (("source+translated", "source_only"), ("source+translated", copies), ("source+translated", best_c),
             ("source+translated+classical_digits", best_c), ("target_oracle", "source_only"),
             ("source_boxfit", "source_only"), ("source_boxfit", best_c),

@@ -7,7 +7,6 @@ closing section.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import asdict
@@ -21,10 +20,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import harness as H  # noqa: E402
-from synthaug.eval import compare_results  # noqa: E402
 from synthaug.models import TranslatorModel  # noqa: E402
 from synthaug.train.engine import Trainer  # noqa: E402
 from synthaug.train.recipe import get_recipe, list_recipes  # noqa: E402
+from synthaug.study.report import paired_difference  # noqa: E402
 from synthaug.train.translation import CycleGANConfig  # noqa: E402
 
 HARNESS_VERSION = 1  # bump when a change of code (not of settings) must invalidate cached domain results
@@ -134,14 +133,6 @@ def lazy(fn):
 
 
 # --- arms and training sets --------------------------------------------------------------------------------
-def cached_arm(st: H.Study, seed: int, base: dict, name: str, spec: dict, compute, metric: str) -> dict:
-    """One arm of one seed, cached by ``base`` (data, seed, classifier) + its name and ``spec``."""
-    r = st.cache.result("arms", {**base, "arm": name, "spec": spec}, compute)
-    st.log(f"seed {seed} {name:36s} {metric} {r[metric]:.4f} (val {r['val_score']:.4f}, step {r['best_step']}/"
-           f"{r['max_steps']}, {r.get('seconds', 0):.0f} s{', cached' if r.get('cached') else ''})")
-    return r
-
-
 def albumentations_on(images: torch.Tensor, transform, seed: int) -> torch.Tensor:
     """An albumentations transform (``p=1``) on float NCHW images in [-1, 1], one ``Compose`` seeded with
     ``seed`` for the whole batch (new random parameters per image)."""
@@ -178,35 +169,14 @@ def by_arm(per_seed: dict[int, dict], order) -> tuple[dict[str, list[dict]], dic
     return {a: [per_seed[s][a] for s in seeds] for a in order if n[a] == len(seeds) and n[a]}, n
 
 
-def paired(results: dict, arm: str, ref: str, metric: str) -> dict | None:
-    """Paired difference ``arm - ref`` over seeds (``None`` if either arm is missing or only one seed)."""
-    if arm not in results or ref not in results or len(results[arm]) < 2:
-        return None
-    return compare_results({ref: results[ref], arm: results[arm]}, metric=metric, baseline=ref,
-                           classical=[])["vs_baseline"].get(arm)
-
-
 def diff_table(results: dict, pairs: list[tuple[str, str]], metric: str, scale: float = 1.0) -> list[str]:
     """Markdown rows ``| arm - ref | difference |`` for the given pairs."""
     rows = ["| comparison | difference in " + metric.replace("test_", "test ") + " [95% CI], p |", "|---|---|"]
     for arm, ref in pairs:
-        t = paired(results, arm, ref, metric)
+        t = paired_difference(results, arm, ref, metric)
         if t is not None:
             rows.append(f"| `{arm}` - `{ref}` | {H.fmt_diff(t, scale=scale)} |")
     return rows
-
-
-def verdict(results: dict, arm: str, ref: str, metric: str, scale: float = 100.0, unit: str = " points") -> str:
-    """A plain reading of ``arm - ref``: better / worse (the interval excludes 0) or not distinguishable."""
-    t = paired(results, arm, ref, metric)
-    if t is None:
-        return f"`{arm}` vs `{ref}`: not enough paired seeds"
-    d = t["mean_diff"] * scale
-    if t.get("no_test_reason") or t["p_value"] is None or math.isnan(t["p_value"]):
-        return f"`{arm}` vs `{ref}`: {d:+.1f}{unit} (no test: {t.get('no_test_reason') or 'undefined'})"
-    ci = f"{d:+.1f}{unit} [{t['lo'] * scale:+.1f}, {t['hi'] * scale:+.1f}], p = {t['p_value']:.3f}"
-    word = "better than" if t["lo"] > 0 else "worse than" if t["hi"] < 0 else "not distinguishable from"
-    return f"`{arm}` is {word} `{ref}`: {ci}"
 
 
 def run_section(st: H.Study, results: dict, translators: list[dict], extra_seconds: dict | None = None) -> list[str]:

@@ -42,6 +42,7 @@ from synthaug.augment import SyntheticDataset, translated_dataset  # noqa: E402
 from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import ImageDataset  # noqa: E402
 from synthaug.eval import bar_chart, compare_results, markdown_table, real_copies, run_arm  # noqa: E402
+from synthaug.study.report import paired_difference, verdict_of  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
 # Budgets: CycleGAN at 32 px crops (ResNet generator ngf 16 / 6 blocks, PatchGAN ndf 32 / n_layers 2, batch 4)
@@ -252,7 +253,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:
                                      filtered_arm),
         "target_oracle": ({}, lambda: run_arm("target_oracle", S["fog_train"], S["fog_val"], test, **kw)),
     }
-    out = {a: C.cached_arm(st, seed, base, a, spec, fn, METRIC) for a, (spec, fn) in computes.items()}
+    out = {a: st.arm(seed, base, a, spec, fn, METRIC) for a, (spec, fn) in computes.items()}
     for r in out.values():
         r.update({f"test_{c}_recall": r["test_per_class_recall"][i] for i, c in enumerate(CLASSES)})
     if seed == st.seeds[0] and C.translator_on_disk(st, tconf) and C.translator_on_disk(st, task_conf):
@@ -337,7 +338,7 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
     for mm in METRICS:
         L += [f"Test {mm.replace('test_', '').replace('_', ' ')}:", "", markdown_table(comps[mm]), ""]
     L += [*C.diff_table(results, [(a, r) for a, r in pairs if r], METRIC), "", "Reading:", "",
-          *(f"- {C.verdict(results, a, r, METRIC)}." for a, r in
+          *(f"- {verdict_of(results, a, r, METRIC)}." for a, r in
             (*((a, best_c) for a in arms), ("translated_task", "translated"), ("translated", "real_copies"),
              ("classical_randomfog", "source_only"), ("target_oracle", "source_only"))),
           "- Share of the source -> oracle gap in balanced accuracy closed: "
@@ -374,7 +375,7 @@ def gap_closed(results: dict) -> dict:
 def target_line(results: dict, best_c: str, gap: dict) -> str:
     hits = []
     for a in sorted(gap):
-        t = C.paired(results, a, "classical_randomfog", METRIC)
+        t = paired_difference(results, a, "classical_randomfog", METRIC)
         if t and gap[a] >= 0.5 and t["mean_diff"] >= 0.05 and t["lo"] > 0:
             hits.append(a)
     return f"reached by {', '.join(f'`{a}`' for a in hits)}" if hits else "not reached by any translated arm"

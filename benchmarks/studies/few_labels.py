@@ -42,6 +42,7 @@ from synthaug.data import load_breastmnist, load_medmnist, stratified_indices  #
 from synthaug.eval import (bar_chart, compare_results, markdown_table, pseudo_label_arm, real_copies,  # noqa: E402
                            run_arm, train_arm)
 from synthaug.models import GeneratorModel  # noqa: E402
+from synthaug.study import chosen_kind  # noqa: E402
 from synthaug.train.cgan import CGANConfig  # noqa: E402
 from synthaug.train.engine import read_metrics  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
@@ -74,7 +75,7 @@ def load(cfg: dict, seed: int, quick: bool):
     return full.subset(idx), full.images[rest], full.labels[rest], full, val, test
 
 
-def train_cgan(cache: H.Cache, gen_cfg: dict, labelled, pool, seed: int) -> GeneratorModel:
+def train_cgan(cache: H.ResultCache, gen_cfg: dict, labelled, pool, seed: int) -> GeneratorModel:
     semi = gen_cfg["semi"]
     cfg = CGANConfig(pseudo_label_threshold=GAN_PSEUDO_THRESHOLD if semi else None)
     model, _ = H.trained_cgan(cache, "cgan_few_labels", gen_cfg, labelled, cfg, seed, gen_cfg["gan_steps"],
@@ -86,7 +87,7 @@ def train_cgan(cache: H.Cache, gen_cfg: dict, labelled, pool, seed: int) -> Gene
     return model
 
 
-def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, quick: bool, figs: Path | None) -> dict:
+def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.ResultCache, quick: bool, figs: Path | None) -> dict:
     labelled, pool, pool_y, full, val, test = load(cfg, seed, quick)
     data_cfg = {"harness": HARNESS_VERSION, "study": {k: cfg[k] for k in ("data", "labelled")}, "seed": seed,
                 "n_labelled": len(labelled), "n_pool": len(pool)}
@@ -116,7 +117,7 @@ def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, quick:
     arm("real_copies@0.25", {"ratio": 0.25},
         lambda: run_arm("real_copies@0.25", labelled, val, test, synthetic=real_copies(labelled, counts),
                         ratio=0.25, **kw))
-    best_kind = max(CLASSICAL, key=lambda k: (out[f"classical_{k}"]["val_score"], -CLASSICAL.index(k)))
+    best_kind = chosen_kind({k: out[f"classical_{k}"] for k in CLASSICAL})
     per_class = dict(enumerate(counts.tolist()))
     gens = {}
     for semi in (False, True):

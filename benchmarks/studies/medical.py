@@ -45,6 +45,7 @@ from synthaug.data import load_breastmnist, load_medmnist  # noqa: E402
 from synthaug.eval import (TRAIN_DEFAULTS, bar_chart, cas, compare_results, distribution_metrics,  # noqa: E402
                            markdown_table, mean_ci, memorization_audit, real_copies, run_arm, train_feature_encoder)
 from synthaug.models import GeneratorModel  # noqa: E402
+from synthaug.study import chosen_kind, chosen_on_validation  # noqa: E402
 from synthaug.train.cgan import CGANConfig  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
@@ -104,11 +105,11 @@ def generator_config(cfg: dict, seed: int, n_train: int, cgan: CGANConfig | None
             "n_train": n_train, "gan_steps": cfg["gan_steps"], "cgan": settings}
 
 
-def train_generator(cache: H.Cache, train, gen_cfg: dict, seed: int) -> GeneratorModel:
+def train_generator(cache: H.ResultCache, train, gen_cfg: dict, seed: int) -> GeneratorModel:
     return H.trained_cgan(cache, "cgan", gen_cfg, train, CGANConfig(), seed, gen_cfg["gan_steps"])[0]
 
 
-def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, only: list[str] | None,
+def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.ResultCache, only: list[str] | None,
              figs: Path | None, quick: bool) -> dict:
     """All arms of one seed; each is cached as soon as it is done. Returns ``{arm: result}``."""
     t_seed = time.perf_counter()
@@ -144,7 +145,7 @@ def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.Cache, only: 
     if not gan_specs:
         return out
     kinds = [k for k in CLASSICAL if f"classical_{k}" in out]
-    best_kind = max(kinds, key=lambda k: (out[f"classical_{k}"]["val_score"], -kinds.index(k))) if kinds else None
+    best_kind = chosen_kind({k: out[f"classical_{k}"] for k in kinds})
     gan_specs = {a: {**s, "classical": best_kind if s["classical"] == "best" else s["classical"]}
                  for a, s in gan_specs.items()}
     cas_cfg = {**arm_cfg, "generator": gen_key}
@@ -194,21 +195,6 @@ def generator_eval(train, val, pool, seed: int, quick: bool) -> dict:
 
 
 # --- report ---------------------------------------------------------------------------------------------------
-def validation_chosen(results: dict[str, list[dict]]) -> tuple[list[dict], list[float]]:
-    """The ``synthetic`` arm: per seed, the share among real_only / synthetic@0.25 / synthetic@0.5 with the best
-    validation score (ties to the smaller share) -- the trained candidates, not retrained."""
-    cands = [(0.0, "real_only")] + [(r, f"synthetic@{r}") for r in SHARES]
-    by_seed = {a: {r["seed"]: r for r in results.get(a, [])} for _, a in cands}
-    rows, shares = [], []
-    for seed in sorted(by_seed["real_only"]):
-        if not all(seed in by_seed[a] for _, a in cands):
-            continue
-        share, a = max(cands, key=lambda c: (by_seed[c[1]][seed]["val_score"], -c[0]))
-        rows.append({**by_seed[a][seed], "arm": "synthetic", "chosen_share": share})
-        shares.append(share)
-    return rows, shares
-
-
 def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: dict, out_prefix: Path,
            quick: bool, wall_s: float) -> dict:
     seeds = sorted(per_seed)
@@ -217,7 +203,9 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
         for a, r in per_seed[s].items():
             if not a.startswith("_"):
                 results.setdefault(a, []).append(r)
-    chosen_rows, shares = validation_chosen(results)
+    # per seed, the share among 0 / 0.25 / 0.5 with the best validation score (trained candidates, not retrained)
+    chosen_rows, shares = chosen_on_validation(results, [(0.0, "real_only")]
+                                               + [(r, f"synthetic@{r}") for r in SHARES])
     if chosen_rows:
         results["synthetic"] = chosen_rows
     order = [a for a in ("real_only", *(f"classical_{k}" for k in CLASSICAL), *(f"synthetic@{r}" for r in SHARES),
@@ -254,8 +242,8 @@ def report(study: str, per_seed: dict[int, dict], cfg: dict, clf: dict, meta: di
            "generator_eval": {s: per_seed[s].get("_generator_eval") for s in seeds}, "machine": meta,
            "wall_seconds_this_invocation": round(wall_s, 1), "headline": records}
     H.write_json(Path(f"{out_prefix}.json"), out)
-    if study == "breast" and not quick and Path(f"{out_prefix}.json").resolve() == (H.RESULTS / "medical_breast.json") \
-            .resolve():  # the demo compares its one seed with these numbers: they ship as package data
+    if study == "breast" and not quick and Path(f"{out_prefix}.json").resolve() == (
+            H.ROOT / "benchmarks" / "results" / "medical_breast.json").resolve():  # the demo's numbers: package data
         from synthaug.demo import write_reference
 
         write_reference(out)

@@ -48,6 +48,7 @@ from synthaug.data import ImageDataset, load_digits, stratified_indices  # noqa:
 from synthaug.eval import (bar_chart, classical_augment, compare_results, evaluate, markdown_table,  # noqa: E402
                            real_copies, run_arm)
 from synthaug.train.recipe import get_recipe  # noqa: E402
+from synthaug.study.report import paired_difference, verdict_of  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
 _NETS = dict(d_kwargs={"ndf": 32, "n_layers": 2}, batch_size=4, amp=False)
@@ -158,7 +159,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list]:
     computes[f"real_copies@{ratio}"] = ({"ratio": ratio}, lambda: run_arm(
         f"real_copies@{ratio}", src, val, test, synthetic=copies, ratio=ratio, **kw))
     computes["target_oracle"] = ({"weights_kept": True}, oracle)
-    out = {a: C.cached_arm(st, seed, base, a, spec, fn, METRIC) for a, (spec, fn) in computes.items()}
+    out = {a: st.arm(seed, base, a, spec, fn, METRIC) for a, (spec, fn) in computes.items()}
     best_k = max(CLASSICAL, key=lambda k: (out[f"classical_{k}"]["val_score"], -CLASSICAL.index(k)))
 
     infos, models = [], {}
@@ -198,7 +199,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list]:
 
                 arms[f"{name}:translated_filtered"] = ({"translator": tkey, "label_check": "task f_S",
                                                         "select": "translated val"}, filtered)
-        out.update({a: C.cached_arm(st, seed, base, a, s, fn, METRIC) for a, (s, fn) in arms.items()})
+        out.update({a: st.arm(seed, base, a, s, fn, METRIC) for a, (s, fn) in arms.items()})
 
         def read(tr=tr) -> dict:  # does the translation keep the digit, as the MNIST-M-trained oracle reads it?
             net = oracle_net()
@@ -276,7 +277,7 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
     best_t = max(tarms, key=lambda a: summ[a]["mean"]) if tarms else None
     target_lines = []
     if best_t:
-        diffs = {c: C.paired(results, best_t, c, METRIC) for c in classical_arms}
+        diffs = {c: paired_difference(results, best_t, c, METRIC) for c in classical_arms}
         ok_level = summ[best_t]["mean"] >= 0.90
         ok_gap = all(t is not None and t["mean_diff"] >= 0.10 and t["lo"] > 0 for t in diffs.values())
         target_lines = [
@@ -330,7 +331,7 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
          "", "## MNIST-M test accuracy", "", markdown_table(comp), "", *target_lines,
          "## Translated images vs the controls (paired by seed)", "",
          *C.diff_table(results, [p for p in pairs if p[1] is not None], METRIC), "", "Reading:", "",
-         *(f"- {C.verdict(results, a, r, METRIC)}." for a, r in
+         *(f"- {verdict_of(results, a, r, METRIC)}." for a, r in
            [(f"{prim}:translated", best_c), (f"{prim}:source+translated", best_c),
             (f"{prim}:source+translated", copies), (f"{prim}:translated", "source_only"),
             ("target_oracle", "source_only")]), ""]

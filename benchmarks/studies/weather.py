@@ -38,6 +38,7 @@ from benchmarks.studies import domain_common as C  # noqa: E402
 from synthaug.augment import SyntheticDataset  # noqa: E402
 from synthaug.data import load_image_folder, stratified_indices  # noqa: E402
 from synthaug.eval import bar_chart, compare_results, markdown_table, run_arm  # noqa: E402
+from synthaug.study.report import paired_difference, verdict_of  # noqa: E402
 from synthaug.utils import save_grid  # noqa: E402
 
 # Budgets, measured with 25-150 steps through this module's own code on the 2 cores shared with other CPU jobs
@@ -142,7 +143,7 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dic
                 pool = SyntheticDataset.from_tensors(x, torch.full((len(x),), RAIN), train.class_names)
                 return run_arm(name, train, val, test, synthetic=pool, ratio={RAIN: len(x)}, **kw)
 
-            out[name] = C.cached_arm(st, seed, base, name, {"rain": k, **spec}, compute, "test_balanced_accuracy")
+            out[name] = st.arm(seed, base, name, {"rain": k, **spec}, compute, "test_balanced_accuracy")
         infos.append({**tinfo(), "kind": f"CycleGAN shine<->rain{k}", "rain_count": k})
         infos.append({**sinfo(), "kind": f"CycleGAN + structure {STRUCTURE:g} shine<->rain{k}", "rain_count": k})
         if seed == st.seeds[0] and C.translator_on_disk(st, tconf):
@@ -150,9 +151,9 @@ def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, list[dic
         if seed == st.seeds[0] and C.translator_on_disk(st, sconf):
             d.setdefault("examples", {})[f"{k}+structure"] = smodel()
     s = d["setups"]["all"]
-    out["target_oracle"] = C.cached_arm(st, seed, base, "target_oracle", {"rain": "all"},
-                                        lambda: run_arm("target_oracle", s["train"], s["val"], test, **kw),
-                                        "test_balanced_accuracy")
+    out["target_oracle"] = st.arm(seed, base, "target_oracle", {"rain": "all"},
+                                  lambda: run_arm("target_oracle", s["train"], s["val"], test, **kw),
+                                  "test_balanced_accuracy")
     for r in out.values():
         r["test_rain_recall"] = r["test_per_class_recall"][RAIN]
     return out, infos
@@ -176,7 +177,7 @@ def examples(st: H.Study, d: dict, cfg: dict) -> None:
 
 
 def _target_met(results: dict, p: str, target: float, arm: str = "translated") -> str:
-    d = C.paired(results, p + arm, p + "classical_randomrain", "test_rain_recall")
+    d = paired_difference(results, p + arm, p + "classical_randomrain", "test_rain_recall")
     if d is None:
         return "not measured"
     met = d["mean_diff"] >= target and d["lo"] > 0
@@ -264,14 +265,14 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
                                       (p + "translated_structure", p + "classical_randomrain"),
                                       (p + "translated_structure", p + "translated"),
                                       (p + "real_copies", p + "source_only")], m), "", "Reading:", "",
-              *(f"- {C.verdict(results, a, r, m)}." for a, r in
+              *(f"- {verdict_of(results, a, r, m)}." for a, r in
                 ((p + "translated", p + "source_only"), (p + "translated", p + "real_copies"),
                  (p + "translated", p + "classical_randomrain"), (p + "real_copies", p + "source_only"))),
               f"- Rain recall (the issue's target: at least +10 points over RandomRain with the interval above 0): "
-              f"{C.verdict(results, p + 'translated', p + 'classical_randomrain', 'test_rain_recall')}; "
+              f"{verdict_of(results, p + 'translated', p + 'classical_randomrain', 'test_rain_recall')}; "
               + _target_met(results, p, 0.10) + ".",
               f"- With the structure term (`translated_structure`): "
-              f"{C.verdict(results, p + 'translated_structure', p + 'classical_randomrain', 'test_rain_recall')}; "
+              f"{verdict_of(results, p + 'translated_structure', p + 'classical_randomrain', 'test_rain_recall')}; "
               + _target_met(results, p, 0.10, "translated_structure") + ".", ""]
     L += [f"![weather]({st.prefix.name}.png)", "", "Examples (shine training photos; RandomRain; CycleGAN per rain "
           "count, first seed; real allowed rain photos):", "", f"![weather examples]({st.prefix.name}_examples.png)",

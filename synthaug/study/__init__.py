@@ -13,7 +13,8 @@ From the command line: ``synthaug study --data <folder> [--budget quick] [--seed
 from .cache import ResultCache, code_version, config_hash, version_label
 from .data import StudyData, load_study_data
 from .engine import BUDGETS, StudyConfig, plan_arms, run
-from .report import chosen_on_validation, fmt_diff, fmt_interval, verdict
+from .report import chosen_kind, chosen_on_validation, direction, fmt_diff, fmt_interval, verdict
 
-__all__ = ["run", "StudyConfig", "BUDGETS", "plan_arms", "chosen_on_validation", "StudyData", "load_study_data",
-           "verdict", "fmt_interval", "fmt_diff", "ResultCache", "code_version", "config_hash", "version_label"]
+__all__ = ["run", "StudyConfig", "BUDGETS", "plan_arms", "chosen_on_validation", "chosen_kind", "direction",
+           "StudyData", "load_study_data", "verdict", "fmt_interval", "fmt_diff", "ResultCache", "code_version",
+           "config_hash", "version_label"]

@@ -36,7 +36,7 @@ from ..io import lock_folder
 from ..utils import progress_bar
 from .cache import ResultCache, check_versions, code_version, config_hash, write_json
 from .data import StudyData, fingerprint, load_study_data
-from .report import analyse, write_report
+from .report import analyse, chosen_kind, write_report
 
 __all__ = ["StudyConfig", "BUDGETS", "run", "plan_arms", "ENGINE_VERSION"]
 
@@ -199,13 +199,10 @@ class _Study:
         while a classical arm of the seed is not done)."""
         if spec["classical"] != "best":
             return spec
-        kinds = [k for k in self.cfg.classical]
-        rows = [done.get(f"classical_{k}") for k in kinds]
-        if any(r is None for r in rows):
+        rows = {k: done.get(f"classical_{k}") for k in self.cfg.classical}
+        if any(r is None for r in rows.values()):
             return None
-        sign = -1.0 if self.clf["select_on"] == "loss" else 1.0
-        best = max(range(len(kinds)), key=lambda i: (sign * rows[i]["val_score"], -i))
-        return {**spec, "classical": kinds[best]}
+        return {**spec, "classical": chosen_kind(rows, self.clf["select_on"])}
 
     def todo(self) -> dict:
         """What is not cached yet: ``{"arms": n, "generators": n, "translators": n}`` (an arm that depends on

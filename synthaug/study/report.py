@@ -15,8 +15,8 @@ import numpy as np
 
 from .cache import to_jsonable, version_label, write_json
 
-__all__ = ["verdict", "fmt_interval", "fmt_diff", "chosen_on_validation", "analyse", "write_report", "record",
-           "headline_record", "RECORD_KEYS"]
+__all__ = ["verdict", "verdict_of", "direction", "paired_difference", "chosen_kind", "chosen_on_validation",
+           "fmt_interval", "fmt_ci", "fmt_diff", "analyse", "write_report", "record", "headline_record", "RECORD_KEYS"]
 
 RECORD_KEYS = ("study", "arm", "reference_arm", "metric", "mean", "ci_low", "ci_high", "n_seeds",
                "n_generator_seeds", "diff", "diff_ci_low", "diff_ci_high", "p")
@@ -39,6 +39,11 @@ def fmt_interval(mean, lo=None, hi=None, digits: int = 3, signed: bool = False, 
     return f"{num(mean)} [{num(lo)}, {num(hi)}]"
 
 
+def fmt_ci(row: dict | None, digits: int = 3, scale: float = 1.0) -> str:
+    """``mean [lo, hi]`` of a summary row (``mean`` / ``lo`` / ``hi``, as :func:`synthaug.eval.mean_ci` gives)."""
+    return fmt_interval(row["mean"], row["lo"], row["hi"], digits, scale=scale) if row else "-"
+
+
 def fmt_diff(t: dict | None, digits: int = 3, scale: float = 1.0) -> str:
     """A paired difference ``+d [lo, hi], p = ...``, or why no test is reported."""
     if not t:
@@ -48,21 +53,41 @@ def fmt_diff(t: dict | None, digits: int = 3, scale: float = 1.0) -> str:
     return f"{fmt_interval(t['mean_diff'], t['lo'], t['hi'], digits, True, scale)}, p = {t['p_value']:.3f}"
 
 
+def direction(paired: dict | None, higher_is_better: bool = True) -> str:
+    """``"better"`` / ``"worse"`` when the paired interval of the difference excludes 0 (in the metric's direction),
+    else ``"not distinguishable"`` (also without a test: too few seeds, or half the differences exactly 0)."""
+    if not paired or paired.get("no_test_reason") or paired.get("lo") is None or math.isnan(paired["lo"]) \
+            or math.isnan(paired["hi"]):
+        return "not distinguishable"
+    lo, hi = (paired["lo"], paired["hi"]) if higher_is_better else (-paired["hi"], -paired["lo"])
+    return "better" if lo > 0 else "worse" if hi < 0 else "not distinguishable"
+
+
 def verdict(arm: str, reference: str, paired: dict | None, metric: str = "auc", scale: float = 100.0,
-            unit: str = "points") -> str:
+            unit: str = "points", higher_is_better: bool = True) -> str:
     """``"<arm> is better than / worse than / not distinguishable from <reference>: +d points of test <metric>
-    [lo, hi], p = ..."`` from a paired difference (:func:`synthaug.eval.paired_test`'s dict): better / worse only
-    when the interval excludes 0."""
+    [lo, hi], p = ..."`` from a paired difference (:func:`synthaug.eval.paired_test`'s dict), by :func:`direction`."""
     if not paired:
         return f"{arm} vs {reference}: no paired result"
     d = paired["mean_diff"] * scale
-    what = f"{unit} of test {metric}"
+    what = f"{unit} of test {metric}" if unit else f"test {metric}"
     if paired.get("no_test_reason") or paired.get("p_value") is None or math.isnan(paired["p_value"]):
         return (f"{arm} is not distinguishable from {reference}: {d:+.1f} {what} (no test: "
                 f"{paired.get('no_test_reason') or 'undefined'})")
+    word = {"better": "better than", "worse": "worse than"}.get(direction(paired, higher_is_better),
+                                                                   "not distinguishable from")
     lo, hi = paired["lo"] * scale, paired["hi"] * scale
-    word = "better than" if lo > 0 else "worse than" if hi < 0 else "not distinguishable from"
     return f"{arm} is {word} {reference}: {d:+.1f} {what} [{lo:+.1f}, {hi:+.1f}], p = {paired['p_value']:.3f}"
+
+
+def chosen_kind(rows: dict[str, dict], select_on: str = "auc") -> str | None:
+    """The key of ``rows`` (e.g. classical kind -> that arm's result for one seed) with the best validation score
+    (``val_score``; lower is better for ``select_on="loss"``); ties to the earlier key; None without rows."""
+    keys = list(rows)
+    if not keys:
+        return None
+    sign = -1.0 if select_on == "loss" else 1.0
+    return max(keys, key=lambda k: (sign * rows[k]["val_score"], -keys.index(k)))
 
 
 def headline_record(study: str, arm: str, reference_arm: str | None, metric: str, summary_row: dict,
@@ -77,16 +102,31 @@ def headline_record(study: str, arm: str, reference_arm: str | None, metric: str
             "p": _num(p.get("p_value")), **({"note": p["no_test_reason"]} if p.get("no_test_reason") else {})}
 
 
+def paired_difference(results: dict[str, list[dict]], arm: str, reference: str, metric: str) -> dict | None:
+    """The paired difference ``arm - reference`` of ``metric`` over the seeds both have
+    (:func:`synthaug.eval.paired_test`'s dict), or None when either arm is missing or has fewer than 2 seeds."""
+    from ..eval import compare_results
+
+    if not results.get(arm) or not results.get(reference) or len(results[arm]) < 2:
+        return None
+    return compare_results({reference: results[reference], arm: results[arm]}, metric=metric, baseline=reference,
+                           classical=[])["vs_baseline"].get(arm)
+
+
+def verdict_of(results: dict[str, list[dict]], arm: str, reference: str, metric: str, **kw) -> str:
+    """:func:`verdict` of ``arm`` against ``reference`` in ``results`` (``metric`` like ``"test_auc"``)."""
+    return verdict(arm, reference, paired_difference(results, arm, reference, metric), metric.removeprefix("test_"),
+                   **kw)
+
+
 def record(study: str, arm: str, reference: str | None, metric: str, results: dict[str, list[dict]],
            n_generator_seeds: int | None = None) -> tuple[dict, dict | None]:
     """``(headline record, paired difference)`` of ``arm`` against ``reference`` (None: no difference) over the
     seeds of ``results`` (paired by seed)."""
-    from ..eval import compare_results, mean_ci
+    from ..eval import mean_ci
 
     row = mean_ci([r[metric] for r in results[arm]])
-    paired = None if reference is None else compare_results(
-        {reference: results[reference], arm: results[arm]}, metric=metric, baseline=reference,
-        classical=[])["vs_baseline"].get(arm)
+    paired = None if reference is None else paired_difference(results, arm, reference, metric)
     return headline_record(study, arm, reference, metric, row, paired, n_generator_seeds), paired
 
 
