@@ -18,6 +18,7 @@ from .cache import to_jsonable, version_label, write_json
 __all__ = ["verdict", "verdict_of", "direction", "paired_difference", "chosen_kind", "chosen_on_validation",
            "fmt_interval", "fmt_ci", "fmt_diff", "analyse", "write_report", "record", "headline_record", "RECORD_KEYS"]
 
+METRIC_NAMES = {"auc": "AUC", "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
 RECORD_KEYS = ("study", "arm", "reference_arm", "metric", "mean", "ci_low", "ci_high", "n_seeds",
                "n_generator_seeds", "diff", "diff_ci_low", "diff_ci_high", "p")
 
@@ -260,7 +261,8 @@ def write_report(out: Path, result: dict, data, cfg, meta: dict) -> dict:
               "`synthetic@s` adds generated ones (the count-matched control). "
             + ("Translated arms choose their step on the validation split translated by the same translator (no "
                "target label is used for any choice). " if data.target is not None else ""), "",
-          f"## Test {cfg.metric} by arm (mean [95% CI]; paired differences by seed)", "", markdown_table(table), ""]
+          f"## Test {METRIC_NAMES[cfg.metric]} by arm (mean [95% CI]; paired differences by seed)", "",
+          markdown_table(table), ""]
     L += ["## Every comparison", "", *(f"- {v}" for v in result["verdicts"]), ""]
     secs = {a: float(np.mean([r.get("seconds") or 0 for r in rs])) for a, rs in result["results"].items()
             if a != "synthetic"}
