@@ -261,7 +261,10 @@ class MinibatchStdDev(nn.Module):
             std = x.new_zeros(n, 1, h, w)
         else:
             grouped = x.float().reshape(g, n // g, c, h, w)
-            s = (grouped.var(dim=0, unbiased=False) + self.eps).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
+            # the biased variance over the group, written out: aten's var over a short leading dim is ~10x slower on
+            # CPU (forward + backward), and it was 9% of a default cGAN step
+            dev = grouped - grouped.mean(dim=0)
+            s = (dev.square().mean(dim=0) + self.eps).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
             std = s.to(x.dtype).repeat(g)[:, None, None, None].expand(n, 1, h, w)
         return torch.cat([x, std], dim=1)
 
