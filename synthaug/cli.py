@@ -457,9 +457,17 @@ def _info(args) -> int:
 def _study(args) -> int:
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run_study(args)
+    finally:
+        torch.set_num_threads(threads)  # main() called from Python leaves the caller's setting as it was
+
+
+def _run_study(args) -> int:
     from .study import StudyConfig, run
 
-    torch.set_num_threads(args.threads)
     cfg = StudyConfig(generator=None if args.generator == "none" else args.generator, translator=args.translator,
                       seeds=args.seeds, budget=args.budget, classical=tuple(args.classical), shares=tuple(args.shares),
                       metric=args.metric, arch=args.arch, versions=args.versions, progress=args.progress)

@@ -11,7 +11,7 @@ from benchmarks.studies import medical
 
 
 def test_cache_is_keyed_by_the_full_config(tmp_path):
-    cache = H.Cache(tmp_path)
+    cache = H.ResultCache(tmp_path)
     calls = []
 
     def compute(v):
@@ -36,8 +36,8 @@ def test_headline_update_keeps_other_studies_and_checks_keys(tmp_path):
     H.update_headline("a", [H.headline_record("a", "real_only", None, "test_auc", {**row, "mean": 0.91}, None, None)],
                       path)
     recs = json.loads(path.read_text())["records"]
-    assert [(r["study"], r["mean"]) for r in recs] == [("b", 0.9), ("a", 0.91)]
-    assert all(set(H.HEADLINE_KEYS) <= set(r) for r in recs) and recs[0]["p"] == 0.2
+    assert [(r["study"], r["mean"]) for r in recs] == [("a", 0.91), ("b", 0.9)]  # a re-run study keeps its place
+    assert all(set(H.HEADLINE_KEYS) <= set(r) for r in recs) and recs[1]["p"] == 0.2
     with pytest.raises(ValueError, match="headline record"):
         H.update_headline("c", [{"study": "c"}], path)
 
