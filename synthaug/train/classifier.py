@@ -330,7 +330,10 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     k = int(num_classes) if num_classes is not None else _num_classes(train_ds, val_ds)
     device = get_device(device)
     seed_everything(seed)
-    model = build_classifier(arch, img0.shape[0], k, int(img0.shape[-1]), width=width).to(device)
+    # channels_last on CPU: 1.1-1.5x the steps per CPU-second of every built-in classifier, AVX2 and AVX-512 alike
+    # (tests/scripts/paired_channels_last.py); the returned model is contiguous again
+    fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    model = build_classifier(arch, img0.shape[0], k, int(img0.shape[-1]), width=width).to(device, memory_format=fmt)
     if init_state is not None:
         model.load_state_dict(init_state)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -354,7 +357,7 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
             x, y, syn = _split_batch(batch, "train_ds")
             if transform is not None:
                 x = transform(x)
-            x, y = x.to(device), y.to(device)
+            x, y = x.to(device).contiguous(memory_format=fmt), y.to(device)
             logits = model(x)
             if syn is not None and synthetic_weight != 1.0:
                 loss = weighted_cross_entropy(logits, y, syn, synthetic_weight)
@@ -392,6 +395,7 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     model = scored
     if best_state is not None:
         model.load_state_dict(best_state)
+    model = model.to(memory_format=torch.contiguous_format)
     model.eval()
     info = {"arch": arch, "max_steps": int(max_steps), "eval_every": every, "patience": patience,
             "select_on": select_on, "best_step": best_step, "best_epoch": max(1, math.ceil(best_step / per_epoch)),
