@@ -17,6 +17,7 @@ from synthaug.study.cache import ResultCache, write_json
 
 TINY = {"generator_steps": 3, "translator_steps": 2,
         "classifier": {"max_steps": 12, "eval_every": 3, "patience": 3, "width": 8, "batch_size": 16, "lr": 3e-3}}
+FEW = {"classical": ("flips_shifts",), "shares": (0.5,)}  # fewer arms where a test needs no choice among them
 RECORD_KEYS = {"study", "arm", "reference_arm", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_generator_seeds",
                "diff", "diff_ci_low", "diff_ci_high", "p"}
 
@@ -80,21 +81,21 @@ def test_a_killed_study_loses_only_the_arm_in_progress_and_a_rerun_trains_nothin
         return real_run_arm(*a, **k)
 
     monkeypatch.setattr(downstream, "run_arm", dies_on_the_fourth)
-    cfg = dict(seeds=[0, 1], budget=TINY, progress=False, log=lambda m: None)
+    cfg = dict(seeds=[0, 1], budget=TINY, **FEW, progress=False, log=lambda m: None)
     with pytest.raises(KeyboardInterrupt):
         run(_data(breast_parts), out=tmp_path, **cfg)
     assert len(list((tmp_path / "cache" / "arms").glob("*.json"))) == 3
     calls.clear()
     monkeypatch.setattr(downstream, "run_arm", lambda *a, **k: (calls.append(a[0]), real_run_arm(*a, **k))[1])
     first = run(_data(breast_parts), out=tmp_path, **cfg)
-    assert calls[:1] == ["synthetic@0.25"] and len(calls) == len(set(first["results"]) - {"synthetic"}) * 2 - 3
+    assert calls[:1] == ["synthetic@0.5+best_classical"] and len(calls) == len(set(first["results"]) - {"synthetic"}) * 2 - 3
     calls.clear()
     again = run(_data(breast_parts), out=tmp_path, **cfg)
     assert calls == [] and again["records"] == first["records"]
 
 
 def test_report_records_and_verdict_wording(breast_parts, tmp_path):
-    rep = run(_data(breast_parts), out=tmp_path, seeds=[0, 1], budget=TINY, progress=False, log=lambda m: None)
+    rep = run(_data(breast_parts), out=tmp_path, seeds=[0, 1], budget=TINY, **FEW, progress=False, log=lambda m: None)
     for rec in rep["records"]:
         assert RECORD_KEYS <= set(rec) and rec["n_seeds"] == 2
     md = (tmp_path / "report.md").read_text()
@@ -116,7 +117,7 @@ def test_verdict_says_better_or_worse_only_when_the_interval_excludes_zero():
 
 
 def test_cached_results_of_another_code_version_are_refused_unless_told(breast_parts, tmp_path):
-    kw = dict(seeds=[0, 1], budget=TINY, progress=False, log=lambda m: None)
+    kw = dict(seeds=[0, 1], budget=TINY, **FEW, progress=False, log=lambda m: None)
     run(_data(breast_parts), out=tmp_path, **kw)
     old = sorted((tmp_path / "cache" / "arms").glob("*.json"))[0]
     saved = json.loads(old.read_text())
