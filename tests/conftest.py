@@ -72,3 +72,9 @@ def kill_at():
     """``kill_at(trainer, step)``: run ``trainer.fit()`` and kill it (KeyboardInterrupt) when it reaches
     ``train_step(step)``, as a killed process would be; its checkpoints stay for a resumed run."""
     return _kill_at
+
+
+def pytest_collection_modifyitems(config, items):
+    """The ``slow`` end-to-end tests first (in their order), then the rest: pytest-xdist hands tests out in this
+    order, so the long ones start early and the short ones fill the gaps instead of one long test ending the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
