@@ -88,7 +88,8 @@ def test_a_killed_study_loses_only_the_arm_in_progress_and_a_rerun_trains_nothin
     calls.clear()
     monkeypatch.setattr(downstream, "run_arm", lambda *a, **k: (calls.append(a[0]), real_run_arm(*a, **k))[1])
     first = run(_data(breast_parts), out=tmp_path, **cfg)
-    assert calls[:1] == ["synthetic@0.5+best_classical"] and len(calls) == len(set(first["results"]) - {"synthetic"}) * 2 - 3
+    trained_arms = set(first["results"]) - {"synthetic"}
+    assert calls[:1] == ["synthetic@0.5+best_classical"] and len(calls) == len(trained_arms) * 2 - 3
     calls.clear()
     again = run(_data(breast_parts), out=tmp_path, **cfg)
     assert calls == [] and again["records"] == first["records"]
@@ -273,3 +274,13 @@ def test_config_errors_name_the_setting():
         StudyConfig(budget="huge")
     with pytest.raises(ValueError, match="shares"):
         StudyConfig(shares=(0.0,))
+
+
+def test_an_unlabelled_pool_adds_self_training(breast_parts, tmp_path):
+    pool = load_breastmnist("val")  # images the splits do not hold; self-training reads their images only
+    data = _data(breast_parts, unlabelled=pool)
+    rep = run(data, out=tmp_path, seeds=[0, 1], budget=TINY, generator=None, classical=("flips_shifts",),
+              progress=False, log=lambda m: None)
+    rows = rep["results"]["pseudo_label"]
+    assert len(rows) == 2 and all(r["n_pseudo"] >= 0 and r["n_real"] == 20 for r in rows)
+    assert any(v.startswith("pseudo_label is") for v in rep["verdicts"])
