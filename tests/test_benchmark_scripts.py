@@ -310,3 +310,16 @@ def test_bench_cpu_efficiency_quick_writes_its_report_and_leaves_the_headline(tm
     assert {r["reference_arm"] for r in recs} == {f"gemm_{res['gemm_n']}_{t}threads" for t in (1, 2)}
     H.update_headline("efficiency", recs, path=tmp_path / "headline.json")  # checks the record keys
     assert len(json.loads((tmp_path / "headline.json").read_text())["records"]) == 12
+
+
+@pytest.mark.slow
+def test_bench_cpu_defaults_quick_writes_its_report(tmp_path):
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    subprocess.run([sys.executable, str(BENCHMARKS / "bench_cpu_defaults.py"), "--quick", "--out", str(tmp_path)],
+                   cwd=REPO, env=env, check=True, timeout=300)
+    res = json.loads((tmp_path / "cpu_defaults.json").read_text())
+    assert res["quick"] and {r["variant_isa"] for r in res["rows"]} == {"native", "avx2"}
+    assert all(r["old_mean"] > 0 and r["new_mean"] > 0 and r["n"] == 2 for r in res["rows"])
+    assert "AVX2" in {r["isa"] for r in res["rows"]}  # the limited run really ran AVX2 kernels
+    assert (tmp_path / "cpu_defaults.png").stat().st_size > 1000
+    assert "QUICK" in (tmp_path / "cpu_defaults.md").read_text()

@@ -315,8 +315,9 @@ class CGANRecipe(Recipe):
             self.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
         distributed.broadcast_module(self.G)
         distributed.broadcast_module(self.D)
-        if self.device.type == "cpu":  # 1.18x [1.04, 1.31] steps per CPU-second at the defaults (after the broadcast:
-            # collectives want contiguous tensors); exported weights are made contiguous by the safetensors writer
+        if self.device.type == "cpu":
+            # ~1.2x steps per CPU-second (benchmarks/bench_cpu_defaults.py); after the broadcast, as collectives want
+            # contiguous tensors; the safetensors writer makes exported weights contiguous
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.ema = AveragedModel(self.G, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)

@@ -331,7 +331,7 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     device = get_device(device)
     seed_everything(seed)
     # channels_last on CPU: 1.1-1.5x the steps per CPU-second of every built-in classifier, AVX2 and AVX-512 alike
-    # (tests/scripts/paired_channels_last.py); the returned model is contiguous again
+    # (benchmarks/bench_cpu_defaults.py); the returned model is contiguous again
     fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     model = build_classifier(arch, img0.shape[0], k, int(img0.shape[-1]), width=width).to(device, memory_format=fmt)
     if init_state is not None:
