@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from synthaug.utils import cpu_model  # noqa: E402,F401
 from synthaug.study.cache import ResultCache, config_hash, read_json, to_jsonable, write_json  # noqa: E402,F401
 from synthaug.study.report import RECORD_KEYS as HEADLINE_KEYS  # noqa: E402,F401
 from synthaug.study.report import fmt_ci, fmt_diff, fmt_interval, headline_record, record  # noqa: E402,F401
@@ -36,17 +37,6 @@ HEADLINE = RESULTS / "headline.json"
 
 
 # --- machine and files -------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> dict:
     """Facts every report records: CPU, cores, torch and its threads, Python, load, commit."""
     import torch

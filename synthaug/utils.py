@@ -31,6 +31,19 @@ __all__ = [
 ]
 
 
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or the platform's processor string): every timing names its CPU."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """Return ``device`` if given, else the best available: cuda, then mps, then cpu.
 

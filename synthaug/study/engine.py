@@ -33,7 +33,7 @@ import numpy as np
 
 from ..checks import check_choice, check_int, check_probability
 from ..io import lock_folder
-from ..utils import progress_bar
+from ..utils import cpu_model, progress_bar
 from .cache import ResultCache, check_versions, code_version, config_hash, write_json
 from .data import StudyData, fingerprint, load_study_data
 from .report import analyse, chosen_kind, write_report
@@ -453,13 +453,8 @@ def _meta(command, wall_s, versions, estimate, todo) -> dict:
 
     import torch
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown"
     return {"command": command or " ".join(["python"] + sys.argv), "wall_seconds": round(wall_s, 1),
-            "cpu": cpu, "nproc": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cpu": cpu_model(), "nproc": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "code_version": code_version(),
             "cached_versions": versions, "estimate": estimate, "trained_this_run": todo, "smoke": _smoke()}
