@@ -1,7 +1,9 @@
 """The training engine through the cGAN recipe: logging, resume equivalence, NaN rollback, model files."""
 
+import contextlib
 import json
 import math
+import os
 import pickle
 
 import numpy as np
@@ -266,3 +268,38 @@ def test_ema_warms_up_so_short_runs_export_the_trained_generator():
     dist_trained = sum((e[k] - g[k]).norm() for k in g)
     dist_init = sum((e[k] - i[k]).norm() for k in g)
     assert dist_trained < dist_init  # with a fixed 0.999 the EMA would still sit next to the initialisation
+
+
+def test_frozen_discriminator_in_the_generator_step_changes_nothing_but_the_cost(weights_hash, monkeypatch):
+    """Recipe.frozen drops the discriminator's weight gradients from the G step: the same weights, bit for bit,
+    as without it; inside the block its parameters are frozen, after it (even after an error) they are not."""
+    def train(frozen_on):
+        if not frozen_on:
+            monkeypatch.setattr(CGANRecipe, "frozen", lambda self, *names: contextlib.nullcontext())
+        r = make_recipe(seed=3)
+        for step in range(4):
+            r.train_step(step)
+        monkeypatch.undo()
+        return r, weights_hash(r.nets)
+
+    r, with_frozen = train(True)
+    assert with_frozen == train(False)[1]
+    with pytest.raises(RuntimeError, match="inside"), r.frozen("D"):
+        assert not any(p.requires_grad for p in r.D.parameters())
+        raise RuntimeError("inside")
+    assert all(p.requires_grad for p in r.D.parameters()) and all(p.requires_grad for p in r.G.parameters())
+
+
+def test_keep_freed_memory_applies_once_and_yields_to_the_users_allocator_settings():
+    import platform
+    import subprocess
+    import sys
+
+    code = "from synthaug.utils import keep_freed_memory as k; print(k(), k())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+    plain = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    glibc_linux = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert plain.stdout.split() == ([str(glibc_linux)] * 2)
+    users = subprocess.run([sys.executable, "-c", code], env={**env, "MALLOC_TRIM_THRESHOLD_": "131072"},
+                           capture_output=True, text=True, check=True)
+    assert users.stdout.split() == ["False", "False"]

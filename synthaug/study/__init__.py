@@ -10,11 +10,26 @@ intervals, resumable per-arm caching stamped with the code version, and a report
 From the command line: ``synthaug study --data <folder> [--budget quick] [--seeds 5] [--out study_out]``.
 """
 
-from .cache import ResultCache, code_version, config_hash, version_label
-from .data import StudyData, load_study_data
-from .engine import BUDGETS, StudyConfig, plan_arms, run
-from .report import chosen_kind, chosen_on_validation, direction, fmt_diff, fmt_interval, verdict
+import importlib
+
+# Loaded on first use (PEP 562), so ``from synthaug.study.cache import ResultCache`` does not pull in the data
+# loaders (and torchvision, about 2 s per process) that ``load_study_data`` needs.
+_WHERE = {"ResultCache": "cache", "code_version": "cache", "config_hash": "cache", "version_label": "cache",
+          "StudyData": "data", "load_study_data": "data",
+          "BUDGETS": "engine", "StudyConfig": "engine", "plan_arms": "engine", "run": "engine",
+          "chosen_kind": "report", "chosen_on_validation": "report", "direction": "report", "fmt_diff": "report",
+          "fmt_interval": "report", "verdict": "report"}
 
 __all__ = ["run", "StudyConfig", "BUDGETS", "plan_arms", "chosen_on_validation", "chosen_kind", "direction",
            "StudyData", "load_study_data", "verdict", "fmt_interval", "fmt_diff", "ResultCache", "code_version",
            "config_hash", "version_label"]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

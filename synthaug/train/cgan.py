@@ -539,7 +539,7 @@ class CGANRecipe(Recipe):
         cfg = self.config
         y = self.labels[self.batch_indices("data")].to(self.device)  # class frequencies of the real data
         z = self.noise(len(y), self.G.z_dim)
-        with self.autocast():
+        with self.frozen("D"), self.autocast():
             fake = self.G(z, y, **self._stage)
             if self.unlabelled is not None:  # both games: full logit and the label-free term of the same fakes
                 uncond, proj, cls = self.D.forward_parts(self._aug(fake), y, **self._stage)

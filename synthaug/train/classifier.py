@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checks import check_choice, check_int, check_number
 from ..nets.classifiers import build_classifier
-from ..utils import ema_with_warmup, get_device, progress_bar, quick_steps, seed_everything
+from ..utils import ema_with_warmup, get_device, keep_freed_memory, progress_bar, quick_steps, seed_everything
 
 __all__ = [
     "CLASSICAL_KINDS",
@@ -333,6 +333,8 @@ def train_classifier(train_ds: Dataset, val_ds: Dataset | None, *, arch: str = "
     # channels_last on CPU: 1.1-1.5x the steps per CPU-second of every built-in classifier, AVX2 and AVX-512 alike
     # (benchmarks/bench_cpu_defaults.py); the returned model is contiguous again
     fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    if device.type == "cpu":
+        keep_freed_memory()
     model = build_classifier(arch, img0.shape[0], k, int(img0.shape[-1]), width=width).to(device, memory_format=fmt)
     if init_state is not None:
         model.load_state_dict(init_state)

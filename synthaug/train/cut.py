@@ -203,8 +203,7 @@ class CUTRecipe(UnpairedTranslationRecipe):
             fake_b = fake[:len(real_a)]
             loss_d = 0.5 * self.gan_loss.d_loss(*self._batched("D_B", real_b, fake_b.detach()))
         self.optimize(loss_d, "D", n["D_B"].parameters())
-        self._set_requires_grad(["D_B"], False)
-        with self.autocast():
+        with self.frozen("D_B"), self.autocast():
             adv = self.gan_loss.g_loss(n["D_B"](fake_b))
             nce = self._nce(real_a, fake_b, flipped, gen)
             out = {"g_adv": adv.item(), "nce": nce.item()}
@@ -226,7 +225,6 @@ class CUTRecipe(UnpairedTranslationRecipe):
                 loss_g = loss_g + structure
                 out["structure"] = structure.item()
         self.optimize(loss_g, "G", [p for k in self._g_names for p in n[k].parameters()])
-        self._set_requires_grad(["D_B"], True)
         self._step_schedulers()
         return {**out, "d_loss": loss_d.item(), "lr": self.optimizers["G"].param_groups[0]["lr"]}
 

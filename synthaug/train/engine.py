@@ -23,7 +23,7 @@ import torch
 
 from ..checks import check_int, check_number
 from ..io import atomic_torch_save, atomic_write_bytes, lock_folder, safe_torch_load
-from ..utils import quick_steps, save_grid
+from ..utils import keep_freed_memory, quick_steps, save_grid
 from . import distributed
 from .recipe import Recipe
 
@@ -297,6 +297,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         t0 = time.time()
+        if self.recipe.device.type == "cpu":
+            keep_freed_memory()
         if self.is_main:
             self._remove_orphaned_temp_files()
         # rank 0 decides: a rank that looked for checkpoints after rank 0 wrote this run's step-0 checkpoint

@@ -187,11 +187,6 @@ class TranslationRecipe(Recipe):
             return net(torch.cat(inputs)).split([len(x) for x in inputs])
         return tuple(net(x) for x in inputs)
 
-    def _set_requires_grad(self, names, flag: bool) -> None:
-        for n in names:
-            for p in self.nets[n].parameters():
-                p.requires_grad_(flag)
-
     def _train_mode(self) -> None:
         for net in self.nets.values():
             net.train()
@@ -348,9 +343,9 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
         self._train_mode()
         idx_a, idx_b = self.batch_indices("A"), self.batch_indices("B")
         real_a, real_b = self.A[idx_a].to(self.device), self.B[idx_b].to(self.device)
-        self._set_requires_grad(self._d_names, False)
         identity = cfg.lambda_identity > 0
-        with self.autocast():  # each translator's translation and identity image in one call where it can
+        # each translator's translation and identity image in one call where it can
+        with self.frozen(*self._d_names), self.autocast():
             fake_b, *idt_b = self._batched("G_A2B", real_a, *([real_b] if identity else []))
             fake_a, *idt_a = self._batched("G_B2A", real_b, *([real_a] if identity else []))
             rec_a, rec_b = n["G_B2A"](fake_b), n["G_A2B"](fake_a)
@@ -368,7 +363,6 @@ class CycleGANRecipe(UnpairedTranslationRecipe):
             if structure is not None:
                 loss_g = loss_g + structure
         self.optimize(loss_g, "G", [p for k in self._g_names for p in n[k].parameters()])
-        self._set_requires_grad(self._d_names, True)
         pooled_b, pooled_a = self.pool_B.query(fake_b.detach()), self.pool_A.query(fake_a.detach())
         with self.autocast():
             loss_d = 0.5 * (self.gan_loss.d_loss(*self._batched("D_B", real_b, pooled_b))
@@ -444,13 +438,11 @@ class Pix2PixRecipe(TranslationRecipe):
             loss_d = 0.5 * self.gan_loss.d_loss(n["D"](torch.cat([real_a, real_b], 1)),
                                                 n["D"](torch.cat([real_a, fake_b.detach()], 1)))
         self.optimize(loss_d, "D", n["D"].parameters())
-        self._set_requires_grad(["D"], False)
-        with self.autocast():
+        with self.frozen("D"), self.autocast():
             adv = self.gan_loss.g_loss(n["D"](torch.cat([real_a, fake_b], 1)))
             l1 = F.l1_loss(fake_b, real_b)
             loss_g = adv + self.config.lambda_l1 * l1
         self.optimize(loss_g, "G", n["G_A2B"].parameters())
-        self._set_requires_grad(["D"], True)
         self._step_schedulers()
         return {"g_adv": adv.item(), "l1": l1.item(), "d_loss": loss_d.item(),
                 "lr": self.optimizers["G"].param_groups[0]["lr"]}
