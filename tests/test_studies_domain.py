@@ -97,9 +97,9 @@ def test_driving_quick_runs_every_arm(tmp_path):
     check_records(out, driving.TRANSLATED)
     assert {("translated", "real_copies"), ("translated_task", "classical_randomfog"),
             ("translated_task", "translated")} <= {(r["arm"], r["reference_arm"]) for r in out["headline"]}
-    # person is dropped; both remaining classes have hundreds of clear and fog crops
+    # person is dropped; both remaining classes have dozens of clear and fog crops in --quick's 24 frames per split
     assert set(out["crops"]["clear_train"]) == {"background", "car"}
-    assert min(out["crops"]["clear_train"].values()) > 300 and min(out["crops"]["fog_test"].values()) > 300
+    assert min(out["crops"]["clear_train"].values()) > 40 and min(out["crops"]["fog_test"].values()) > 40
     assert out["skipped"]["clear_train"]["person"] > 0 and "Person is dropped" in md
     # a plain and a task-loss translator per seed; the filtered arm reports its label check
     assert [t["seed"] for t in out["translators"]] == [0, 1]

@@ -50,7 +50,8 @@ FULL = dict(size=28, n_train_cap=None, n_target_cap=None,
             translator=dict(steps=2000, ngf=32, n_blocks=6, ndf=32, n_layers=2, batch_size=4),
             classifier=dict(arch="lenet", max_steps=2500, eval_every=150, patience=8, batch_size=64, lr=1e-3,
                             select_on="accuracy"))
-QUICK = dict(FULL, n_train_cap=600, n_target_cap=600, translator=dict(FULL["translator"], steps=6),
+QUICK = dict(FULL, n_train_cap=300, n_target_cap=300, n_eval_cap=300,  # --quick: tiny nets, a few steps
+             translator=dict(FULL["translator"], steps=6, ngf=8, n_blocks=2, ndf=8),
              classifier=dict(FULL["classifier"], max_steps=12, eval_every=4, patience=2))
 # The task-consistency translator (issue 14, CyCADA's semantic loss): the same CycleGAN plus lambda_task 1 from the
 # first step, with a LeNet f_S trained on the MNIST train images (20% held out), on only if f_S reaches 90% there.
@@ -98,9 +99,13 @@ def load(cfg: dict) -> dict:
         train = np.sort(rng.choice(train, cfg["n_train_cap"], replace=False))
         o_train = np.sort(rng.choice(o_train, cfg["n_target_cap"], replace=False))
         unlabelled = np.sort(rng.choice(unlabelled, cfg["n_target_cap"], replace=False))
+    test = load_digits(digits / "usps.npz", split="test", size=cfg["size"])
+    if cfg.get("n_eval_cap"):  # --quick only
+        rng, n = np.random.default_rng(1), cfg["n_eval_cap"]
+        val, o_val = np.sort(rng.choice(val, n, replace=False)), np.sort(rng.choice(o_val, n // 2, replace=False))
+        test = test.subset(np.sort(rng.choice(len(test), n, replace=False)))
     return {"src_train": mnist.subset(train), "src_val": mnist.subset(val), "usps_images": usps.subset(unlabelled),
-            "o_train": usps.subset(o_train), "o_val": usps.subset(o_val),
-            "test": load_digits(digits / "usps.npz", split="test", size=cfg["size"])}
+            "o_train": usps.subset(o_train), "o_val": usps.subset(o_val), "test": test}
 
 
 def run_seed(st: H.Study, d: dict, cfg: dict, seed: int) -> tuple[dict, dict]:

@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import harness as H  # noqa: E402
 from benchmarks.studies.medical import CLASSICAL, classifier_settings  # noqa: E402
+from benchmarks.studies.medical import QUICK as MEDICAL_QUICK  # noqa: E402
 from synthaug.augment import SampleFilter, SyntheticDataset  # noqa: E402
 from synthaug.augment.plan import synthetic_counts  # noqa: E402
 from synthaug.data import load_breastmnist, load_medmnist, stratified_indices  # noqa: E402
@@ -57,7 +58,8 @@ STUDIES = {
 PSEUDO_THRESHOLD, GAN_PSEUDO_THRESHOLD = 0.9, 0.95
 FILTER = dict(min_confidence=0.8, quantile=0.95)
 WEIGHT, FINETUNE_STEPS = 0.5, 500
-QUICK = dict(gan_steps=20, finetune_steps=8, pool_cap=300)
+QUICK = dict(gan_steps=20, finetune_steps=8, pool_cap=300,  # --quick: tiny nets (medical's) and a short pseudo-labeller
+             cgan=dict(MEDICAL_QUICK["cgan"], pseudo_label_classifier={"max_steps": 20, "width": 8}))
 GEN_SECONDS: list[float] = []  # training time of each generator this run could read (for the report's compute line)
 
 
@@ -77,7 +79,10 @@ def load(cfg: dict, seed: int, quick: bool):
 
 def train_cgan(cache: H.ResultCache, gen_cfg: dict, labelled, pool, seed: int) -> GeneratorModel:
     semi = gen_cfg["semi"]
-    cfg = CGANConfig(pseudo_label_threshold=GAN_PSEUDO_THRESHOLD if semi else None)
+    extra = dict(gen_cfg.get("cgan", {}))
+    if not semi:
+        extra.pop("pseudo_label_classifier", None)
+    cfg = CGANConfig(pseudo_label_threshold=GAN_PSEUDO_THRESHOLD if semi else None, **extra)
     model, _ = H.trained_cgan(cache, "cgan_few_labels", gen_cfg, labelled, cfg, seed, gen_cfg["gan_steps"],
                               unlabelled=pool if semi else None)
     run_dir = cache.directory("cgan_few_labels", gen_cfg)
@@ -122,7 +127,8 @@ def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.ResultCache, 
     gens = {}
     for semi in (False, True):
         gcfg = {**data_cfg, "gan_steps": cfg["gan_steps"], "semi": semi,
-                "pseudo_threshold": GAN_PSEUDO_THRESHOLD if semi else None}
+                "pseudo_threshold": GAN_PSEUDO_THRESHOLD if semi else None,
+                **({"cgan": cfg["cgan"]} if "cgan" in cfg else {})}  # --quick's tiny nets
         gens[semi] = (gcfg, lambda gcfg=gcfg, semi=semi: train_cgan(cache, gcfg, labelled, pool, seed))
     specs = {"synthetic@0.25": (False, {"ratio": 0.25}),
              "semi_synthetic@0.25": (True, {"ratio": 0.25}),
@@ -223,7 +229,7 @@ def main(argv=None) -> int:
     st = H.Study("few_labels", __doc__, argv, studies=ORDER)
     clf = classifier_settings("small_cnn", st.quick)
     for study in ["breast_labels25"] if st.quick else st.studies:
-        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if st.quick else {})}
+        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"], "cgan": QUICK["cgan"]} if st.quick else {})}
         prefix = st.prefix_for(study)
         per_seed = {s: run_seed(study, s, cfg, clf, st.cache, st.quick, prefix if s == st.seeds[0] else None)
                     for s in st.seeds}

@@ -63,7 +63,10 @@ CLASSICAL = ("flips_shifts", "randaugment")
 SHARES = (0.25, 0.5)
 PUBLISHED_RESNET18 = {"breastmnist": 0.901, "pneumoniamnist": 0.944}  # MedMNIST v2, ResNet-18 (28), test AUC
 METRICS = ("test_auc", "test_balanced_accuracy", "test_accuracy")
-QUICK = dict(gan_steps=30, classifier=dict(max_steps=12, eval_every=4, patience=2), encoder_steps=10)
+# --quick (the tests' smoke run): a few steps of tiny nets, enough to pass through every arm and the report
+QUICK = dict(gan_steps=30, classifier=dict(max_steps=12, eval_every=4, patience=2, width=8), encoder_steps=10,
+             cgan=dict(batch_size=16, g_kwargs={"base_channels": 8, "max_channels": 16, "z_dim": 16, "embed_dim": 8},
+                       d_kwargs={"base_channels": 8, "max_channels": 16}))
 
 
 def classifier_settings(arch: str, quick: bool) -> dict:
@@ -100,13 +103,13 @@ def load_splits(cfg: dict, seed: int):
 def generator_config(cfg: dict, seed: int, n_train: int, cgan: CGANConfig | None = None) -> dict:
     """The full configuration of a seed's generator (its cache key). Settings left at None are dropped, so a new
     optional ``CGANConfig`` field does not invalidate generators trained before it existed."""
-    settings = {k: v for k, v in (cgan or CGANConfig()).__dict__.items() if v is not None}
+    settings = {k: v for k, v in (cgan or CGANConfig(**cfg.get("cgan", {}))).__dict__.items() if v is not None}
     return {"harness": HARNESS_VERSION, "study_data": {k: cfg[k] for k in ("data", "fraction")}, "seed": seed,
             "n_train": n_train, "gan_steps": cfg["gan_steps"], "cgan": settings}
 
 
 def train_generator(cache: H.ResultCache, train, gen_cfg: dict, seed: int) -> GeneratorModel:
-    return H.trained_cgan(cache, "cgan", gen_cfg, train, CGANConfig(), seed, gen_cfg["gan_steps"])[0]
+    return H.trained_cgan(cache, "cgan", gen_cfg, train, CGANConfig(**gen_cfg["cgan"]), seed, gen_cfg["gan_steps"])[0]
 
 
 def run_seed(study: str, seed: int, cfg: dict, clf: dict, cache: H.ResultCache, only: list[str] | None,
@@ -310,7 +313,7 @@ def main(argv=None) -> int:
         only = [a for a in args.arms if only is None or a in only]
     suffix = "" if args.arch == "small_cnn" else f"_{args.arch}"
     for study in st.studies[:1] if st.quick else st.studies:
-        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"]} if st.quick else {})}
+        cfg = {**STUDIES[study], **({"gan_steps": QUICK["gan_steps"], "cgan": QUICK["cgan"]} if st.quick else {})}
         prefix = st.prefix_for(study + suffix)
         per_seed = {s: run_seed(study, s, cfg, clf, st.cache, only, prefix if s == st.seeds[0] else None, st.quick)
                     for s in st.seeds}

@@ -51,8 +51,8 @@ FULL = dict(size=32, rain_src_size=128, rain_counts=(10, 25), val_fraction=0.15,
             translator=dict(steps=2500, ngf=32, n_blocks=6, ndf=32, n_layers=2, batch_size=1),
             classifier=dict(arch="small_cnn", width=16, max_steps=500, eval_every=15, patience=10, batch_size=64,
                             lr=1e-3, select_on="balanced_accuracy"))
-QUICK = dict(FULL, translator=dict(FULL["translator"], steps=5),
-             classifier=dict(FULL["classifier"], max_steps=12, eval_every=4, patience=2))
+QUICK = dict(FULL, translator=dict(FULL["translator"], steps=5, ngf=8, n_blocks=2, ndf=8),
+             classifier=dict(FULL["classifier"], max_steps=12, eval_every=4, patience=2, width=8))
 CLASSES = ["cloudy", "rain", "shine", "sunrise"]
 RAIN, SHINE = 1, 2
 KINDS = ("source_only", "real_copies", "classical_randomrain", "translated", "translated_structure")
