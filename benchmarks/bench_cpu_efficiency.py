@@ -6,7 +6,8 @@
 
 (--quick: 2 rounds of one step a block, 32 px translators, batch-8 classifiers, a 1024 x 1024 GEMM; no headline.)
 
-Cases (one training step each, data random tensors in memory, float32, NCHW):
+Cases (one training step each, data random tensors in memory, float32, run as the library runs them on a CPU:
+classifiers and the cGAN channels_last, ``synthaug.utils.keep_freed_memory`` in effect):
 
 - ``cgan``: ``CGANRecipe.train_step`` with ``CGANConfig()``'s defaults (DCGAN generator, spectral-norm projection
   discriminator, DiffAugment, EMA; batch 64) on BreastMNIST-sized data (546 images, 1 x 28 x 28, 2 classes);
@@ -109,11 +110,12 @@ def build_classifier_step(arch: str, quick: bool, seed: int):
 
     batch = 8 if quick else 64
     torch.manual_seed(seed)
-    model = build_classifier(arch, 1, 2, 28)
+    model = build_classifier(arch, 1, 2, 28).to(memory_format=torch.channels_last)  # as train_classifier on a CPU
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     g = torch.Generator().manual_seed(seed)
     x, y = torch.rand(batch, 1, 28, 28, generator=g) * 2 - 1, torch.randint(0, 2, (batch,), generator=g)
+    x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -396,6 +398,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-headline", action="store_true", help="do not write the records to headline.json")
     ap.add_argument("--report-only", action="store_true", help="re-render the .md and .png from the JSON in --out")
     args = ap.parse_args(argv)
+    from synthaug.utils import keep_freed_memory
+
+    keep_freed_memory()  # as the Trainer and train_classifier do on a CPU
     if args.report_only:
         out = args.out or (QUICK_OUT if args.quick else H.RESULTS)
         res = H.read_json(out / f"{STEM}.json")
@@ -439,8 +444,8 @@ def main(argv=None) -> int:
                      "order shuffled per round (`round_orders`); FLOP/s = FLOPs x steps / block time, wall-clock "
                      f"and per CPU-second of the process; efficiency = that / the GEMM's ({gemm_n}x{gemm_n} float32 "
                      "torch.mm) FLOP/s at the same thread count in the same round; mean and 95% Student-t interval "
-                     "over rounds (synthaug.eval.mean_ci). Random data in memory, float32, NCHW, torch defaults "
-                     "otherwise."),
+                     "over rounds (synthaug.eval.mean_ci). Random data in memory, float32, the library's CPU "
+                     "defaults (channels_last classifiers and cGAN, keep_freed_memory)."),
         "cases": cases, "round_orders": orders, "wall_s": time.perf_counter() - t0,
     }
     H.write_json(out / f"{STEM}.json", res)
