@@ -20,7 +20,9 @@ Cases (``new`` / ``old``; random batches of 64 in memory, or BreastMNIST for the
   channels_last (as ``train_classifier`` runs on CPU) / NCHW.
 
 Each case runs in a process of its own, once with the machine's full instruction set and once limited to AVX2
-(``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``: PyTorch's kernels and oneDNN's), ``--rounds`` rounds of one
+(``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2``: PyTorch's kernels,
+oneDNN's and MKL's; the committed report of 2026-12-07 ran without the MKL limit, which only the cGAN's small
+linear layers use), ``--rounds`` rounds of one
 block of each variant in alternating order. Reported: the ratio new / old per round, mean and 95% t-interval.
 Writes cpu_defaults.{md,json,png} (``--out``; default benchmarks/results, --quick: runs/bench_quick).
 """
@@ -48,7 +50,7 @@ CLASSIFIERS = {"small_cnn_28": ("small_cnn", 1, 28), "small_cnn_32_rgb": ("small
                "lenet_32_rgb": ("lenet", 3, 32), "resnet18_small_28": ("resnet18_small", 1, 28)}
 CASES = ("cgan_minibatch_std", "cgan_channels_last", "cgan_frozen_d", "cgan_keep_freed_memory", "cgan_vs_issue_31",
          *CLASSIFIERS, "small_cnn_28_keep_freed_memory")
-AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def _old_minibatch_std(self, x):
@@ -224,8 +226,8 @@ def main(argv=None) -> int:
              "", f"Command: `{meta['command']}` -- wall time {meta['wall_seconds']:.0f} s.  ",
              H.machine_line(meta) + "  ",
              f"One thread, {args.rounds} interleaved rounds per case; steps per CPU-second (`time.process_time`). "
-             "`avx2`: the same machine with `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` (an emulation of an "
-             "AVX2-only CPU's kernels, not of its clock or caches).", "",
+             "`avx2`: the same machine with " + " ".join(f"`{k}={v}`" for k, v in AVX2.items())
+             + " (an emulation of an AVX2-only CPU's kernels, not of its clock or caches).", "",
              "| case | instruction set used | old steps/CPU-s | new steps/CPU-s | new / old [95% CI] |",
              "|---|---|---:|---:|---|"]
     lines += [f"| {r['case']} | {r['isa']} | {r['old_mean']:.2f} | {r['new_mean']:.2f} | "

@@ -35,6 +35,7 @@ and thread count (wall-clock; per CPU-second in cpu_*), reference arm the GEMM a
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shlex
 import sys
@@ -76,6 +77,12 @@ def _counter(fn):
     """A step function that passes the step index ``fn`` expects (0, 1, 2, ...)."""
     steps = iter(range(10**9))
     return lambda: fn(next(steps))
+
+
+# variables that limit the instruction sets PyTorch, oneDNN and MKL use (an AVX2-limited run sets all three):
+# part of the report's command when set
+ISA_ENV_SET = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+               if os.environ.get(k)]
 
 
 def build_cgan(quick: bool, seed: int):
@@ -433,7 +440,7 @@ def main(argv=None) -> int:
     words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     res = {
         "quick": args.quick,
-        "command": " ".join(shlex.quote(a) for a in ["OMP_WAIT_POLICY=PASSIVE", ".venv/bin/python",
+        "command": " ".join(shlex.quote(a) for a in [*ISA_ENV_SET, "OMP_WAIT_POLICY=PASSIVE", ".venv/bin/python",
                                                      "benchmarks/bench_cpu_efficiency.py", *words]),
         "machine": machine, "load_average_end": H.machine()["load_average"],
         "cpu_features": REF.cpu_features(), "vector_extensions": vector_extensions(),
