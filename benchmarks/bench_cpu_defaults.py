@@ -171,10 +171,10 @@ def _spawn(args: list[str], env: dict, what: str) -> dict:
 
 def measure(case: str, isa_env: dict, rounds: int, block_s: float, quick: bool) -> dict:
     """``worker``'s result for ``case``; a PER_PROCESS case as fresh processes, one per round and variant."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", **isa_env}
-    for k in (*isa_env, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"):
-        if k not in isa_env:
-            env.pop(k, None)
+    # the ISA limits this run asks for and no other; no inherited malloc settings (keep_freed_memory yields to them)
+    skip = {*AVX2, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"}
+    env = {**{k: v for k, v in os.environ.items() if k not in skip}, "OMP_NUM_THREADS": "1",
+           "OMP_WAIT_POLICY": "PASSIVE", **isa_env}
     common = ["--worker", case, "--block-seconds", str(block_s), *(["--quick"] if quick else [])]
     if case not in PER_PROCESS:
         return _spawn([*common, "--rounds", str(rounds)], env, case)
