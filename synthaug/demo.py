@@ -11,7 +11,9 @@ convergence with early stopping on validation; test scored once per arm):
 Writes to ``demo_out/`` (or ``--out``): ``real_vs_synthetic.png``, ``comparison.png`` (this run's test AUC next
 to the 5-seed study's means and 95% intervals, shipped as ``synthaug/data/assets/demo_reference.json``),
 ``demo_report.{md,json}``, the cGAN run ``cgan/`` (checkpoints, sample grids, ``model/``) and ``arms/`` (one
-result per classifier). Killed, it resumes: the cGAN from its last checkpoint, finished arms from ``arms/``.
+result per classifier). On a CPU with two or more cores the four arms that need no generator train in a second
+process (one thread each when there are two cores) while the cGAN trains. Killed, it resumes: the cGAN from its
+last checkpoint, finished arms from ``arms/``.
 Uses only the BreastMNIST copy inside the package. ``--quick`` runs a few steps of everything (for tests).
 """
 
@@ -29,6 +31,7 @@ import torch
 GAN_STEPS = 700  # the breast study's generator run (benchmarks/studies/medical.py)
 CLASSICAL = ("flips_shifts", "randaugment")
 QUICK = dict(gan_steps=20, classifier=dict(max_steps=12, eval_every=4, patience=2))
+ARMS = ("real_only", *(f"classical_{k}" for k in CLASSICAL), "real_copies_balance", "synthetic_balance")
 STUDY_CMD = "python -m benchmarks.studies.medical --study breast"
 # The 5-seed breast study's test-AUC comparison, shipped with the package (package data, so an installed wheel has
 # it): written by that study when it writes its report (write_reference), never read from the repository tree.
@@ -54,24 +57,6 @@ def comparison_grid(real, model, path, n_per_class: int = 8, seed: int = 0) -> P
         names += [f"{name} real", f"{name} synthetic"]
     return save_grid(torch.cat(rows), path, nrow=n_per_class, row_labels=names,
                      title="BreastMNIST: real vs cGAN samples", dpi=200)
-
-
-class Progress:
-    """Stage lines with the elapsed time and an estimate of what is left (the mean time of the classifier stages
-    timed so far; the cGAN stage shows its own progress bar)."""
-
-    def __init__(self, stages: list[str]):
-        self.stages, self.t0, self.times = stages, time.perf_counter(), []
-
-    def start(self, i: int, what: str = "") -> None:
-        left = len(self.stages) - i
-        eta = f", about {left * sum(self.times) / len(self.times) / 60:.1f} min left" if self.times else ""
-        print(f"[{i + 1}/{len(self.stages)}] {self.stages[i]}{what} "
-              f"({(time.perf_counter() - self.t0) / 60:.1f} min so far{eta})", flush=True)
-
-    def done(self, seconds: float) -> None:
-        if seconds > 1:  # a stage loaded from disk says nothing about the time left
-            self.times.append(seconds)
 
 
 def write_reference(study_report: dict, path: Path = REFERENCE_JSON) -> Path:
@@ -175,11 +160,48 @@ def one_seed_differences(results: dict[str, dict], best: str) -> list[str]:
         "- one seed gives no interval: these differences are neither better nor worse, only an indication"]
 
 
+def cpu_split(device: torch.device) -> tuple[int, int]:
+    """``(processes, threads each)``: on a CPU with two or more cores the generator-free arms train in a second
+    process while this one trains the cGAN (the nets are small, so two one-thread processes use two cores better
+    than one two-thread process); elsewhere everything runs here on torch's default threads."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type != "cpu" or cores < 2:
+        return 1, torch.get_num_threads()
+    return 2, cores // 2
+
+
+def run_demo_arm(name: str, out: Path, key: dict, clf: dict, seed: int, device: str, threads: int,
+                 synthetic=None, progress: bool = False) -> tuple[dict, bool, float]:
+    """Train and score arm ``name`` of :data:`ARMS` on BreastMNIST with ``threads`` torch threads, or load it from
+    ``out/arms`` if it ran with the same settings: ``(result, was_cached, seconds)``. ``synthetic_balance`` needs
+    its ``synthetic`` pool; the other arms need nothing from the cGAN, so a second process can run them."""
+    from .augment.plan import synthetic_counts
+    from .data import load_breastmnist
+    from .eval.downstream import real_copies, run_arm
+
+    torch.set_num_threads(threads)
+    train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
+    if name == "real_copies_balance":
+        synthetic = real_copies(train, synthetic_counts(train.labels.numpy(), train.num_classes, balance=True))
+    kind = name.removeprefix("classical_") if name.startswith("classical_") else None
+    ratio = "balance" if name.endswith("_balance") else 0.0
+    t = time.perf_counter()
+    result, cached = cached_arm(out / "arms", name, {**key, "arm": name, "threads": threads}, partial(
+        run_arm, name, train, val, test, synthetic=synthetic, ratio=ratio, classical=kind, seed=seed,
+        device=torch.device(device), progress=progress, **clf))
+    return result, cached, time.perf_counter() - t
+
+
 def main(argv=None) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from .augment import SyntheticDataset
     from .augment.plan import synthetic_counts
     from .data import load_breastmnist
-    from .eval.downstream import TRAIN_DEFAULTS, real_copies, run_arm
+    from .eval.downstream import TRAIN_DEFAULTS
     from .models import GeneratorModel
     from .train import CGANConfig, CGANRecipe, Trainer
     from .utils import get_device, seed_everything
@@ -196,41 +218,52 @@ def main(argv=None) -> int:
     gan_steps = QUICK["gan_steps"] if args.quick else GAN_STEPS
     clf = {**TRAIN_DEFAULTS, **(QUICK["classifier"] if args.quick else {})}
     device = get_device(args.device)
+    processes, threads = cpu_split(device)
+    torch.set_num_threads(threads)
     seed_everything(args.seed)
     train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
-    print(f"{train.summary()}\nval {len(val)}, test {len(test)} images; device {device}; seed {args.seed}"
-          f"{'; QUICK smoke test' if args.quick else ''}", flush=True)
-    arms = ["real_only", *(f"classical_{k}" for k in CLASSICAL), "real_copies_balance", "synthetic_balance"]
-    progress = Progress([f"cGAN, {gan_steps} steps", *arms])
-
-    progress.start(0)
-    recipe = CGANRecipe(train, CGANConfig(), device=device, seed=args.seed)
-    result = Trainer(recipe, out / "cgan", steps=gan_steps, sample_every=max(gan_steps // 2, 1),
-                     ckpt_every=max(gan_steps // 4, 1)).fit()
-    if result.interrupted:
-        return 130
-    model = GeneratorModel.from_pretrained(result.model_dir, device=device)
-    grid = comparison_grid(train, model, out / "real_vs_synthetic.png", seed=args.seed)
-    print(f"    real vs synthetic: {grid}", flush=True)
-
-    counts = synthetic_counts(train.labels.numpy(), train.num_classes, balance=True)
-    pool = SyntheticDataset(model, per_class=dict(enumerate(counts.tolist())), seed=10_000 + args.seed)
-    extra = {"real_copies_balance": real_copies(train, counts), "synthetic_balance": pool}
+    print(f"{train.summary()}\nval {len(val)}, test {len(test)} images; device {device}, {processes} process(es) "
+          f"of {threads} thread(s); seed {args.seed}{'; QUICK smoke test' if args.quick else ''}", flush=True)
     key = {"seed": args.seed, "classifier": clf, "gan_steps": gan_steps, "quick": args.quick, "device": str(device)}
-    results = {}
-    for i, name in enumerate(arms, start=1):
-        progress.start(i, f": training a {clf['arch']} to convergence")
-        t = time.perf_counter()
-        kind = name.removeprefix("classical_") if name.startswith("classical_") else None
-        ratio = "balance" if name in extra else 0.0
-        results[name], cached = cached_arm(
-            out / "arms", name, {**key, "arm": name},
-            partial(run_arm, name, train, val, test, synthetic=extra.get(name), ratio=ratio, classical=kind,
-                    seed=args.seed, device=device, progress=True, **clf))
-        progress.done(time.perf_counter() - t)
-        r = results[name]
-        print(f"    test AUC {r['test_auc']:.3f}, balanced accuracy {r['test_balanced_accuracy']:.3f} "
-              f"(best validation step {r['best_step']}{', from ' + str(out / 'arms') if cached else ''})", flush=True)
+    arm_args = (out, key, clf, args.seed, str(device), threads)
+    pool, later = None, {}
+    if processes > 1:  # "spawn": a forked child of a process that has run OpenMP threads can hang
+        pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+        later = {name: pool.submit(run_demo_arm, name, *arm_args) for name in ARMS[:-1]}
+        print(f"{', '.join(later)}: training in a second process while the cGAN trains here", flush=True)
+
+    def report(name: str, got: tuple[dict, bool, float]) -> dict:
+        r, cached, seconds = got
+        print(f"{name}: test AUC {r['test_auc']:.3f}, balanced accuracy {r['test_balanced_accuracy']:.3f} (best "
+              f"validation step {r['best_step']}, {seconds:.0f} s{', from ' + str(out / 'arms') if cached else ''}; "
+              f"{(time.time() - t0) / 60:.1f} min so far)", flush=True)
+        return r
+
+    try:
+        print(f"cGAN, {gan_steps} steps", flush=True)
+        recipe = CGANRecipe(train, CGANConfig(), device=device, seed=args.seed)
+        result = Trainer(recipe, out / "cgan", steps=gan_steps, sample_every=max(gan_steps // 2, 1),
+                         ckpt_every=max(gan_steps // 4, 1)).fit()
+        if result.interrupted:
+            return 130
+        model = GeneratorModel.from_pretrained(result.model_dir, device=device)
+        grid = comparison_grid(train, model, out / "real_vs_synthetic.png", seed=args.seed)
+        print(f"real vs synthetic: {grid}", flush=True)
+        counts = synthetic_counts(train.labels.numpy(), train.num_classes, balance=True)
+        synthetic = SyntheticDataset(model, per_class=dict(enumerate(counts.tolist())), seed=10_000 + args.seed)
+        results = {}
+        for name in ARMS[:-1]:
+            if name not in later:
+                print(f"{name}: training a {clf['arch']} to convergence", flush=True)
+                results[name] = report(name, run_demo_arm(name, *arm_args, progress=True))
+        print(f"synthetic_balance: training a {clf['arch']} to convergence", flush=True)
+        syn = report("synthetic_balance", run_demo_arm("synthetic_balance", *arm_args, synthetic=synthetic,
+                                                         progress=True))
+        results.update({name: report(name, f.result()) for name, f in later.items()})
+        results = {name: results[name] for name in ARMS[:-1]} | {"synthetic_balance": syn}
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     best = max((f"classical_{k}" for k in CLASSICAL), key=lambda a: results[a]["val_score"])
     auc = {} if args.quick else study_auc()
@@ -249,10 +282,11 @@ def main(argv=None) -> int:
               "One seed is an indication, not a result. " + study_text(auc),
               "",
               f"Pictures: {grid}, {plot}. This invocation: {total / 60:.1f} min on {device} "
-              f"({torch.get_num_threads()} threads; what was on disk was not rerun)."]
+              f"({processes} process(es) of {threads} thread(s); what was on disk was not rerun)."]
     (out / "demo_report.md").write_text("\n".join(lines) + "\n")
     report = {"seed": args.seed, "quick": args.quick, "device": str(device), "gan_steps": result.step,
-              "gan_seconds": round(result.seconds, 1), "classifier": clf, "best_classical": best,
+              "gan_seconds": round(result.seconds, 1), "classifier": clf, "processes": processes,
+              "threads": threads, "best_classical": best,
               "arms": results, "study_5_seeds": auc, "total_seconds": total,
               "pictures": [str(grid), str(plot)], "model_dir": str(result.model_dir)}
     (out / "demo_report.json").write_text(json.dumps(report, indent=2, default=float))
