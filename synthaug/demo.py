@@ -26,12 +26,19 @@ import time
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
 GAN_STEPS = 700  # the breast study's generator run (benchmarks/studies/medical.py)
 CLASSICAL = ("flips_shifts", "randaugment")
-QUICK = dict(gan_steps=20, classifier=dict(max_steps=12, eval_every=4, patience=2))
+QUICK = dict(gan_steps=20, classifier=dict(max_steps=12, eval_every=4, patience=2), encoder_steps=10)
 ARMS = ("real_only", *(f"classical_{k}" for k in CLASSICAL), "real_copies_balance", "synthetic_balance")
+# The study's generator evaluation (benchmarks/studies/medical.py, generator_eval): FID, KID, precision, recall and
+# coverage of a pool as large as its arms draw (shares 0.25 and 0.5 of synthetic, and balance) against the real
+# training split, in the features of a SmallCNN trained on that split (1,500 steps, best validation step)
+GENERATOR_METRICS = ("fid", "kid_mean", "precision", "recall", "coverage")
+STUDY_SHARES = (0.25, 0.5)
+ENCODER_STEPS = 1500
 STUDY_CMD = "python -m benchmarks.studies.medical --study breast"
 # The 5-seed breast study's test-AUC comparison, shipped with the package (package data, so an installed wheel has
 # it): written by that study when it writes its report (write_reference), never read from the repository tree.
@@ -62,12 +69,18 @@ def comparison_grid(real, model, path, n_per_class: int = 8, seed: int = 0) -> P
 def write_reference(study_report: dict, path: Path = REFERENCE_JSON) -> Path:
     """Write the demo's reference numbers from the breast study's report (``medical_breast.json`` as a dict): its
     test-AUC comparison's :data:`REFERENCE_KEYS` (``summary`` rows, ``vs_baseline``, ``vs_best_classical``, ...), the
-    package data :func:`study_auc` reads. ``benchmarks/studies/medical.py`` calls it when it writes that report."""
+    package data :func:`study_auc` reads, and the means and 95% intervals over seeds of its generators'
+    :data:`GENERATOR_METRICS` (:func:`study_generator`). ``benchmarks/studies/medical.py`` calls it when it writes
+    that report."""
     from .io import atomic_write_bytes
 
+    from .eval import mean_ci
+
     auc = study_report["comparisons"]["test_auc"]
-    ref = {"source": "benchmarks/results/medical_breast.json (comparisons.test_auc)", "command": STUDY_CMD,
-           "test_auc": {k: auc[k] for k in REFERENCE_KEYS if k in auc}}
+    gen = [g["synthetic_vs_train"] for g in study_report.get("generator_eval", {}).values() if g]
+    ref = {"source": "benchmarks/results/medical_breast.json (comparisons.test_auc, generator_eval)",
+           "command": STUDY_CMD, "test_auc": {k: auc[k] for k in REFERENCE_KEYS if k in auc},
+           "generator": {m: mean_ci([g[m] for g in gen]) for m in GENERATOR_METRICS} if gen else {}}
     atomic_write_bytes(Path(path), (json.dumps(ref, indent=1) + "\n").encode())
     return Path(path)
 
@@ -75,10 +88,45 @@ def write_reference(study_report: dict, path: Path = REFERENCE_JSON) -> Path:
 def study_auc(path: Path = REFERENCE_JSON) -> dict:
     """The 5-seed breast study's test-AUC comparison (``summary`` rows, ``vs_baseline``, ``vs_best_classical``,
     ``best_classical``) from the package's reference file, or ``{}`` when it is missing or unreadable."""
+    return _reference(path, "test_auc")
+
+
+def study_generator(path: Path = REFERENCE_JSON) -> dict:
+    """The breast study's generator metrics (:data:`GENERATOR_METRICS` -> ``{mean, lo, hi, std, n}`` over its seeds)
+    from the package's reference file, or ``{}`` when it is missing or unreadable."""
+    return _reference(path, "generator")
+
+
+def _reference(path: Path, key: str) -> dict:
     try:
-        return json.loads(Path(path).read_text())["test_auc"]
+        return json.loads(Path(path).read_text())[key]
     except (OSError, KeyError, ValueError):
         return {}
+
+
+def feature_encoder(out: Path, seed: int, steps: int, threads: int) -> Path:
+    """The breast study's feature encoder for ``seed`` (:func:`synthaug.eval.train_feature_encoder` on the real
+    training split, ``steps`` at most, best validation step) as ``out/encoder.safetensors``; one already there with
+    the same seed and steps is reused."""
+    from safetensors import SafetensorError, safe_open
+
+    from .data import load_breastmnist
+    from .eval import train_feature_encoder
+
+    path = out / "encoder.safetensors"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["synthaug_encoder"])
+        if (meta["seed"], meta["max_steps"]) == (seed, steps):
+            return path
+    except (OSError, KeyError, TypeError, ValueError, SafetensorError):
+        pass
+    torch.set_num_threads(threads)
+    train, val = load_breastmnist("train"), load_breastmnist("val")
+    enc = train_feature_encoder(train, val_ds=val, max_steps=steps, seed=seed, device="cpu")
+    tmp = enc.save(out / "encoder.safetensors.tmp")
+    tmp.replace(path)
+    return path
 
 
 def study_text(auc: dict) -> str:
@@ -94,6 +142,20 @@ def study_text(auc: dict) -> str:
     return (f"In the study, real_only's test AUC varies by {sd:.3f} (standard deviation) from seed to seed. "
             f"The {len(auc['seeds'])}-seed study (each seed retrains its cGAN) finds: {vs_real}; {vs_best}. "
             f"See benchmarks/results/medical_breast.md (`{STUDY_CMD}`).")
+
+
+def generator_table(metrics: dict, study: dict) -> list[str]:
+    """Markdown lines: this run's generator metrics next to the study's mean [95% interval] over its seeds."""
+    head = " | ".join(GENERATOR_METRICS)
+    lines = ["Generator: a pool as large as the study's against the real training split, in the features of the "
+             "study's encoder (a SmallCNN trained on that split); FID and KID lower is better, precision, recall "
+             "and coverage higher.", "", f"| | {head} |", "|---|" + "---|" * len(GENERATOR_METRICS),
+             "| this run | " + " | ".join(f"{metrics[m]:.3f}" for m in GENERATOR_METRICS) + " |"]
+    if study:
+        n = study[GENERATOR_METRICS[0]]["n"]
+        lines.append(f"| study, {n} seeds | " + " | ".join(
+            f"{study[m]['mean']:.3f} [{study[m]['lo']:.3f}, {study[m]['hi']:.3f}]" for m in GENERATOR_METRICS) + " |")
+    return lines
 
 
 def comparison_plot(results: dict[str, dict], study: dict[str, dict], path: Path, title: str) -> Path:
@@ -137,17 +199,26 @@ def cached_arm(folder: Path, name: str, key: dict, run) -> tuple[dict, bool]:
     settings, else ``run()`` and written there atomically. Returns ``(result, was_cached)``."""
     from .io import atomic_write_bytes
 
-    path = folder / f"{name}.json"
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    try:
-        saved = json.loads(path.read_text())
-        if saved.get("key") == digest:
-            return saved["result"], True
-    except (OSError, ValueError):
-        pass
+    saved = load_cached(folder, name, key)
+    if saved is not None:
+        return saved, True
     result = run()
-    atomic_write_bytes(path, json.dumps({"key": digest, "result": result}, indent=1, default=float).encode())
+    atomic_write_bytes(folder / f"{name}.json",
+                       json.dumps({"key": _digest(key), "result": result}, indent=1, default=float).encode())
     return result, False
+
+
+def load_cached(folder: Path, name: str, key: dict) -> dict | None:
+    """The result :func:`cached_arm` wrote for ``name`` under settings ``key``, or None."""
+    try:
+        saved = json.loads((folder / f"{name}.json").read_text())
+        return saved["result"] if saved.get("key") == _digest(key) else None
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def _digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def one_seed_differences(results: dict[str, dict], best: str) -> list[str]:
@@ -201,6 +272,7 @@ def main(argv=None) -> int:
     from .augment import SyntheticDataset
     from .augment.plan import synthetic_counts
     from .data import load_breastmnist
+    from .eval import distribution_metrics
     from .eval.downstream import TRAIN_DEFAULTS
     from .models import GeneratorModel
     from .train import CGANConfig, CGANRecipe, Trainer
@@ -231,8 +303,13 @@ def main(argv=None) -> int:
         pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
         later = {name: pool.submit(run_demo_arm, name, *arm_args) for name in ARMS[:-1]}
         print(f"{', '.join(later)}: training in a second process while the cGAN trains here", flush=True)
+    enc_steps = QUICK["encoder_steps"] if args.quick else ENCODER_STEPS
+    gen_key = {**key, "arm": "generator_eval", "encoder_steps": enc_steps, "threads": threads}
+    gen_eval, encoder = load_cached(out / "arms", "generator_eval", gen_key), None
+    if gen_eval is None and pool is not None:  # the study's feature encoder needs no generator either
+        encoder = pool.submit(feature_encoder, out, args.seed, enc_steps, threads)
 
-    def report(name: str, got: tuple[dict, bool, float]) -> dict:
+    def show(name: str, got: tuple[dict, bool, float]) -> dict:
         r, cached, seconds = got
         print(f"{name}: test AUC {r['test_auc']:.3f}, balanced accuracy {r['test_balanced_accuracy']:.3f} (best "
               f"validation step {r['best_step']}, {seconds:.0f} s{', from ' + str(out / 'arms') if cached else ''}; "
@@ -255,12 +332,19 @@ def main(argv=None) -> int:
         for name in ARMS[:-1]:
             if name not in later:
                 print(f"{name}: training a {clf['arch']} to convergence", flush=True)
-                results[name] = report(name, run_demo_arm(name, *arm_args, progress=True))
+                results[name] = show(name, run_demo_arm(name, *arm_args, progress=True))
         print(f"synthetic_balance: training a {clf['arch']} to convergence", flush=True)
-        syn = report("synthetic_balance", run_demo_arm("synthetic_balance", *arm_args, synthetic=synthetic,
+        syn = show("synthetic_balance", run_demo_arm("synthetic_balance", *arm_args, synthetic=synthetic,
                                                          progress=True))
-        results.update({name: report(name, f.result()) for name, f in later.items()})
+        results.update({name: show(name, f.result()) for name, f in later.items()})
         results = {name: results[name] for name in ARMS[:-1]} | {"synthetic_balance": syn}
+        if gen_eval is None:
+            enc_path = encoder.result() if encoder else feature_encoder(out, args.seed, enc_steps, threads)
+            need = np.max([synthetic_counts(train.labels.numpy(), train.num_classes, ratio=r) for r in STUDY_SHARES]
+                          + [counts], axis=0)
+            study_pool = SyntheticDataset(model, per_class=dict(enumerate(need.tolist())), seed=10_000 + args.seed)
+            gen_eval, _ = cached_arm(out / "arms", "generator_eval", gen_key, lambda: distribution_metrics(
+                train.images, study_pool.images, enc_path, seed=args.seed, device="cpu"))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -279,15 +363,15 @@ def main(argv=None) -> int:
         ci = f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]" if s else "-"
         lines.append(f"| {a} | {r['test_auc']:.3f} | {r['test_balanced_accuracy']:.3f} | {ci} |")
     lines += ["", *one_seed_differences(results, best), "",
-              "One seed is an indication, not a result. " + study_text(auc),
-              "",
+              "One seed is an indication, not a result. " + study_text(auc), "",
+              *generator_table(gen_eval, {} if args.quick else study_generator()), "",
               f"Pictures: {grid}, {plot}. This invocation: {total / 60:.1f} min on {device} "
               f"({processes} process(es) of {threads} thread(s); what was on disk was not rerun)."]
     (out / "demo_report.md").write_text("\n".join(lines) + "\n")
     report = {"seed": args.seed, "quick": args.quick, "device": str(device), "gan_steps": result.step,
               "gan_seconds": round(result.seconds, 1), "classifier": clf, "processes": processes,
               "threads": threads, "best_classical": best,
-              "arms": results, "study_5_seeds": auc, "total_seconds": total,
+              "arms": results, "study_5_seeds": auc, "generator": gen_eval, "total_seconds": total,
               "pictures": [str(grid), str(plot)], "model_dir": str(result.model_dir)}
     (out / "demo_report.json").write_text(json.dumps(report, indent=2, default=float))
     print("\n".join(lines), flush=True)

@@ -24,13 +24,18 @@ def test_demo_quick_writes_comparison_and_resumes(tmp_path, capsys):
     assert arms["synthetic_balance"]["n_synthetic"] == arms["real_copies_balance"]["n_synthetic"] == 399 - 147
     assert report["best_classical"] in ("classical_flips_shifts", "classical_randaugment")
     assert "QUICK" in (out / "demo_report.md").read_text()
+    gen = report["generator"]  # the study's generator metrics, in the study's encoder's features
+    assert gen["fid"] >= 0 and all(0.0 <= gen[m] <= 1.0 for m in ("precision", "recall", "coverage"))
+    # the study's pool: per class the most any arm draws (malignant: 252 to balance; benign: 399 at share 0.5)
+    assert gen["n_real"] == 546 and gen["n_fake"] == 252 + 399
+    assert (out / "encoder.safetensors").is_file()
     capsys.readouterr()
 
     # a second run loads the cGAN and every arm from disk and reports the same numbers
     assert demo.main(["--quick", "--out", str(out), "--device", "cpu"]) == 0
     assert capsys.readouterr().out.count(f"from {out / 'arms'}") == 5
     again = json.loads((out / "demo_report.json").read_text())
-    assert again["arms"] == arms
+    assert again["arms"] == arms and again["generator"] == gen
 
 
 def test_cached_arm_reruns_when_settings_change(tmp_path):
