@@ -327,6 +327,10 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
          "- Development note: the primary translator's settings (FastCUT with noise inputs, the mode-seeking term, "
          "PatchNCE weight 1, 2,000 steps) were chosen in the pilot runs below, on one seed, which looked at 2,000 "
          "held-out **pool** images' labels as a diagnostic; the test split was not looked at before the full run.",
+         "- Code versions: the seeds ran over several sessions and every finished arm is cached by its configuration "
+         "(not retrained when the code changes). Seeds 0-1 ran before the classifiers switched to the channels_last "
+         "memory format (a change of rounding, not of the algorithm); seeds 2-4 after it. The later CPU changes "
+         "(discriminators frozen in the generator's step, glibc keeping freed memory) give the same bits.",
          f"- Seeds {sorted(per_seed)}; 95% Student-t intervals; differences paired by seed (two-sided paired t-test).",
          "", "## MNIST-M test accuracy", "", markdown_table(comp), "", *target_lines,
          "## Translated images vs the controls (paired by seed)", "",
