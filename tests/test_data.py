@@ -199,6 +199,18 @@ def test_nan_pixels():
         ImageDataset(x, [0, 1])
 
 
+def test_check_images_finds_every_non_finite_value_and_no_false_one():
+    from synthaug.utils import check_images
+
+    x = torch.zeros(3, 1, 4, 4)
+    x[0, 0, 0, 0], x[2, 0, 3, 3] = float("inf"), float("-inf")  # their sum is NaN, each alone is Inf
+    with pytest.raises(ValueError, match="found 2 NaN/Inf"):
+        check_images(x)
+    # finite values whose sum overflows (float32, float16) are not mistaken for Inf
+    for big in (torch.full((4, 1, 8, 8), 3e38), torch.full((4, 1, 64, 64), 6e4, dtype=torch.float16)):
+        assert check_images(big) is big
+
+
 def test_pixels_out_of_range():
     with pytest.raises(ValueError, match=r"images: expected pixel values in \[-1, 1\], found range \[0, 2\]"):
         ImageDataset(torch.tensor([0.0, 2.0]).reshape(1, 1, 1, 2), [0])
