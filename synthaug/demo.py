@@ -11,9 +11,9 @@ convergence with early stopping on validation; test scored once per arm):
 Writes to ``demo_out/`` (or ``--out``): ``real_vs_synthetic.png``, ``comparison.png`` (this run's test AUC next
 to the 5-seed study's means and 95% intervals, shipped as ``synthaug/data/assets/demo_reference.json``),
 ``demo_report.{md,json}``, the cGAN run ``cgan/`` (checkpoints, sample grids, ``model/``) and ``arms/`` (one
-result per classifier). On a CPU with two or more cores the four arms that need no generator train in a second
-process (one thread each when there are two cores) while the cGAN trains. Killed, it resumes: the cGAN from its
-last checkpoint, finished arms from ``arms/``.
+result per classifier). On a CPU with two or more cores three of the arms that need no generator, and the study's
+feature encoder for the generator's scores, train in a second process (one thread each when there are two cores)
+while the cGAN trains. Killed, it resumes: the cGAN from its last checkpoint, finished arms from ``arms/``.
 Uses only the BreastMNIST copy inside the package. ``--quick`` runs a few steps of everything (for tests).
 """
 
@@ -301,7 +301,8 @@ def main(argv=None) -> int:
     pool, later = None, {}
     if processes > 1:  # "spawn": a forked child of a process that has run OpenMP threads can hang
         pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
-        later = {name: pool.submit(run_demo_arm, name, *arm_args) for name in ARMS[:-1]}
+        # real_only stays here, after synthetic_balance: the two processes then have about the same work
+        later = {name: pool.submit(run_demo_arm, name, *arm_args) for name in ARMS[1:-1]}
         print(f"{', '.join(later)}: training in a second process while the cGAN trains here", flush=True)
     enc_steps = QUICK["encoder_steps"] if args.quick else ENCODER_STEPS
     gen_key = {**key, "arm": "generator_eval", "encoder_steps": enc_steps, "threads": threads}
@@ -328,16 +329,15 @@ def main(argv=None) -> int:
         print(f"real vs synthetic: {grid}", flush=True)
         counts = synthetic_counts(train.labels.numpy(), train.num_classes, balance=True)
         synthetic = SyntheticDataset(model, per_class=dict(enumerate(counts.tolist())), seed=10_000 + args.seed)
-        results = {}
+        print(f"synthetic_balance: training a {clf['arch']} to convergence", flush=True)
+        results = {"synthetic_balance": show("synthetic_balance", run_demo_arm(
+            "synthetic_balance", *arm_args, synthetic=synthetic, progress=True))}
         for name in ARMS[:-1]:
             if name not in later:
                 print(f"{name}: training a {clf['arch']} to convergence", flush=True)
                 results[name] = show(name, run_demo_arm(name, *arm_args, progress=True))
-        print(f"synthetic_balance: training a {clf['arch']} to convergence", flush=True)
-        syn = show("synthetic_balance", run_demo_arm("synthetic_balance", *arm_args, synthetic=synthetic,
-                                                         progress=True))
         results.update({name: show(name, f.result()) for name, f in later.items()})
-        results = {name: results[name] for name in ARMS[:-1]} | {"synthetic_balance": syn}
+        results = {name: results[name] for name in ARMS}
         if gen_eval is None:
             enc_path = encoder.result() if encoder else feature_encoder(out, args.seed, enc_steps, threads)
             need = np.max([synthetic_counts(train.labels.numpy(), train.num_classes, ratio=r) for r in STUDY_SHARES]
