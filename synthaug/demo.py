@@ -108,19 +108,12 @@ def feature_encoder(out: Path, seed: int, steps: int, threads: int) -> Path:
     """The breast study's feature encoder for ``seed`` (:func:`synthaug.eval.train_feature_encoder` on the real
     training split, ``steps`` at most, best validation step) as ``out/encoder.safetensors``; one already there with
     the same seed and steps is reused."""
-    from safetensors import SafetensorError, safe_open
-
     from .data import load_breastmnist
     from .eval import train_feature_encoder
 
     path = out / "encoder.safetensors"
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads(f.metadata()["synthaug_encoder"])
-        if (meta["seed"], meta["max_steps"]) == (seed, steps):
-            return path
-    except (OSError, KeyError, TypeError, ValueError, SafetensorError):
-        pass
+    if encoder_ready(path, seed, steps):
+        return path
     torch.set_num_threads(threads)
     train, val = load_breastmnist("train"), load_breastmnist("val")
     enc = train_feature_encoder(train, val_ds=val, max_steps=steps, seed=seed, device="cpu")
@@ -194,6 +187,18 @@ def comparison_plot(results: dict[str, dict], study: dict[str, dict], path: Path
     return path
 
 
+def encoder_ready(path: Path, seed: int, steps: int) -> bool:
+    """Whether ``path`` holds a feature encoder trained with this seed and step budget."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["synthaug_encoder"])
+        return (meta["seed"], meta["max_steps"]) == (seed, steps)
+    except (OSError, KeyError, TypeError, ValueError, SafetensorError):
+        return False
+
+
 def cached_arm(folder: Path, name: str, key: dict, run) -> tuple[dict, bool]:
     """The result of arm ``name`` under settings ``key``: read from ``folder`` if it was run with the same
     settings, else ``run()`` and written there atomically. Returns ``(result, was_cached)``."""
@@ -243,11 +248,16 @@ def cpu_split(device: torch.device) -> tuple[int, int]:
     return 2, cores // 2
 
 
+def arm_key(key: dict, name: str, threads: int) -> dict:
+    """The settings arm ``name`` is cached under (the thread count changes the rounding)."""
+    return {**key, "arm": name, "threads": threads}
+
+
 def run_demo_arm(name: str, out: Path, key: dict, clf: dict, seed: int, device: str, threads: int,
-                 synthetic=None, progress: bool = False) -> tuple[dict, bool, float]:
+                 synthetic=None, progress: bool = False) -> tuple[dict, bool]:
     """Train and score arm ``name`` of :data:`ARMS` on BreastMNIST with ``threads`` torch threads, or load it from
-    ``out/arms`` if it ran with the same settings: ``(result, was_cached, seconds)``. ``synthetic_balance`` needs
-    its ``synthetic`` pool; the other arms need nothing from the cGAN, so a second process can run them."""
+    ``out/arms`` if it ran with the same settings: ``(result, was_cached)``. ``synthetic_balance`` needs its
+    ``synthetic`` pool; the other arms need nothing from the cGAN, so a second process can run them."""
     from .augment.plan import synthetic_counts
     from .data import load_breastmnist
     from .eval.downstream import real_copies, run_arm
@@ -258,15 +268,28 @@ def run_demo_arm(name: str, out: Path, key: dict, clf: dict, seed: int, device: 
         synthetic = real_copies(train, synthetic_counts(train.labels.numpy(), train.num_classes, balance=True))
     kind = name.removeprefix("classical_") if name.startswith("classical_") else None
     ratio = "balance" if name.endswith("_balance") else 0.0
-    t = time.perf_counter()
-    result, cached = cached_arm(out / "arms", name, {**key, "arm": name, "threads": threads}, partial(
+    return cached_arm(out / "arms", name, arm_key(key, name, threads), partial(
         run_arm, name, train, val, test, synthetic=synthetic, ratio=ratio, classical=kind, seed=seed,
         device=torch.device(device), progress=progress, **clf))
-    return result, cached, time.perf_counter() - t
+
+
+def second_process(names: list[str], arm_args: tuple, encoder_args: tuple | None) -> None:
+    """The second process's work: the arms ``names`` (:func:`run_demo_arm`) and, with ``encoder_args``, the feature
+    encoder (:func:`feature_encoder`). Everything lands on disk, where the first process reads it; Ctrl-C is left
+    to the first process, which stops this one."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # stopped by the first process: exit through Python, so the resources it made (tqdm's lock) are released
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    for name in names:
+        run_demo_arm(name, *arm_args)
+    if encoder_args is not None:
+        feature_encoder(*encoder_args)
 
 
 def main(argv=None) -> int:
-    from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from .augment import SyntheticDataset
@@ -298,23 +321,29 @@ def main(argv=None) -> int:
           f"of {threads} thread(s); seed {args.seed}{'; QUICK smoke test' if args.quick else ''}", flush=True)
     key = {"seed": args.seed, "classifier": clf, "gan_steps": gan_steps, "quick": args.quick, "device": str(device)}
     arm_args = (out, key, clf, args.seed, str(device), threads)
-    pool, later = None, {}
-    if processes > 1:  # "spawn": a forked child of a process that has run OpenMP threads can hang
-        pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
-        # real_only stays here, after synthetic_balance: the two processes then have about the same work
-        later = {name: pool.submit(run_demo_arm, name, *arm_args) for name in ARMS[1:-1]}
-        print(f"{', '.join(later)}: training in a second process while the cGAN trains here", flush=True)
     enc_steps = QUICK["encoder_steps"] if args.quick else ENCODER_STEPS
+    enc_args = (out, args.seed, enc_steps, threads)
     gen_key = {**key, "arm": "generator_eval", "encoder_steps": enc_steps, "threads": threads}
-    gen_eval, encoder = load_cached(out / "arms", "generator_eval", gen_key), None
-    if gen_eval is None and pool is not None:  # the study's feature encoder needs no generator either
-        encoder = pool.submit(feature_encoder, out, args.seed, enc_steps, threads)
+    gen_eval = load_cached(out / "arms", "generator_eval", gen_key)
+    # real_only stays here, after synthetic_balance: the two processes then have about the same work
+    elsewhere = [n for n in ARMS[1:-1] if load_cached(out / "arms", n, arm_key(key, n, threads)) is None]
+    need_encoder = gen_eval is None and not encoder_ready(out / "encoder.safetensors", args.seed, enc_steps)
+    second = None
+    if processes > 1 and (elsewhere or need_encoder):  # "spawn": a forked child of an OpenMP process can hang
+        second = get_context("spawn").Process(target=second_process, daemon=True, args=(
+            elsewhere, arm_args, enc_args if need_encoder else None))
+        second.start()
+        print(f"{', '.join(elsewhere + ['the encoder'] * need_encoder)}: training in a second process while the "
+              f"cGAN trains here", flush=True)
+    else:
+        elsewhere = []
 
-    def show(name: str, got: tuple[dict, bool, float]) -> dict:
-        r, cached, seconds = got
+    def show(name: str, got: tuple[dict, bool]) -> dict:
+        r, cached = got
+        where = ", from " + str(out / "arms") if cached and name not in elsewhere else ""
         print(f"{name}: test AUC {r['test_auc']:.3f}, balanced accuracy {r['test_balanced_accuracy']:.3f} (best "
-              f"validation step {r['best_step']}, {seconds:.0f} s{', from ' + str(out / 'arms') if cached else ''}; "
-              f"{(time.time() - t0) / 60:.1f} min so far)", flush=True)
+              f"validation step {r['best_step']}, {r['seconds']:.0f} s{where}; {(time.time() - t0) / 60:.1f} min so "
+              f"far)", flush=True)
         return r
 
     try:
@@ -332,22 +361,27 @@ def main(argv=None) -> int:
         print(f"synthetic_balance: training a {clf['arch']} to convergence", flush=True)
         results = {"synthetic_balance": show("synthetic_balance", run_demo_arm(
             "synthetic_balance", *arm_args, synthetic=synthetic, progress=True))}
-        for name in ARMS[:-1]:
-            if name not in later:
-                print(f"{name}: training a {clf['arch']} to convergence", flush=True)
-                results[name] = show(name, run_demo_arm(name, *arm_args, progress=True))
-        results.update({name: show(name, f.result()) for name, f in later.items()})
+        for name in (n for n in ARMS[:-1] if n not in elsewhere):
+            print(f"{name}: training a {clf['arch']} to convergence", flush=True)
+            results[name] = show(name, run_demo_arm(name, *arm_args, progress=True))
+        if second is not None:
+            second.join()
+            if second.exitcode != 0:
+                raise RuntimeError(f"the second process stopped with exit code {second.exitcode} (its error is "
+                                   "above); run the same command again to resume")
+        results.update({name: show(name, run_demo_arm(name, *arm_args)) for name in elsewhere})  # from disk
         results = {name: results[name] for name in ARMS}
         if gen_eval is None:
-            enc_path = encoder.result() if encoder else feature_encoder(out, args.seed, enc_steps, threads)
+            enc_path = feature_encoder(*enc_args)
             need = np.max([synthetic_counts(train.labels.numpy(), train.num_classes, ratio=r) for r in STUDY_SHARES]
                           + [counts], axis=0)
             study_pool = SyntheticDataset(model, per_class=dict(enumerate(need.tolist())), seed=10_000 + args.seed)
             gen_eval, _ = cached_arm(out / "arms", "generator_eval", gen_key, lambda: distribution_metrics(
                 train.images, study_pool.images, enc_path, seed=args.seed, device="cpu"))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    finally:  # stopped: the second process (deaf to Ctrl-C) stops too; what it finished is on disk
+        if second is not None and second.is_alive():
+            second.terminate()
+            second.join()
 
     best = max((f"classical_{k}" for k in CLASSICAL), key=lambda a: results[a]["val_score"])
     auc = {} if args.quick else study_auc()
