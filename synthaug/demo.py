@@ -157,7 +157,6 @@ def comparison_plot(results: dict[str, dict], study: dict[str, dict], path: Path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     names = list(results)
     auc = np.array([results[a]["test_auc"] for a in names])
