@@ -263,12 +263,15 @@ def report(st: H.Study, per_seed: dict, translators: list[dict], cfg: dict, d: d
     tarms = _translated_arms(results)
     pairs = [("source_only", None), *((a, "source_only") for a in classical_arms)]
     pairs += [(a, best_c) for a in tarms] + [(a, "source_only") for a in tarms]
-    pairs += [(f"{prim}:{k}", c) for k in ("translated", "source+translated") for c in classical_arms if c != best_c]
+    others = [c for c in classical_arms if c != best_c]  # the target is against EVERY classical arm
+    pairs += [(f"{prim}:{k}", c) for k in ("translated", "source+translated", "translated+best_classical")
+              for c in others]
     pairs += [(f"{n_}:source+translated", copies) for n_ in cfg["translators"]]
     pairs += [(copies, "source_only"), ("target_oracle", "source_only")]
     readme = [("source_only", None), *((a, "source_only") for a in classical_arms),
               *((f"{n_}:translated", best_c) for n_ in cfg["translators"]),
               (f"{prim}:source+translated", best_c), (f"{prim}:translated+best_classical", best_c),
+              *((f"{prim}:translated+best_classical", c) for c in others),
               (f"{prim}:source+translated", copies), ("target_oracle", "source_only")]
     recs = H.pair_records("mnistm", results, METRIC, pairs, readme, set(tarms), len(per_seed))
     summ = {r["arm"]: r for r in comp["summary"]}
