@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) -m synthaug.demo
 
-# The tests run their nets on one thread each, so one pytest worker per core (pytest-xdist) uses the machine.
+# The tests run their nets on one thread each, so one pytest worker per core (pytest-xdist) uses the machine;
+# "worksteal": a worker that runs out takes pending tests from the other (the default hands out fixed batches and
+# left one core idle for a third of the run).
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist worksteal
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n auto -m "not slow"
+	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 # The README's benchmark tables are generated from benchmarks/results/headline.json (which the studies write);
 # `make test` fails while they differ (tests/test_studies.py runs readme_tables.py --check).

@@ -79,5 +79,6 @@ def kill_at():
 
 def pytest_collection_modifyitems(config, items):
     """The ``slow`` end-to-end tests first (in their order), then the rest: pytest-xdist hands tests out in this
-    order, so the long ones start early and the short ones fill the gaps instead of one long test ending the run."""
+    order (``make test``: ``--dist worksteal``, an idle worker takes pending tests from the other), so the long ones
+    start early and the short ones fill the gaps instead of one long test ending the run."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
