@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -72,9 +71,8 @@ def write_reference(study_report: dict, path: Path = REFERENCE_JSON) -> Path:
     package data :func:`study_auc` reads, and the means and 95% intervals over seeds of its generators'
     :data:`GENERATOR_METRICS` (:func:`study_generator`). ``benchmarks/studies/medical.py`` calls it when it writes
     that report."""
-    from .io import atomic_write_bytes
-
     from .eval import mean_ci
+    from .io import atomic_write_bytes
 
     auc = study_report["comparisons"]["test_auc"]
     gen = [g["synthetic_vs_train"] for g in study_report.get("generator_eval", {}).values() if g]
@@ -261,15 +259,18 @@ def run_demo_arm(name: str, out: Path, key: dict, clf: dict, seed: int, device: 
     from .data import load_breastmnist
     from .eval.downstream import real_copies, run_arm
 
-    torch.set_num_threads(threads)
-    train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
-    if name == "real_copies_balance":
-        synthetic = real_copies(train, synthetic_counts(train.labels.numpy(), train.num_classes, balance=True))
-    kind = name.removeprefix("classical_") if name.startswith("classical_") else None
-    ratio = "balance" if name.endswith("_balance") else 0.0
-    return cached_arm(out / "arms", name, arm_key(key, name, threads), partial(
-        run_arm, name, train, val, test, synthetic=synthetic, ratio=ratio, classical=kind, seed=seed,
-        device=torch.device(device), progress=progress, **clf))
+    def run() -> dict:  # only when the arm is not on disk
+        torch.set_num_threads(threads)
+        train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
+        extra = synthetic
+        if name == "real_copies_balance":
+            extra = real_copies(train, synthetic_counts(train.labels.numpy(), train.num_classes, balance=True))
+        kind = name.removeprefix("classical_") if name.startswith("classical_") else None
+        ratio = "balance" if name.endswith("_balance") else 0.0
+        return run_arm(name, train, val, test, synthetic=extra, ratio=ratio, classical=kind, seed=seed,
+                       device=torch.device(device), progress=progress, **clf)
+
+    return cached_arm(out / "arms", name, arm_key(key, name, threads), run)
 
 
 def second_process(names: list[str], arm_args: tuple, encoder_args: tuple | None) -> None:
