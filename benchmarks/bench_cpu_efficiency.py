@@ -12,7 +12,9 @@ classifiers and the cGAN channels_last, ``synthaug.utils.keep_freed_memory`` in 
 - ``cgan``: ``CGANRecipe.train_step`` with ``CGANConfig()``'s defaults (DCGAN generator, spectral-norm projection
   discriminator, DiffAugment, EMA; batch 64) on BreastMNIST-sized data (546 images, 1 x 28 x 28, 2 classes);
 - ``cyclegan`` / ``fastcut``: ``CycleGANRecipe`` / ``FastCUTRecipe.train_step`` with their default configs and
-  nets (batch 1) at 64 px, on the random domains of ``benchmarks/bench_reference.py``;
+  nets (batch 1) at 64 px, on the random domains of ``benchmarks/bench_reference.py``; ``cyclegan_transposed``: the
+  CycleGAN with the reference's stride-2 transposed-conv upsampling (``upsample="transposed"``) instead of the
+  default nearest + 3x3 conv;
 - ``small_cnn`` / ``lenet`` / ``resnet18_small``: the classifiers of ``synthaug.eval.classifier`` at 28 px, batch
   64, 2 classes: one AdamW step (lr 1e-3, weight decay 1e-4, as ``train_classifier``) = forward + cross-entropy +
   backward + step;
@@ -35,7 +37,6 @@ and thread count (wall-clock; per CPU-second in cpu_*), reference arm the GEMM a
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shlex
 import sys
@@ -57,7 +58,7 @@ STEM = "cpu_efficiency"
 QUICK_OUT = ROOT / "runs" / "bench_quick"
 THREADS = (1, 2)
 GEMM_N = 2048
-CASES = ("cgan", "cyclegan", "fastcut", "small_cnn", "lenet", "resnet18_small", "gemm")
+CASES = ("cgan", "cyclegan", "cyclegan_transposed", "fastcut", "small_cnn", "lenet", "resnet18_small", "gemm")
 VECTOR_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx")
 
 
@@ -79,10 +80,7 @@ def _counter(fn):
     return lambda: fn(next(steps))
 
 
-# variables that limit the instruction sets PyTorch, oneDNN and MKL use (an AVX2-limited run sets all three):
-# part of the report's command when set
-ISA_ENV_SET = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-               if os.environ.get(k)]
+ISA_ENV_SET = REF.ISA_ENV_SET  # the instruction-set limits in effect (an AVX2-limited run sets all three)
 
 
 def build_cgan(quick: bool, seed: int):
@@ -103,13 +101,16 @@ def build_translation(name: str, quick: bool, seed: int):
     from synthaug.train import CycleGANConfig, CycleGANRecipe, FastCUTConfig, FastCUTRecipe
 
     size = 32 if quick else 64
-    cls, cfg = {"cyclegan": (CycleGANRecipe, CycleGANConfig()), "fastcut": (FastCUTRecipe, FastCUTConfig())}[name]
+    transposed = CycleGANConfig(g_kwargs={**CycleGANConfig().g_kwargs, "upsample": "transposed"})
+    cls, cfg = {"cyclegan": (CycleGANRecipe, CycleGANConfig()), "cyclegan_transposed": (CycleGANRecipe, transposed),
+                "fastcut": (FastCUTRecipe, FastCUTConfig())}[name]
     a, b = REF.domains(size, seed=seed)
     zeros = torch.zeros(len(a), dtype=torch.long)
     r = cls(ImageDataset(a, zeros), ImageDataset(b, zeros), cfg, device="cpu", seed=seed)
     return _counter(r.train_step), {"size": size, "batch": cfg.batch_size,
-                                    "what": f"{cls.__name__}, default config ({cfg.generator} G, {cfg.discriminator} "
-                                            f"D{', bf16' if r.cpu_bf16 else ''})"}
+                                    "what": f"{cls.__name__}, default config ({cfg.generator} G"
+                                            f"{', transposed-conv upsampling' if name == 'cyclegan_transposed' else ''}"
+                                            f", {cfg.discriminator} D{', bf16' if r.cpu_bf16 else ''})"}
 
 
 def build_classifier_step(arch: str, quick: bool, seed: int):
@@ -147,7 +148,7 @@ def build_gemm(quick: bool, seed: int):
 def build(name: str, quick: bool, seed: int = 0):
     if name == "cgan":
         return build_cgan(quick, seed)
-    if name in ("cyclegan", "fastcut"):
+    if name in ("cyclegan", "cyclegan_transposed", "fastcut"):
         return build_translation(name, quick, seed)
     if name == "gemm":
         return build_gemm(quick, seed)

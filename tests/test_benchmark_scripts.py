@@ -110,7 +110,8 @@ def test_bench_reference_quick_writes_its_report(tmp_path):
     bench_reference.main(["--quick", "--out", str(tmp_path)])
     res = json.loads((tmp_path / "speed_reference.json").read_text())
     assert res["quick"] and {c["key"] for c in res["cases"]} == {
-        "reference_cyclegan_32px", "cyclegan_32px", "cyclegan_fast_32px", "cut_32px", "fastcut_32px"}
+        "reference_cyclegan_32px", "cyclegan_32px", "cyclegan_transposed_32px", "cyclegan_fast_32px", "cut_32px",
+        "fastcut_32px"}
     for c in res["cases"]:
         assert len(c["wall_s"]) == 2 and c["rate_wall"]["mean"] > 0 and c["rate_cpu"]["mean"] > 0, c["key"]
     assert {(r["arm"], r["reference_arm"]) for r in res["speedups"]} >= {
@@ -265,6 +266,11 @@ def test_bench_reference_declares_a_target_met_only_from_the_per_cpu_second_inte
     row["wall"] = {"mean": 1.5, "lo": 1.2, "hi": 1.8}  # the wall clock (other jobs' time too) does not decide
     assert B.met(row)
     assert not B.met(None) and not B.met({"wall": row["wall"], "cpu": {"mean": 3.0, "lo": float("nan"), "hi": 9}})
+    # issue 31's float32 target: the mean must reach 1.25x and the interval's lower end 1.1x
+    row["cpu"] = {"mean": 1.3, "lo": 1.12, "hi": 1.48}
+    assert B.met(row, 1.25, 1.1) and not B.met(row, 1.25)
+    row["cpu"] = {"mean": 1.2, "lo": 1.15, "hi": 1.25}
+    assert not B.met(row, 1.25, 1.1) and "not met" in B.target_status(row, 1.25, 1.1)
 
 
 @pytest.mark.slow
@@ -281,8 +287,8 @@ def test_bench_cpu_efficiency_quick_writes_its_report_and_leaves_the_headline(tm
     assert (H.HEADLINE.read_bytes() if H.HEADLINE.exists() else None) == before  # --quick never writes it
     res = json.loads((tmp_path / "cpu_efficiency.json").read_text())
     assert res["quick"] and res["rounds"] == 2 and res["threads"] == [1, 2]
-    assert {c["key"] for c in res["cases"]} == {"cgan", "cyclegan", "fastcut", "small_cnn", "lenet",
-                                                "resnet18_small", "gemm"}
+    assert {c["key"] for c in res["cases"]} == {"cgan", "cyclegan", "cyclegan_transposed", "fastcut", "small_cnn",
+                                                "lenet", "resnet18_small", "gemm"}
     for c in res["cases"]:
         assert c["flops"] > 0 and c["steps"] >= 1, c["key"]
         assert set(c["by_threads"]) == {"1", "2"}, c["key"]
@@ -305,11 +311,11 @@ def test_bench_cpu_efficiency_quick_writes_its_report_and_leaves_the_headline(tm
     for c in res["cases"]:
         c["by_threads"] = {int(t): b for t, b in c["by_threads"].items()}
     recs = B.headline_records(res["cases"], res["gemm_n"])
-    assert len(recs) == 2 * 6 and {r["study"] for r in recs} == {"efficiency"}
+    assert len(recs) == 2 * 7 and {r["study"] for r in recs} == {"efficiency"}
     assert {r["metric"] for r in recs} == {"gemm_fraction"}
     assert {r["reference_arm"] for r in recs} == {f"gemm_{res['gemm_n']}_{t}threads" for t in (1, 2)}
     H.update_headline("efficiency", recs, path=tmp_path / "headline.json")  # checks the record keys
-    assert len(json.loads((tmp_path / "headline.json").read_text())["records"]) == 12
+    assert len(json.loads((tmp_path / "headline.json").read_text())["records"]) == len(recs)
 
 
 @pytest.mark.slow

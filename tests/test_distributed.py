@@ -59,17 +59,25 @@ def torchrun(*args, nproc=2, timeout=300):
     return out
 
 
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory) -> Path:
+    """The single-process 4-step run that the multi-process runs are compared with."""
+    out = tmp_path_factory.mktemp("single") / "run"
+    subprocess.run([sys.executable, str(SCRIPT), str(out), "4"], env=ENV, check=True, timeout=300)
+    return out
+
+
 @pytest.mark.slow
-def test_two_process_training_matches_single_process(tmp_path):
-    subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "single"), "4"], env=ENV, check=True, timeout=300)
-    torchrun(SCRIPT, tmp_path / "ddp", 4)
-    single = read_metrics(tmp_path / "single" / "metrics.jsonl")
+def test_two_process_run_resumes_and_matches_single_process(tmp_path, single_run):
+    torchrun(SCRIPT, tmp_path / "ddp", 2)
+    torchrun(SCRIPT, tmp_path / "ddp", 4)  # continues from the step-2 checkpoint
+    single = read_metrics(single_run / "metrics.jsonl")
     ddp = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
-    assert [r["step"] for r in ddp] == [1, 2, 3, 4]  # rank 0 alone writes the log
+    assert [r["step"] for r in ddp] == [1, 2, 3, 4]  # rank 0 alone writes the log, each step once
     for a, b in zip(single, ddp):
         for key in ("d_loss", "g_loss"):
             assert a[key] == pytest.approx(b[key], abs=1e-3)  # float reduction order differs
-    wa = load_safetensors(tmp_path / "single" / "model" / "generator.safetensors")
+    wa = load_safetensors(single_run / "model" / "generator.safetensors")
     wb = load_safetensors(tmp_path / "ddp" / "model" / "generator.safetensors")
     for k in wa:
         if k.endswith("w_avg"):  # running mean of w: updated from each rank's half of the batch
@@ -78,23 +86,12 @@ def test_two_process_training_matches_single_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_run_resumes(tmp_path):
-    torchrun(SCRIPT, tmp_path / "ddp", 2)
-    torchrun(SCRIPT, tmp_path / "ddp", 4)  # continues from the step-2 checkpoint
-    rows = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "single"), "4"], env=ENV, check=True, timeout=300)
-    for a, b in zip(read_metrics(tmp_path / "single" / "metrics.jsonl"), rows):
-        assert a["g_loss"] == pytest.approx(b["g_loss"], abs=1e-3)
+def test_two_process_sharded_generation_equals_single_process(tmp_path, single_run):
+    from synthaug.cli import main
 
-
-@pytest.mark.slow
-def test_two_process_sharded_generation_equals_single_process(tmp_path):
-    subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "run"), "1"], env=ENV, check=True, timeout=300)
-    model = tmp_path / "run" / "model"
-    common = ["sample", model, "--count", 50, "--shards", "--shard-size", 8, "--seed", 3, "--device", "cpu"]
-    subprocess.run([sys.executable, "-m", "synthaug.cli", *map(str, common), "--out", str(tmp_path / "one")],
-                   env=ENV, check=True, timeout=300)
+    common = ["sample", single_run / "model", "--count", 50, "--shards", "--shard-size", 8, "--seed", 3,
+              "--device", "cpu"]
+    assert main([*map(str, common), "--out", str(tmp_path / "one")]) == 0  # this process: one thread, as the ranks
     torchrun("-m", "synthaug.cli", *common, "--out", tmp_path / "two")
     from synthaug.augment import SyntheticDataset
 
