@@ -1,7 +1,7 @@
 """CPU training speed of synthaug's CycleGAN, CUT and FastCUT, side by side with a reference CycleGAN step.
 
     .venv/bin/python benchmarks/bench_reference.py            # full run: 64 and 128 px, 6 rounds (~10 min idle)
-    .venv/bin/python benchmarks/bench_reference.py --quick    # smoke run: 32 px, 2 rounds, no headline
+    .venv/bin/python benchmarks/bench_reference.py --quick    # smoke run: 32 px, ngf 16, 2 rounds, no headline
     .venv/bin/python benchmarks/bench_reference.py --recipes cyclegan cyclegan_transposed --sizes 64 --no-headline
 
 The reference is a re-statement, written here, of the CycleGAN of pytorch-CycleGAN-and-pix2pix (Zhu et al.;
@@ -57,6 +57,7 @@ from synthaug.eval.stats import mean_ci  # noqa: E402
 
 STEM = "speed_reference"
 NGF, NDF, N_BLOCKS, N_LAYERS = 64, 64, 9, 3
+QUICK_WIDTH = 16  # --quick: ngf = ndf (the parameter check still builds the 64-wide nets)
 PRINTED_SIZES = {"G": "11.378", "D": "2.765"}  # the reference's "Total number of parameters : %.3f M"
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # variables that limit the instruction sets PyTorch, oneDNN and MKL use: part of the report's command when set
@@ -147,11 +148,11 @@ class ReferenceCycleGAN:
     order, B at random). Naming as in the reference: G_A maps A -> B, D_A judges B, D_B judges A."""
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor, seed: int = 0, lambda_ab: float = 10.0,
-                 lambda_idt: float = 0.5, pool_size: int = 50, lr: float = 2e-4):
+                 lambda_idt: float = 0.5, pool_size: int = 50, lr: float = 2e-4, width: int = NGF):
         torch.manual_seed(seed)
         c = a.shape[1]
-        self.G_A, self.G_B = ref_generator(c), ref_generator(c)
-        self.D_A, self.D_B = ref_discriminator(c), ref_discriminator(c)
+        self.G_A, self.G_B = ref_generator(c, width), ref_generator(c, width)
+        self.D_A, self.D_B = ref_discriminator(c, width), ref_discriminator(c, width)
         self.opt_G = torch.optim.Adam([*self.G_A.parameters(), *self.G_B.parameters()], lr=lr, betas=(0.5, 0.999))
         self.opt_D = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=lr, betas=(0.5, 0.999))
         self.rng = random.Random(seed)
@@ -260,20 +261,20 @@ def domains(size: int, n: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.T
     return tuple(torch.rand(n, 3, size, size, generator=g) * 2 - 1 for _ in range(2))
 
 
-def build(recipe: str, size: int, seed: int = 0):
-    """(one train step, info) of ``recipe`` (one of ``RECIPES``) at ``size`` px."""
+def build(recipe: str, size: int, seed: int = 0, width: int = NGF):
+    """(one train step, info) of ``recipe`` (one of ``RECIPES``) at ``size`` px, ngf = ndf = ``width``."""
     from synthaug.data import ImageDataset
     from synthaug.train import CUTConfig, CUTRecipe, CycleGANConfig, CycleGANRecipe, FastCUTConfig, FastCUTRecipe
 
     a, b = domains(size, seed=seed)
     if recipe == "reference_cyclegan":
-        ref = ReferenceCycleGAN(a, b, seed=seed)
+        ref = ReferenceCycleGAN(a, b, seed=seed, width=width)
         return ref.train_step, {"g_params": n_params(ref.G_A), "net": "ResNet-9 (transposed convs) + 70x70 PatchGAN"}
     fast = recipe == "cyclegan_fast"
     transposed = recipe in ("cyclegan_fast", "cyclegan_transposed")
     common = dict(steps=10**6, batch_size=1,
-                  g_kwargs={"ngf": NGF, "n_blocks": N_BLOCKS, **({"upsample": "transposed"} if transposed else {})},
-                  d_kwargs={"ndf": NDF, "n_layers": N_LAYERS}, loss="lsgan", lr=2e-4, betas=(0.5, 0.999), amp=False,
+                  g_kwargs={"ngf": width, "n_blocks": N_BLOCKS, **({"upsample": "transposed"} if transposed else {})},
+                  d_kwargs={"ndf": width, "n_layers": N_LAYERS}, loss="lsgan", lr=2e-4, betas=(0.5, 0.999), amp=False,
                   cpu_bf16=fast)
     cycle = (CycleGANRecipe, CycleGANConfig(**common, lambda_cycle=10.0, lambda_identity=0.5, pool_size=50))
     cls, cfg = {"cyclegan": cycle, "cyclegan_fast": cycle, "cyclegan_transposed": cycle,
@@ -289,12 +290,13 @@ def build(recipe: str, size: int, seed: int = 0):
 def plan(quick: bool, recipes=RECIPES, sizes=(64, 128)) -> list[dict]:
     """Every case: key, recipe, size, threads, warm-up steps, steps per timed block. 2-thread rows at 64 px for the
     reference and synthaug's CycleGAN cases."""
-    def case(recipe, size, threads=1, steps=3, warmup=2):
+    def case(recipe, size, threads=1, steps=3, warmup=2, width=NGF):
         key = f"{recipe}_{size}px" + (f"_{threads}threads" if threads > 1 else "")
-        return {"key": key, "recipe": recipe, "size": size, "threads": threads, "steps": steps, "warmup": warmup}
+        return {"key": key, "recipe": recipe, "size": size, "threads": threads, "steps": steps, "warmup": warmup,
+                "width": width}
 
     if quick:
-        return [case(r, 32, steps=2) for r in recipes]
+        return [case(r, 32, steps=2, warmup=1, width=QUICK_WIDTH) for r in recipes]
     return ([case(r, s, steps=3 if s <= 64 else 2) for s in sizes for r in recipes]
             + [case(r, 64, threads=2) for r in recipes if 64 in sizes and r.startswith(("reference", "cyclegan"))])
 
@@ -305,7 +307,7 @@ def run_interleaved(cases: list[dict], rounds: int, seed: int = 0) -> list[list[
     for c in cases:
         torch.set_num_threads(c["threads"])
         t0 = time.perf_counter()
-        c["fn"], info = build(c["recipe"], c["size"], seed)
+        c["fn"], info = build(c["recipe"], c["size"], seed, c["width"])
         for _ in range(c["warmup"]):
             c["fn"]()
         c.update(info, wall_s=[], cpu_s=[])
@@ -412,7 +414,8 @@ def write_markdown(path: Path, res: dict) -> None:
     isa_env = f" (limited by {', '.join(res['isa_env'])})" if res.get("isa_env") else ""
     lines = ["# Training speed on CPU: synthaug vs a reference CycleGAN step", ""]
     if res["quick"]:
-        lines += ["**Smoke run (--quick): 32 px, 2 rounds of 2 steps on a loaded machine -- not a measurement.**", ""]
+        lines += [f"**Smoke run (--quick): 32 px, ngf = ndf = {QUICK_WIDTH}, 2 rounds of 2 steps on a loaded "
+                  "machine -- not a measurement.**", ""]
     lines += [
         f"Command: `{res['command']}`  ",
         H.machine_line(res["machine"], f"load average at end {res['load_average_end']}, total wall time "
