@@ -82,7 +82,9 @@ def test_two_process_run_resumes_and_matches_single_process(tmp_path, single_run
     for k in wa:
         if k.endswith("w_avg"):  # running mean of w: updated from each rank's half of the batch
             continue
-        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+        # reduction order differs; Adam divides by sqrt(v), so a tiny gradient's rounding can move a weight by ~1e-5
+        # (1.2e-5 seen with AVX2 kernels) against updates of ~1e-4 to 8e-4 in these 4 steps
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=3e-5)
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 Each example runs as ``python examples/X.py --quick --out tmp_path/out --device cpu`` would, from a temporary working
 directory, but in this test's process (``runpy.run_path`` as ``__main__`` in a fresh namespace, ``sys.argv`` and
 ``sys.path[0]`` set as Python sets them for a script): a fresh interpreter would spend ~5 s of each run importing
-torch and the library again. Torch's thread count, its global RNG state and the warning filters are restored
-afterwards. Examples that read ../shared/data skip when it is absent. 5-12 s each on one core.
+torch and the library again. Torch's thread count, the global RNG states (python, numpy, torch) and the warning
+filters are restored afterwards. Examples that read ../shared/data skip when it is absent. 1-9 s each on one core.
 """
 
 import contextlib
@@ -15,6 +15,8 @@ import warnings
 from pathlib import Path
 
 import torch
+
+from synthaug.utils import global_rng_kept
 
 import pytest
 
@@ -54,14 +56,13 @@ def test_example_quick_run(script, needs_data, outputs, tmp_path, request, monke
     path, out = EXAMPLES / script, tmp_path / "out"
     monkeypatch.setattr(sys, "argv", [str(path), "--quick", "--out", str(out), "--device", "cpu"])
     monkeypatch.setattr(sys, "path", [str(path.parent), *sys.path])
-    stdout, threads, rng = io.StringIO(), torch.get_num_threads(), torch.get_rng_state()
+    stdout, threads = io.StringIO(), torch.get_num_threads()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(stdout):
+        with global_rng_kept(), warnings.catch_warnings(), contextlib.redirect_stdout(stdout):
             runpy.run_path(str(path), run_name="__main__")
     except SystemExit as stop:
         assert stop.code in (0, None), f"{script} exited with {stop.code!r}; stdout:\n{stdout.getvalue()[-3000:]}"
     finally:
         torch.set_num_threads(threads)
-        torch.set_rng_state(rng)
     missing = [f for f in outputs if not (out / f).is_file()]
     assert not missing, f"{script} did not write {missing}; stdout:\n{stdout.getvalue()[-2000:]}"

@@ -214,8 +214,9 @@ def test_progressive_run_trains_every_stage_and_exports_a_plain_full_size_model(
     if arch == "style":
         ema.noise_mode = "const"
     z, y = torch.randn(3, 8), torch.tensor([0, 1, 0])
-    # the same weights; training runs them channels_last on CPU, the export is contiguous: rounding may differ
-    torch.testing.assert_close(model.generator(z, y), ema(z, y), rtol=1e-5, atol=1e-6)
+    # the same weights; training runs them channels_last on CPU, the export is contiguous: rounding may differ (up to
+    # 1.1e-6 on outputs in [-1, 1] with AVX2 kernels)
+    torch.testing.assert_close(model.generator(z, y), ema(z, y), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kw", [{"loss": "wgan", "n_critic": 2}, {"semi": True}, {"ac": True}],
