@@ -14,11 +14,10 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 
 from synthaug.utils import global_rng_kept
-
-import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
