@@ -50,7 +50,7 @@ CLASSIFIERS = {"small_cnn_28": ("small_cnn", 1, 28), "small_cnn_32_rgb": ("small
                "lenet_32_rgb": ("lenet", 3, 32), "resnet18_small_28": ("resnet18_small", 1, 28)}
 CASES = ("cgan_minibatch_std", "cgan_channels_last", "cgan_frozen_d", "cgan_keep_freed_memory", "cgan_vs_issue_31",
          *CLASSIFIERS, "small_cnn_28_keep_freed_memory")
-AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+AVX2 = H.AVX2_LIMITS
 
 
 def _old_minibatch_std(self, x):

@@ -80,7 +80,6 @@ def _counter(fn):
     return lambda: fn(next(steps))
 
 
-ISA_ENV_SET = REF.ISA_ENV_SET  # the instruction-set limits in effect (an AVX2-limited run sets all three)
 
 
 def build_cgan(quick: bool, seed: int):
@@ -441,7 +440,7 @@ def main(argv=None) -> int:
     words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     res = {
         "quick": args.quick,
-        "command": " ".join(shlex.quote(a) for a in [*ISA_ENV_SET, "OMP_WAIT_POLICY=PASSIVE", ".venv/bin/python",
+        "command": " ".join(shlex.quote(a) for a in [*H.ISA_ENV_SET, "OMP_WAIT_POLICY=PASSIVE", ".venv/bin/python",
                                                      "benchmarks/bench_cpu_efficiency.py", *words]),
         "machine": machine, "load_average_end": H.machine()["load_average"],
         "cpu_features": REF.cpu_features(), "vector_extensions": vector_extensions(),

@@ -38,7 +38,6 @@ full runs also write study ``speed`` to headline.json (arm ``cyclegan_64px`` etc
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shlex
 import sys
@@ -60,9 +59,6 @@ NGF, NDF, N_BLOCKS, N_LAYERS = 64, 64, 9, 3
 QUICK_WIDTH = 16  # --quick: ngf = ndf (the parameter check still builds the 64-wide nets)
 PRINTED_SIZES = {"G": "11.378", "D": "2.765"}  # the reference's "Total number of parameters : %.3f M"
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-# variables that limit the instruction sets PyTorch, oneDNN and MKL use: part of the report's command when set
-ISA_ENV_SET = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-               if os.environ.get(k)]
 RECIPES = ("reference_cyclegan", "cyclegan", "cyclegan_transposed", "cyclegan_fast", "cut", "fastcut")
 
 
@@ -533,9 +529,10 @@ def main(argv=None) -> int:
     sizes = sorted({c["size"] for c in cases})
     res = {
         "quick": args.quick,
-        "isa_env": ISA_ENV_SET,
-        "command": " ".join(shlex.quote(a) for a in [*ISA_ENV_SET, ".venv/bin/python", "benchmarks/bench_reference.py",
-                                                     *(sys.argv[1:] if argv is None else map(str, argv))]),
+        "isa_env": H.ISA_ENV_SET,
+        "command": " ".join(shlex.quote(a) for a in [
+            *H.ISA_ENV_SET, ".venv/bin/python", "benchmarks/bench_reference.py",
+            *(sys.argv[1:] if argv is None else map(str, argv))]),
         "machine": machine, "load_average_end": H.machine()["load_average"], "cpu_features": cpu_features(),
         "protocol": (f"every case built and warmed up first ({cases[0]['warmup']} steps, excluded), then {rounds} "
                      "rounds, each timing one block of train steps of every case in an order shuffled per round "

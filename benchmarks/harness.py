@@ -34,6 +34,10 @@ DATA = ROOT.parent / "shared" / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
 HEADLINE = RESULTS / "headline.json"
+# the variables that limit the instruction sets of PyTorch's, oneDNN's and MKL's kernels to AVX2 (an emulation of an
+# AVX2-only CPU's kernels, not of its clock or caches); ISA_ENV_SET: those set in this process, for report commands
+AVX2_LIMITS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+ISA_ENV_SET = [f"{k}={os.environ[k]}" for k in AVX2_LIMITS if os.environ.get(k)]
 
 
 # --- machine and files -------------------------------------------------------------------------------------

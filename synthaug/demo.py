@@ -115,9 +115,7 @@ def feature_encoder(out: Path, seed: int, steps: int, threads: int) -> Path:
     torch.set_num_threads(threads)
     train, val = load_breastmnist("train"), load_breastmnist("val")
     enc = train_feature_encoder(train, val_ds=val, max_steps=steps, seed=seed, device="cpu")
-    tmp = enc.save(out / "encoder.safetensors.tmp")
-    tmp.replace(path)
-    return path
+    return enc.save(path)  # atomic: a killed run leaves no half-written encoder
 
 
 def study_text(auc: dict) -> str:

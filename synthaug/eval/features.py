@@ -87,13 +87,12 @@ class FeatureExtractor(nn.Module):
         return feats
 
     def save(self, path) -> Path:
-        """Write the encoder's weights as safetensors, with its architecture in the file's metadata."""
-        from safetensors.torch import save_file
+        """Write the encoder's weights as safetensors (atomically), with its architecture in the file's metadata."""
+        from ..io import save_safetensors
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(path), metadata={"synthaug_encoder": json.dumps(self.meta)})
+        save_safetensors(self.model.state_dict(), path, metadata={"synthaug_encoder": json.dumps(self.meta)})
         return path
 
     @classmethod
