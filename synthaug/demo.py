@@ -1,7 +1,7 @@
 """`make demo`: does a conditional GAN trained on the shipped BreastMNIST help a small classifier?
 
-One seed of the ``breast`` benchmark study, with its settings (a 700-step cGAN; every classifier trained to
-convergence with early stopping on validation; test scored once per arm):
+One seed of the ``breast`` benchmark study, with its settings (a 700-step cGAN with nearest + conv upsampling;
+every classifier trained to convergence with early stopping on validation; test scored once per arm):
 
 * ``real_only``; ``classical_flips_shifts`` and ``classical_randaugment`` (the better one on validation is
   the "best classical" reference);
@@ -28,7 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-GAN_STEPS = 700  # the breast study's generator run (benchmarks/studies/medical.py)
+# the breast study's generator run (benchmarks/studies/medical.py): 700 steps of CGANConfig(**GAN_SETTINGS), nearest
+# + conv upsampling (transposed convolutions, the library's default, leave checkerboard blocks after 700 steps:
+# benchmarks/results/demo_generator.md)
+GAN_STEPS = 700
+GAN_SETTINGS = {"g_kwargs": {"upsample": "nearest"}}
 CLASSICAL = ("flips_shifts", "randaugment")
 QUICK = dict(gan_steps=20, classifier=dict(max_steps=12, eval_every=4, patience=2), encoder_steps=10)
 ARMS = ("real_only", *(f"classical_{k}" for k in CLASSICAL), "real_copies_balance", "synthetic_balance")
@@ -317,7 +321,8 @@ def main(argv=None) -> int:
     train, val, test = (load_breastmnist(s) for s in ("train", "val", "test"))
     print(f"{train.summary()}\nval {len(val)}, test {len(test)} images; device {device}, {processes} process(es) "
           f"of {threads} thread(s); seed {args.seed}{'; QUICK smoke test' if args.quick else ''}", flush=True)
-    key = {"seed": args.seed, "classifier": clf, "gan_steps": gan_steps, "quick": args.quick, "device": str(device)}
+    key = {"seed": args.seed, "classifier": clf, "gan_steps": gan_steps, "gan": GAN_SETTINGS, "quick": args.quick,
+           "device": str(device)}
     arm_args = (out, key, clf, args.seed, str(device), threads)
     enc_steps = QUICK["encoder_steps"] if args.quick else ENCODER_STEPS
     enc_args = (out, args.seed, enc_steps, threads)
@@ -346,7 +351,7 @@ def main(argv=None) -> int:
 
     try:
         print(f"cGAN, {gan_steps} steps", flush=True)
-        recipe = CGANRecipe(train, CGANConfig(), device=device, seed=args.seed)
+        recipe = CGANRecipe(train, CGANConfig(**GAN_SETTINGS), device=device, seed=args.seed)
         result = Trainer(recipe, out / "cgan", steps=gan_steps, sample_every=max(gan_steps // 2, 1),
                          ckpt_every=max(gan_steps // 4, 1)).fit()
         if result.interrupted:

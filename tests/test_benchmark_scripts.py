@@ -59,6 +59,30 @@ def test_cgan_quality_quick_writes_its_report(shared_data):
 
 
 @pytest.mark.slow
+def test_demo_generator_quick_compares_both_upsamplings_and_resumes(tmp_path):
+    from benchmarks import demo_generator
+
+    argv = ["--quick", "--out", str(tmp_path), "--rounds", "2"]
+    assert demo_generator.main(argv) == 0
+    res = json.loads((tmp_path / "demo_generator.json").read_text())
+    assert res["seeds"] == [0, 1] and {"transpose", "nearest"} <= set(res["per_seed"]["0"])
+    for m in demo_generator.METRICS:  # paired by seed: both variants, every seed
+        assert len(res["metrics"][m]["values"]["nearest"]) == 2 and res["metrics"][m]["nearest_minus_transpose"]
+    assert all(len(v) == 2 and min(v) > 0 for v in res["speed"]["steps_per_cpu_s"].values())
+    assert (tmp_path / "demo_generator.png").stat().st_size > 1000
+    assert "Smoke run" in (tmp_path / "demo_generator.md").read_text()
+    # the two variants are different generators (the study's cache keys differ) ...
+    keys = {v: demo_generator.M.generator_config(demo_generator.study_config(v, True), 0, 546) for v in ("transpose",
+                                                                                                           "nearest")}
+    assert keys["transpose"]["cgan"]["g_kwargs"]["upsample"] == "transpose" and keys["transpose"] != keys["nearest"]
+    # ... and a rerun reads every seed's record from the cache (computes and rewrites nothing)
+    records = sorted((tmp_path / "cache" / "demo_generator").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in records]
+    assert len(records) == 2 and demo_generator.main([*argv, "--records-only"]) == 0
+    assert [p.stat().st_mtime_ns for p in records] == stamps
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("script, stem", [("bench_cgan", "cgan_throughput"), ("bench_loader", "loader"),
                                           ("bench_distributed", "distributed")])
 def test_timing_benchmark_quick_writes_its_report(script, stem, tmp_path, monkeypatch):

@@ -38,6 +38,12 @@ def test_demo_quick_writes_comparison_and_resumes(tmp_path, capsys):
     assert again["arms"] == arms and again["generator"] == gen
 
 
+def test_demo_trains_the_breast_studys_generator():
+    from benchmarks.studies.medical import STUDIES
+
+    assert (STUDIES["breast"]["gan_steps"], STUDIES["breast"]["cgan"]) == (demo.GAN_STEPS, demo.GAN_SETTINGS)
+
+
 def test_cached_arm_reruns_when_settings_change(tmp_path):
     calls = []
 
