@@ -44,13 +44,11 @@ STEM = "demo_generator"
 
 
 def study_config(variant: str, quick: bool) -> dict:
-    """The breast study's settings with the generator's upsampling set to ``variant`` (``--quick``: shrunk as the
-    study's smoke run shrinks them)."""
-    cfg = M.STUDIES["breast"]
-    own = {**cfg.get("cgan", {}), "g_kwargs": {**cfg.get("cgan", {}).get("g_kwargs", {}), "upsample": variant}}
-    if quick:
-        own = {**own, **M.QUICK["cgan"], "g_kwargs": {**own["g_kwargs"], **M.QUICK["cgan"]["g_kwargs"]}}
-    return {**cfg, "cgan": own, **({"gan_steps": M.QUICK["gan_steps"]} if quick else {})}
+    """The breast study's settings (``--quick``: as its smoke run shrinks them) with the generator's upsampling
+    ``variant``."""
+    cfg = M.study_settings("breast", quick)
+    own = cfg.get("cgan", {})
+    return {**cfg, "cgan": {**own, "g_kwargs": {**own.get("g_kwargs", {}), "upsample": variant}}}
 
 
 def run_seed(seed: int, quick: bool, cache: H.ResultCache) -> dict:
