@@ -162,8 +162,9 @@ def main(argv=None) -> int:
         ratio = mean_ci(np.array(rates["nearest"]) / np.array(rates["transpose"]))
         speed = {"steps_per_cpu_s": rates, "nearest_over_transpose": ratio,
                  **{v: mean_ci(x) for v, x in rates.items()}}
-    res = {"quick": args.quick, "command": "python benchmarks/demo_generator.py "
-           + " ".join(sys.argv[1:] if argv is None else argv), "machine": H.machine(), "seeds": seeds,
+    res = {"quick": args.quick, "command": " ".join(["python benchmarks/demo_generator.py",
+                                                     *(sys.argv[1:] if argv is None else argv)]),
+           "machine": H.machine(), "seeds": seeds,
            "gan_steps": study_config("nearest", args.quick)["gan_steps"], "per_seed": per_seed, "metrics": stats,
            "speed": speed, "picture": picture.name, "wall_s": round(time.time() - t0, 1)}
     L = H.report_head("The demo's generator: transposed vs nearest + conv upsampling (breast study cGAN)", res,

@@ -11,9 +11,10 @@ every classifier trained to convergence with early stopping on validation; test 
 Writes to ``demo_out/`` (or ``--out``): ``real_vs_synthetic.png``, ``comparison.png`` (this run's test AUC next
 to the 5-seed study's means and 95% intervals, shipped as ``synthaug/data/assets/demo_reference.json``),
 ``demo_report.{md,json}``, the cGAN run ``cgan/`` (checkpoints, sample grids, ``model/``) and ``arms/`` (one
-result per classifier). On a CPU with two or more cores the four arms that need no generator, and the study's
-feature encoder for the generator's scores, train in a second process (one thread each when there are two cores)
-while the cGAN trains. Killed, it resumes: the cGAN from its last checkpoint, finished arms from ``arms/``.
+result per classifier). On a CPU with two or more cores the four arms that need no generator and the study's
+feature encoder for the generator's scores train in a second process (one thread each when there are two cores)
+while the cGAN and ``synthetic_balance`` train; the first process then takes what is left. Killed, it resumes: the
+cGAN from its last checkpoint, finished arms from ``arms/``.
 Uses only the BreastMNIST copy inside the package. ``--quick`` runs a few steps of everything (for tests).
 """
 
@@ -36,6 +37,8 @@ GAN_SETTINGS = {"g_kwargs": {"upsample": "nearest"}}
 CLASSICAL = ("flips_shifts", "randaugment")
 QUICK = dict(gan_steps=20, classifier=dict(max_steps=12, eval_every=4, patience=2), encoder_steps=10)
 ARMS = ("real_only", *(f"classical_{k}" for k in CLASSICAL), "real_copies_balance", "synthetic_balance")
+# what needs no generator (the arms and the study's feature encoder, 20-50 s each on one core), longest first
+SHARED_WORK = ("classical_flips_shifts", "classical_randaugment", "encoder", "real_copies_balance", "real_only")
 # The study's generator evaluation (benchmarks/studies/medical.py, generator_eval): FID, KID, precision, recall and
 # coverage of a pool as large as its arms draw (shares 0.25 and 0.5 of synthetic, and balance) against the real
 # training split, in the features of a SmallCNN trained on that split (1,500 steps, best validation step)
@@ -77,13 +80,15 @@ def write_reference(study_report: dict, path: Path = REFERENCE_JSON) -> Path:
     that report."""
     from .eval import mean_ci
     from .io import atomic_write_bytes
+    from .study.cache import to_jsonable
 
     auc = study_report["comparisons"]["test_auc"]
     gen = [g["synthetic_vs_train"] for g in study_report.get("generator_eval", {}).values() if g]
     ref = {"source": "benchmarks/results/medical_breast.json (comparisons.test_auc, generator_eval)",
            "command": STUDY_CMD, "test_auc": {k: auc[k] for k in REFERENCE_KEYS if k in auc},
            "generator": {m: mean_ci([g[m] for g in gen]) for m in GENERATOR_METRICS} if gen else {}}
-    atomic_write_bytes(Path(path), (json.dumps(ref, indent=1) + "\n").encode())
+    # NaN (a comparison with no test) as null, as in the study's own JSON
+    atomic_write_bytes(Path(path), (json.dumps(to_jsonable(ref), indent=1) + "\n").encode())
     return Path(path)
 
 
@@ -275,20 +280,35 @@ def run_demo_arm(name: str, out: Path, key: dict, clf: dict, seed: int, device: 
     return cached_arm(out / "arms", name, arm_key(key, name, threads), run)
 
 
-def second_process(names: list[str], arm_args: tuple, encoder_args: tuple | None) -> None:
-    """The second process's work: the arms ``names`` (:func:`run_demo_arm`) and, with ``encoder_args``, the feature
-    encoder (:func:`feature_encoder`). Everything lands on disk, where the first process reads it; Ctrl-C is left
-    to the first process, which stops this one."""
+def take(work: list[str], counter) -> str | None:
+    """The next item of ``work`` that no process has taken yet (``counter``: a ``multiprocessing.Value`` both
+    processes share), or None when all are taken."""
+    with counter.get_lock():
+        i = counter.value
+        counter.value = i + 1
+    return work[i] if i < len(work) else None
+
+
+def do_work(item: str, arm_args: tuple, encoder_args: tuple, progress: bool = False) -> tuple[dict, bool] | None:
+    """Item ``item`` of :data:`SHARED_WORK`: the feature encoder (:func:`feature_encoder`) or an arm
+    (:func:`run_demo_arm`, whose result it returns)."""
+    if item == "encoder":
+        feature_encoder(*encoder_args)
+        return None
+    return run_demo_arm(item, *arm_args, progress=progress)
+
+
+def second_process(work: list[str], counter, arm_args: tuple, encoder_args: tuple) -> None:
+    """The second process: items of ``work`` (:func:`take`, :func:`do_work`) until none is left. Everything lands on
+    disk, where the first process reads it; Ctrl-C is left to the first process, which stops this one."""
     import signal
     import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # stopped by the first process: exit through Python, so the resources it made (tqdm's lock) are released
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    for name in names:
-        run_demo_arm(name, *arm_args)
-    if encoder_args is not None:
-        feature_encoder(*encoder_args)
+    while (item := take(work, counter)) is not None:
+        do_work(item, arm_args, encoder_args)
 
 
 def main(argv=None) -> int:
@@ -328,23 +348,22 @@ def main(argv=None) -> int:
     enc_args = (out, args.seed, enc_steps, threads)
     gen_key = {**key, "arm": "generator_eval", "encoder_steps": enc_steps, "threads": threads}
     gen_eval = load_cached(out / "arms", "generator_eval", gen_key)
-    # the arms that need no generator and the encoder (~145 s on one core) train in the second process while the
-    # cGAN and synthetic_balance (~150 s) train here
-    elsewhere = [n for n in ARMS[:-1] if load_cached(out / "arms", n, arm_key(key, n, threads)) is None]
     need_encoder = gen_eval is None and not encoder_ready(out / "encoder.safetensors", args.seed, enc_steps)
-    second = None
-    if processes > 1 and (elsewhere or need_encoder):  # "spawn": a forked child of an OpenMP process can hang
-        second = get_context("spawn").Process(target=second_process, daemon=True, args=(
-            elsewhere, arm_args, enc_args if need_encoder else None))
+    # what needs no generator, longest first: the second process takes item after item while the cGAN and
+    # synthetic_balance train here, then this process takes what is left (the share depends on the CPU's kernels)
+    work = [n for n in SHARED_WORK if (need_encoder if n == "encoder" else
+                                       load_cached(out / "arms", n, arm_key(key, n, threads)) is None)]
+    ctx = get_context("spawn")  # "spawn": a forked child of an OpenMP process can hang
+    counter, second = ctx.Value("i", 0), None
+    if processes > 1 and work:
+        second = ctx.Process(target=second_process, daemon=True, args=(work, counter, arm_args, enc_args))
         second.start()
-        print(f"{', '.join(elsewhere + ['the encoder'] * need_encoder)}: training in a second process while the "
-              f"cGAN trains here", flush=True)
-    else:
-        elsewhere = []
+        print(f"{', '.join(work).replace('encoder', 'the encoder')}: training in a second process while the cGAN "
+              f"trains here", flush=True)
 
     def show(name: str, got: tuple[dict, bool]) -> dict:
         r, cached = got
-        where = ", from " + str(out / "arms") if cached and name not in elsewhere else ""
+        where = ", from " + str(out / "arms") if cached and name not in work else ""
         print(f"{name}: test AUC {r['test_auc']:.3f}, balanced accuracy {r['test_balanced_accuracy']:.3f} (best "
               f"validation step {r['best_step']}, {r['seconds']:.0f} s{where}; {(time.time() - t0) / 60:.1f} min so "
               f"far)", flush=True)
@@ -365,15 +384,19 @@ def main(argv=None) -> int:
         print(f"synthetic_balance: training a {clf['arch']} to convergence", flush=True)
         results = {"synthetic_balance": show("synthetic_balance", run_demo_arm(
             "synthetic_balance", *arm_args, synthetic=synthetic, progress=True))}
-        for name in (n for n in ARMS[:-1] if n not in elsewhere):
-            print(f"{name}: training a {clf['arch']} to convergence", flush=True)
-            results[name] = show(name, run_demo_arm(name, *arm_args, progress=True))
+        while (item := take(work, counter)) is not None:  # what the second process has not taken
+            print(f"{item}: training", flush=True)
+            got = do_work(item, arm_args, enc_args, progress=True)
+            if got is not None:
+                results[item] = show(item, got)
         if second is not None:
             second.join()
             if second.exitcode != 0:
                 raise RuntimeError(f"the second process stopped with exit code {second.exitcode} (its error is "
                                    "above); run the same command again to resume")
-        results.update({name: show(name, run_demo_arm(name, *arm_args)) for name in elsewhere})  # from disk
+        for name in ARMS[:-1]:
+            if name not in results:  # trained before, or by the second process: from disk
+                results[name] = show(name, run_demo_arm(name, *arm_args))
         results = {name: results[name] for name in ARMS}
         if gen_eval is None:
             enc_path = feature_encoder(*enc_args)
