@@ -280,6 +280,24 @@ def run_demo_arm(name: str, out: Path, key: dict, clf: dict, seed: int, device: 
     return cached_arm(out / "arms", name, arm_key(key, name, threads), run)
 
 
+def set_aside_other_run(run_dir: Path, recipe) -> Path | None:
+    """Rename ``run_dir`` to ``<run_dir>.previous-N`` when it holds a run with other settings than ``recipe``'s (a
+    demo of an earlier version: its generator differed), so the demo trains afresh instead of refusing to resume;
+    returns the new name, or None when there was nothing to set aside."""
+    from .train.engine import check_out_dir
+
+    try:
+        check_out_dir(run_dir, recipe.name, recipe.config_dict())
+        return None
+    except ValueError:
+        n = 1
+        while (aside := run_dir.with_name(f"{run_dir.name}.previous-{n}")).exists():
+            n += 1
+        run_dir.rename(aside)
+        print(f"{run_dir} held a cGAN run with other settings (an earlier demo's): moved to {aside}", flush=True)
+        return aside
+
+
 def take(work: list[str], counter) -> str | None:
     """The next item of ``work`` that no process has taken yet (``counter``: a ``multiprocessing.Value`` both
     processes share), or None when all are taken."""
@@ -372,6 +390,7 @@ def main(argv=None) -> int:
     try:
         print(f"cGAN, {gan_steps} steps", flush=True)
         recipe = CGANRecipe(train, CGANConfig(**GAN_SETTINGS), device=device, seed=args.seed)
+        set_aside_other_run(out / "cgan", recipe)
         result = Trainer(recipe, out / "cgan", steps=gan_steps, sample_every=max(gan_steps // 2, 1),
                          ckpt_every=max(gan_steps // 4, 1)).fit()
         if result.interrupted:

@@ -44,6 +44,24 @@ def test_demo_trains_the_breast_studys_generator():
     assert (STUDIES["breast"]["gan_steps"], STUDIES["breast"]["cgan"]) == (demo.GAN_STEPS, demo.GAN_SETTINGS)
 
 
+def test_a_cgan_run_with_other_settings_is_set_aside_not_refused(tmp_path):
+    from synthaug.data import load_breastmnist
+    from synthaug.train import CGANConfig, CGANRecipe, Trainer
+
+    train = load_breastmnist("train")
+    small = {"batch_size": 8, "g_kwargs": {"base_channels": 8, "max_channels": 16}}
+    old = CGANRecipe(train, CGANConfig(**small), device="cpu", seed=0, progress=False)  # transposed upsampling
+    Trainer(old, tmp_path / "cgan", steps=2, progress=False).fit()
+    new = CGANRecipe(train, CGANConfig(**{**small, "g_kwargs": {**small["g_kwargs"], **demo.GAN_SETTINGS["g_kwargs"]}}),
+                     device="cpu", seed=0, progress=False)
+    aside = demo.set_aside_other_run(tmp_path / "cgan", new)
+    assert aside == tmp_path / "cgan.previous-1" and (aside / "model" / "config.json").is_file()
+    assert not (tmp_path / "cgan").exists()
+    Trainer(new, tmp_path / "cgan", steps=2, progress=False).fit()  # trains afresh; the same settings stay
+    assert demo.set_aside_other_run(tmp_path / "cgan", new) is None and (tmp_path / "cgan").is_dir()
+    assert demo.set_aside_other_run(tmp_path / "missing", new) is None
+
+
 def test_cached_arm_reruns_when_settings_change(tmp_path):
     calls = []
 
