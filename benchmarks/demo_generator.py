@@ -15,7 +15,8 @@ next to real images.
 
 The generators are the study's own (same cache key, under ``runs/studies/cgan``): the breast study reuses the
 ``nearest`` ones. Per-seed records are cached in ``benchmarks/results/cache/demo_generator``, so a rerun (or a run
-with ``--seeds`` split across processes) resumes. Writes ``benchmarks/results/demo_generator.{md,json,png}``;
+with ``--seeds`` split across processes) resumes. Writes ``benchmarks/results/demo_generator.{md,json,png}`` and,
+for 3 or more seeds, the records of study ``demo_generator`` in ``headline.json`` (not ``--no-headline``);
 ``--quick`` (2 seeds, a few steps of tiny nets) writes under ``runs/studies_quick/``.
 """
 
@@ -136,6 +137,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=6, help="interleaved timing blocks per variant (0: no timing)")
     ap.add_argument("--records-only", action="store_true",
                     help="compute and cache the seeds' records, write no report (for runs split across processes)")
+    ap.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
     H.add_quick_arguments(ap)
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -149,11 +151,13 @@ def main(argv=None) -> int:
     picture = comparison_picture(seeds[0], args.quick, cache, out_dir / f"{STEM}.png")
     rates = step_rates(args.rounds, args.quick) if args.rounds else {}
 
-    rows, stats = [], {}
+    rows, stats, records = [], {}, []
     for m in METRICS:
         vals = {v: [per_seed[s][v][m] for s in seeds] for v in VARIANTS}
         d = paired_test(vals["nearest"], vals["transpose"]) if len(seeds) > 1 else None
         stats[m] = {"values": vals, **{v: mean_ci(x) for v, x in vals.items()}, "nearest_minus_transpose": d}
+        records += [H.headline_record(STEM, "transpose", None, m, stats[m]["transpose"], None, len(seeds)),
+                    H.headline_record(STEM, "nearest", "transpose", m, stats[m]["nearest"], d, len(seeds))]
         better = "lower" if m in LOWER_IS_BETTER else "higher"
         rows.append(f"| {m} ({better} is better) | {H.fmt_ci(stats[m]['transpose'], 3)} | "
                     f"{H.fmt_ci(stats[m]['nearest'], 3)} | {H.fmt_diff(d)} |")
@@ -162,11 +166,14 @@ def main(argv=None) -> int:
         ratio = mean_ci(np.array(rates["nearest"]) / np.array(rates["transpose"]))
         speed = {"steps_per_cpu_s": rates, "nearest_over_transpose": ratio,
                  **{v: mean_ci(x) for v, x in rates.items()}}
+        records += [H.headline_record(STEM, "transpose", None, "steps_per_cpu_s", speed["transpose"], None),
+                    H.headline_record(STEM, "nearest", "transpose", "steps_per_cpu_s", speed["nearest"],
+                                      paired_test(rates["nearest"], rates["transpose"]))]
     res = {"quick": args.quick, "command": " ".join(["python benchmarks/demo_generator.py",
                                                      *(sys.argv[1:] if argv is None else argv)]),
            "machine": H.machine(), "seeds": seeds,
            "gan_steps": study_config("nearest", args.quick)["gan_steps"], "per_seed": per_seed, "metrics": stats,
-           "speed": speed, "picture": picture.name, "wall_s": round(time.time() - t0, 1)}
+           "speed": speed, "picture": picture.name, "headline": records, "wall_s": round(time.time() - t0, 1)}
     L = H.report_head("The demo's generator: transposed vs nearest + conv upsampling (breast study cGAN)", res,
                       "tiny nets, a few steps")
     L += ["", f"Seeds {seeds}, each retraining both generators ({res['gan_steps']} steps, the breast study's "
@@ -181,6 +188,8 @@ def main(argv=None) -> int:
     L += [f"![samples]({picture.name})", ""]
     (out_dir / f"{STEM}.md").write_text("\n".join(L) + "\n")
     (out_dir / f"{STEM}.json").write_text(json.dumps(H.to_jsonable(res), indent=1) + "\n")
+    if not args.quick and not args.no_headline and len(seeds) >= 3:
+        H.update_headline(STEM, records)
     print("\n".join(L))
     return 0
 

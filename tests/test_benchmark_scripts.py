@@ -71,6 +71,9 @@ def test_demo_generator_quick_compares_both_upsamplings_and_resumes(tmp_path):
     assert all(len(v) == 2 and min(v) > 0 for v in res["speed"]["steps_per_cpu_s"].values())
     assert (tmp_path / "demo_generator.png").stat().st_size > 1000
     assert "Smoke run" in (tmp_path / "demo_generator.md").read_text()
+    recs = {(r["arm"], r["metric"]): r for r in res["headline"]}  # the records (a smoke run writes no headline.json)
+    assert len(recs) == 2 * (len(demo_generator.METRICS) + 1)
+    assert recs[("nearest", "fid")]["reference_arm"] == "transpose" and recs[("transpose", "fid")]["diff"] is None
     # the two variants are different generators (the study's cache keys differ) ...
     keys = {v: demo_generator.M.generator_config(demo_generator.study_config(v, True), 0, 546) for v in ("transpose",
                                                                                                            "nearest")}
