@@ -23,7 +23,6 @@ for 3 or more seeds, the records of study ``demo_generator`` in ``headline.json`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -48,8 +47,7 @@ def study_config(variant: str, quick: bool) -> dict:
     """The breast study's settings (``--quick``: as its smoke run shrinks them) with the generator's upsampling
     ``variant``."""
     cfg = M.study_settings("breast", quick)
-    own = cfg.get("cgan", {})
-    return {**cfg, "cgan": {**own, "g_kwargs": {**own.get("g_kwargs", {}), "upsample": variant}}}
+    return {**cfg, "cgan": M.merged_cgan(cfg.get("cgan", {}), {"g_kwargs": {"upsample": variant}})}
 
 
 def run_seed(seed: int, quick: bool, cache: H.ResultCache) -> dict:
@@ -187,7 +185,7 @@ def main(argv=None) -> int:
               f"{r['mean']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}].", ""]
     L += [f"![samples]({picture.name})", ""]
     (out_dir / f"{STEM}.md").write_text("\n".join(L) + "\n")
-    (out_dir / f"{STEM}.json").write_text(json.dumps(H.to_jsonable(res), indent=1) + "\n")
+    H.write_json(out_dir / f"{STEM}.json", res)
     if not args.quick and not args.no_headline and len(seeds) >= 3:
         H.update_headline(STEM, records)
     print("\n".join(L))

@@ -79,17 +79,14 @@ def write_reference(study_report: dict, path: Path = REFERENCE_JSON) -> Path:
     :data:`GENERATOR_METRICS` (:func:`study_generator`). ``benchmarks/studies/medical.py`` calls it when it writes
     that report."""
     from .eval import mean_ci
-    from .io import atomic_write_bytes
-    from .study.cache import to_jsonable
+    from .study.cache import write_json
 
     auc = study_report["comparisons"]["test_auc"]
     gen = [g["synthetic_vs_train"] for g in study_report.get("generator_eval", {}).values() if g]
     ref = {"source": "benchmarks/results/medical_breast.json (comparisons.test_auc, generator_eval)",
            "command": STUDY_CMD, "test_auc": {k: auc[k] for k in REFERENCE_KEYS if k in auc},
            "generator": {m: mean_ci([g[m] for g in gen]) for m in GENERATOR_METRICS} if gen else {}}
-    # NaN (a comparison with no test) as null, as in the study's own JSON
-    atomic_write_bytes(Path(path), (json.dumps(to_jsonable(ref), indent=1) + "\n").encode())
-    return Path(path)
+    return write_json(Path(path), ref)  # atomic; NaN (a comparison with no test) as null, as in the study's JSON
 
 
 def study_auc(path: Path = REFERENCE_JSON) -> dict:

@@ -82,10 +82,14 @@ def study_settings(study: str, quick: bool, arch: str = "small_cnn") -> dict:
     if arch != "small_cnn" and study in ABLATION_CGAN:
         cfg["cgan"] = ABLATION_CGAN[study]
     if quick:
-        own = cfg.get("cgan", {})
-        cfg.update(gan_steps=QUICK["gan_steps"], cgan={**own, **QUICK["cgan"], "g_kwargs": {
-            **own.get("g_kwargs", {}), **QUICK["cgan"]["g_kwargs"]}})
+        cfg.update(gan_steps=QUICK["gan_steps"], cgan=merged_cgan(cfg.get("cgan", {}), QUICK["cgan"]))
     return cfg
+
+
+def merged_cgan(base: dict, extra: dict) -> dict:
+    """``CGANConfig`` settings ``base`` updated by ``extra``; the nets' argument dicts (``g_kwargs``, ``d_kwargs``)
+    key by key."""
+    return {**base, **extra, **{k: {**base.get(k, {}), **extra[k]} for k in ("g_kwargs", "d_kwargs") if k in extra}}
 
 
 def classifier_settings(arch: str, quick: bool) -> dict:
