@@ -138,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-headline", action="store_true", help="do not write benchmarks/results/headline.json")
     H.add_quick_arguments(ap)
     args = ap.parse_args(argv)
+    if args.rounds == 1 or args.rounds < 0:
+        ap.error(f"--rounds: expected 0 (no timing) or at least 2 (a paired interval), found {args.rounds}")
     t0 = time.time()
     torch.set_num_threads(1)
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2, 3, 4])

@@ -83,6 +83,8 @@ def test_demo_generator_quick_compares_both_upsamplings_and_resumes(tmp_path):
     stamps = [p.stat().st_mtime_ns for p in records]
     assert len(records) == 2 and demo_generator.main([*argv, "--records-only"]) == 0
     assert [p.stat().st_mtime_ns for p in records] == stamps
+    with pytest.raises(SystemExit):  # one timing block has no interval: refused before anything trains
+        demo_generator.main([*argv[:-1], "1"])
 
 
 @pytest.mark.slow
